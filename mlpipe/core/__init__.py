@@ -1,0 +1,4 @@
+"""The pure core: DAGs, operators' base, groups, mapping, trigger rules, templating.
+
+Nothing here does IO, reads the clock or the environment, or imports a heavy library.
+"""

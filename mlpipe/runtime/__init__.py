@@ -1,0 +1,1 @@
+"""Running DAGs: task instances, their state, logs, XCom and retries."""

@@ -1,0 +1,83 @@
+"""Capture a task instance's stdout, stderr and logging into its log."""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+FORMAT = "[%(asctime)s] {%(name)s} %(levelname)s - %(message)s"
+
+
+class _Formatter(logging.Formatter):
+    converter = time.gmtime
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        ct = self.converter(record.created)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", ct) + f".{int(record.msecs):03d}Z"
+
+
+_formatter = _Formatter(FORMAT)
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, sink: list[str], thread_id: int) -> None:
+        super().__init__(logging.DEBUG)
+        self.sink = sink
+        self.thread_id = thread_id
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.sink.append(_formatter.format(record) + "\n")
+        except Exception:  # a log call must never fail the task
+            self.handleError(record)
+
+
+class _StreamToLog(io.TextIOBase):
+    """A text stream whose complete lines go to the task log."""
+
+    def __init__(self, sink: list[str], name: str) -> None:
+        self.sink = sink
+        self.name = name
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        data = self._partial + text
+        lines = data.split("\n")
+        self._partial = lines.pop()
+        self.sink.extend(line + "\n" for line in lines)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self.sink.append(self._partial + "\n")
+            self._partial = ""
+
+
+@contextmanager
+def capture_task_output(sink: list[str]) -> Iterator[None]:
+    """Route ``print``, ``sys.stderr`` and log records at INFO and above into ``sink``."""
+    root = logging.getLogger()
+    handler = _ListHandler(sink, threading.get_ident())
+    old_level = root.level
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    out, err = _StreamToLog(sink, "stdout"), _StreamToLog(sink, "stderr")
+    old_out, old_err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        out.flush()
+        err.flush()
+        sys.stdout, sys.stderr = old_out, old_err
+        root.removeHandler(handler)
+        root.setLevel(old_level)

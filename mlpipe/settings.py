@@ -1,0 +1,67 @@
+"""Settings from ``MLPIPE_*`` environment variables or ``mlpipe.toml``; read where a program starts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from mlpipe.errors import SettingsError
+
+
+class Settings(BaseSettings):
+    """Every setting mlpipe reads (SPEC section 9). Environment beats ``mlpipe.toml``."""
+
+    model_config = SettingsConfigDict(env_prefix="MLPIPE_", toml_file="mlpipe.toml",
+                                      extra="ignore")
+
+    home: Path = Path(".mlpipe")
+    dags_folder: Path = Path("pipelines")
+    database_url: str | None = None
+    executor: str = "sequential"
+    parallelism: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    artifact_root: str | None = None
+    fernet_key: str | None = None
+    xcom_max_bytes: int = Field(default=48 * 1024, ge=1)
+    dask_address: str | None = None
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, value: str) -> str:
+        known = ("dask", "local", "sequential")
+        if value not in known:
+            raise ValueError(f"unknown executor {value!r}; valid: {list(known)}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.home.resolve() / 'mlpipe.db'}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings now; a bad value raises ``SettingsError`` naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "MLPIPE_" + "_".join(str(p) for p in first["loc"]).upper()
+        raise SettingsError(f"setting {name}: {first['msg']}") from None
