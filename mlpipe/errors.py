@@ -207,5 +207,5 @@ class TemplateRenderError(TaskError):
     """A templated field failed to render (for example an undefined name)."""
 
 
-class TaskSkipped(TaskError):  # noqa: N818 - named like Airflow's AirflowSkipException intent
+class TaskSkipped(TaskError):
     """Raise inside ``execute`` to end the task instance as skipped."""

@@ -1,4 +1,4 @@
-"""Settings from ``MLPIPE_*`` environment variables or ``mlpipe.toml``; read where a program starts."""
+"""Settings from ``MLPIPE_*`` environment variables or ``mlpipe.toml``, read at start-up."""
 
 from __future__ import annotations
 

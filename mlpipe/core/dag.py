@@ -92,7 +92,7 @@ class DAG:
         self.task_dict: dict[str, BaseOperator] = {}
         self.task_group = TaskGroup(None, dag=self)
 
-    # -- building -----------------------------------------------------------------------------
+    # -- building ----------
 
     def __enter__(self) -> DAG:
         ctx.push_dag(self)
@@ -122,7 +122,7 @@ class DAG:
         for task in tasks:
             self.add_task(task)
 
-    # -- reading ----------------------------------------------------------------------------------
+    # -- reading ----------
 
     @property
     def tasks(self) -> list[BaseOperator]:
@@ -181,7 +181,7 @@ class DAG:
         """A reference to ``params[name]`` that resolves when a task runs."""
         return DagParam(name, default)
 
-    # -- running ----------------------------------------------------------------------------------
+    # -- running ----------
 
     def test(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -69,10 +70,13 @@ def _as_nodes(other: DependencyMixin | Iterable[DependencyMixin]) -> list[Depend
 
 def chain(*nodes: DependencyMixin | Sequence[DependencyMixin]) -> None:
     """Set ``nodes[0] >> nodes[1] >> ...``; lists of equal length pair up element-wise."""
-    for up, down in zip(nodes, nodes[1:], strict=False):
-        up_list = isinstance(up, Sequence)
-        down_list = isinstance(down, Sequence)
-        if up_list and down_list:
+    for up, down in itertools.pairwise(nodes):
+        if isinstance(up, DependencyMixin):
+            up.set_downstream(down)
+        elif isinstance(down, DependencyMixin):
+            for u in up:
+                u.set_downstream(down)
+        else:
             if len(up) != len(down):
                 raise ValueError(
                     f"chain() got lists of different lengths ({len(up)} and {len(down)}); "
@@ -80,8 +84,3 @@ def chain(*nodes: DependencyMixin | Sequence[DependencyMixin]) -> None:
                 )
             for u, d in zip(up, down, strict=True):
                 u.set_downstream(d)
-        elif up_list:
-            for u in up:
-                u.set_downstream(down)
-        else:
-            up.set_downstream(down)  # type: ignore[union-attr]

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mlpipe.core.operator import BaseOperator, accepted_arguments, apply_defaults
-from mlpipe.core.xcom_arg import MappedArgument, XComArg, find_references
+from mlpipe.core.xcom_arg import MappedArgument, XComArg
 from mlpipe.errors import InvalidOperatorArgumentError, MappingError
 
 #: What ``.expand()`` takes per argument: a literal list/tuple/dict, or a run-time reference.

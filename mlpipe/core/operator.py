@@ -222,7 +222,7 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         """This task's ``return_value`` as an XComArg."""
         return XComArg(self)
 
-    # -- dependencies -------------------------------------------------------------------
+    # -- dependencies ----------
 
     @property
     def roots(self) -> list[BaseOperator]:
@@ -285,7 +285,7 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
                 frontier.extend(task._downstream.values())
         return list(seen.values())
 
-    # -- execution ------------------------------------------------------------------------
+    # -- execution ----------
 
     def execute(self, context: Context) -> Any:
         """Do the work; the return value becomes the XCom ``return_value``."""
@@ -295,7 +295,7 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         """Task ids to mark skipped after a successful ``execute`` (branching operators)."""
         return ()
 
-    # -- mapping --------------------------------------------------------------------------
+    # -- mapping ----------
 
     @classmethod
     def partial(cls, **kwargs: Any) -> OperatorPartial:

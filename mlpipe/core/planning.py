@@ -94,7 +94,7 @@ class RunPlanner:
         self._queue: deque[tuple[_Node, int, S]] = deque()
         self._draining = False
 
-    # -- queries ---------------------------------------------------------------------------------
+    # -- queries ----------
 
     @property
     def complete(self) -> bool:
@@ -120,7 +120,7 @@ class RunPlanner:
         return [tid for tid, n in self.nodes.items() if n.count is None or
                 len(n.states) < (n.count or 0)]
 
-    # -- events ------------------------------------------------------------------------------------
+    # -- events ----------
 
     def start(self) -> list[Action]:
         """The first actions: roots to run, literal mapped groups expanded."""
@@ -211,7 +211,7 @@ class RunPlanner:
                 self._finish(node, -1, S.SKIPPED, actions)
         return actions
 
-    # -- internals ---------------------------------------------------------------------------------
+    # -- internals ----------
 
     @staticmethod
     def _same_group(up: _Node, down: _Node) -> bool:
@@ -263,7 +263,7 @@ class RunPlanner:
 
     def _propagate(self, node: _Node, index: int, state: S, actions: list[Action]) -> None:
         unexpanded = index == -1 and not node.static
-        if unexpanded:
+        if index == -1:
             node.decided = True
             node.count = 1
         if index in node.states:

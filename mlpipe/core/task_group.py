@@ -55,7 +55,8 @@ class TaskGroup(DependencyMixin):
         self.dag = parent.dag
         full_id = parent.child_id(group_id)
         root = self.dag.task_group if self.dag is not None else parent
-        if full_id in root.used_group_ids or (self.dag is not None and full_id in self.dag.task_dict):
+        taken = self.dag is not None and full_id in self.dag.task_dict
+        if full_id in root.used_group_ids or taken:
             if not add_suffix_on_collision:
                 raise DuplicateTaskIdError(self.dag.dag_id if self.dag else "?", full_id)
             base, n = full_id, 1
@@ -66,7 +67,7 @@ class TaskGroup(DependencyMixin):
         self.group_id = full_id
         parent.children[full_id] = self
 
-    # -- ids and membership ---------------------------------------------------------------
+    # -- ids and membership ----------
 
     def child_id(self, label: str) -> str:
         """The full id of a child called ``label``."""
@@ -111,7 +112,7 @@ class TaskGroup(DependencyMixin):
         """Tasks whose output this mapped group maps over."""
         return [v.operator for v in (self.expand_input or {}).values() if isinstance(v, XComArg)]
 
-    # -- dependencies -----------------------------------------------------------------------
+    # -- dependencies ----------
 
     @property
     def roots(self) -> list[BaseOperator]:

@@ -13,8 +13,12 @@ from mlpipe.core.mapping import MappedOperator, check_expand_input
 from mlpipe.core.operator import BaseOperator, Context
 from mlpipe.core.templating import environment_for, render_value
 from mlpipe.core.xcom_arg import XComArg
-from mlpipe.errors import DagDefinitionError, InvalidOperatorArgumentError, TaskError, \
-    TaskOutsideDagError
+from mlpipe.errors import (
+    DagDefinitionError,
+    InvalidOperatorArgumentError,
+    TaskError,
+    TaskOutsideDagError,
+)
 from mlpipe.operators.bash import BashOperator
 from mlpipe.operators.python import (
     BranchPythonOperator,
@@ -59,7 +63,8 @@ def _infers_multiple_outputs(fn: Callable[..., Any]) -> bool:
         hint = typing.get_type_hints(fn).get("return")
     except Exception:  # unresolvable forward references: fall back to the raw text
         raw = fn.__annotations__.get("return")
-        return isinstance(raw, str) and raw.replace(" ", "").lower().startswith(("dict", "typing.dict"))
+        text = raw.replace(" ", "").lower() if isinstance(raw, str) else ""
+        return text.startswith(("dict", "typing.dict", "mapping"))
     origin = typing.get_origin(hint) or hint
     return isinstance(origin, type) and issubclass(origin, Mapping)
 

@@ -71,7 +71,7 @@ class RunEngine:
         self._finish()
         return run
 
-    # -- actions -----------------------------------------------------------------------------------
+    # -- actions ----------
 
     def _handle(self, action: Action) -> None:
         if action.kind == "run":
@@ -89,9 +89,10 @@ class RunEngine:
             due = self.clock() + (outcome.retry_in.total_seconds() if outcome.retry_in else 0)
             heapq.heappush(self._retries, (due, next(self._seq), task_id, map_index))
             return
-        self._ready.extend(self.planner.finished(task_id, map_index, outcome.state))
+        # Skips first: the branch's finish must not release the tasks it skips.
         if outcome.skip:
             self._ready.extend(self.planner.skip(task_id, map_index, outcome.skip))
+        self._ready.extend(self.planner.finished(task_id, map_index, outcome.state))
 
     def _expand_task(self, task_id: str) -> None:
         task = self.dag.task_dict[task_id]
@@ -142,7 +143,7 @@ class RunEngine:
             resolved[name] = list(value)
         return resolved
 
-    # -- bookkeeping ---------------------------------------------------------------------------------
+    # -- bookkeeping ----------
 
     def _sync_decided(self) -> None:
         """Copy states the planner decided (skips, upstream failures) onto task instances."""

@@ -16,7 +16,7 @@ FORMAT = "[%(asctime)s] {%(name)s} %(levelname)s - %(message)s"
 class _Formatter(logging.Formatter):
     converter = time.gmtime
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         ct = self.converter(record.created)
         return time.strftime("%Y-%m-%dT%H:%M:%S", ct) + f".{int(record.msecs):03d}Z"
 

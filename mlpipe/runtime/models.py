@@ -41,7 +41,7 @@ class DagRun:
     #: resolved ``.expand()`` inputs, by mapped task id or mapped group id
     expansions: dict[str, dict[str, list[Any]]] = field(default_factory=dict, repr=False)
 
-    # -- task instances -------------------------------------------------------------------
+    # -- task instances ----------
 
     @property
     def task_instances(self) -> list[TaskInstance]:

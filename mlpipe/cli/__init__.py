@@ -1,0 +1,1 @@
+"""The ``mlpipe`` command line: thin commands over the runtime."""

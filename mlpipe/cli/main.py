@@ -1,0 +1,39 @@
+"""Entry point of the ``mlpipe`` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mlpipe import __version__
+from mlpipe.cli import dags
+from mlpipe.cli.output import State, console
+
+app = typer.Typer(
+    name="mlpipe",
+    help="ML training pipelines as Airflow-style DAGs, tracked in MLflow.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(dags.app, name="dags")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"mlpipe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit")] = False,
+) -> None:
+    """mlpipe: Airflow's DAG semantics for ML training pipelines."""
+    State.verbose = verbose
+
+
+def main() -> None:
+    app()

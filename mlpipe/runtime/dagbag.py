@@ -1,0 +1,101 @@
+"""Finding DAGs: import every ``.py`` file of the dags folder and collect its DAG objects."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlpipe.core.authoring_context import collecting_dags
+from mlpipe.core.dag import DAG
+from mlpipe.errors import DagImportError, DagNotFoundError
+
+
+@dataclass
+class DagBag:
+    """The DAGs of a folder by id, and the files that failed to import with their error."""
+
+    folder: Path
+    dags: dict[str, DAG] = field(default_factory=dict)
+    import_errors: dict[str, str] = field(default_factory=dict)
+
+    def get_dag(self, dag_id: str) -> DAG:
+        """The DAG with ``dag_id``; an unknown id names the known ones (and import errors)."""
+        try:
+            return self.dags[dag_id]
+        except KeyError:
+            error = DagNotFoundError(dag_id, self.dags)
+            if self.import_errors:
+                files = ", ".join(sorted(self.import_errors))
+                error = DagNotFoundError(dag_id, self.dags)
+                error.args = (f"{error.args[0]} (files that failed to import: {files})",)
+            raise error from None
+
+
+def dag_files(folder: Path) -> list[Path]:
+    """Python files under ``folder`` that may define DAGs (not private, not caches)."""
+    return sorted(
+        p for p in folder.rglob("*.py")
+        if "__pycache__" not in p.parts and not p.name.startswith((".", "_"))
+    )
+
+
+def load_file(path: Path) -> list[DAG]:
+    """Import one DAG file under a private module name and return the DAGs it defines."""
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    module_name = f"mlpipe_dagfile_{path.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise DagImportError(str(path), "not a loadable Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        with collecting_dags() as found:
+            spec.loader.exec_module(module)
+    except BaseException as exc:
+        sys.modules.pop(module_name, None)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise DagImportError(str(path), _last_line(exc)) from exc
+    dags = list(found)
+    for value in vars(module).values():
+        if isinstance(value, DAG) and all(d is not value for d in dags):
+            dags.append(value)
+    return dags
+
+
+def _last_line(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (line {frames[-1].lineno})" if frames else ""
+    lines = traceback.format_exception_only(type(exc), exc)
+    return lines[-1].strip() + where
+
+
+def load_dagbag(folder: Path) -> DagBag:
+    """Import every DAG file of ``folder``; a broken file is recorded and the rest still load."""
+    bag = DagBag(folder)
+    if not folder.is_dir():
+        return bag
+    for path in dag_files(folder):
+        try:
+            dags = load_file(path)
+        except DagImportError as exc:
+            bag.import_errors[str(path)] = exc.message
+            continue
+        for dag in dags:
+            previous = bag.dags.get(dag.dag_id)
+            if previous is not None and previous is not dag:
+                bag.import_errors[str(path)] = (
+                    f"dag_id {dag.dag_id!r} is already defined in {previous.fileloc}"
+                )
+                continue
+            try:
+                dag.validate()
+            except Exception as exc:  # a DAG that cannot run is an import error of its file
+                bag.import_errors[str(path)] = f"{type(exc).__name__}: {exc}"
+                continue
+            bag.dags[dag.dag_id] = dag
+    return bag
