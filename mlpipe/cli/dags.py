@@ -46,7 +46,7 @@ def list_dags(dags_folder: DagsFolder = None, output: Output = OutputFormat.tabl
          "tasks": len(d.task_dict), "tags": ",".join(d.tags)}
         for d in sorted(bag.dags.values(), key=lambda d: d.dag_id)
     ]
-    print_rows(rows, ["dag_id", "fileloc", "schedule", "tasks", "tags"], output)
+    print_rows(rows, ["dag_id", "schedule", "tasks", "tags", "fileloc"], output)
     for path, error in sorted(bag.import_errors.items()):
         err_console.print(f"[yellow]import error[/] {path}: {error}", markup=True)
 
@@ -73,6 +73,10 @@ def test_dag(
     ]
     print_rows(rows, ["task_id", "map_index", "state", "try_number", "duration", "error"],
                OutputFormat.table, title=f"{dag_id} {run.run_id}")
+    for ti in run.task_instances:
+        if ti.error:
+            index = f"[{ti.map_index}]" if ti.map_index >= 0 else ""
+            err_console.print(f"{ti.task_id}{index} failed: {ti.error}", markup=False)
     style = "green" if run.state.value == "success" else "red"
     console.print(f"DAG run {run.run_id}: [{style}]{run.state.value}[/]", markup=True)
     if run.state.value != "success":

@@ -32,8 +32,12 @@ def print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: Outp
                                     default=str, indent=2) + "\n")
         return
     table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
+    for i, column in enumerate(columns):
+        if i == len(columns) - 1:  # the free-text column folds; the others never shrink
+            table.add_column(column, overflow="fold")
+        else:
+            widest = max([len(column), *(len(str(r.get(column) or "")) for r in rows)])
+            table.add_column(column, no_wrap=True, min_width=widest)
     for row in rows:
         table.add_row(*["" if row.get(c) is None else str(row.get(c)) for c in columns])
     console.print(table)

@@ -62,8 +62,11 @@ def check_defaults(params: Mapping[str, Any]) -> None:
 
 
 def resolve_params(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Plain values for every param, with ``overrides`` (the run's conf) applied and checked."""
-    resolved: dict[str, Any] = {}
+    """Plain values for every param, with ``overrides`` (the run's conf) applied and checked.
+
+    As in Airflow, conf keys that are not declared params are added as they are.
+    """
+    resolved: dict[str, Any] = {k: v for k, v in overrides.items() if k not in params}
     for name, value in params.items():
         given = overrides.get(name, _NOTSET)
         if isinstance(value, Param):

@@ -59,7 +59,7 @@ def load_file(path: Path) -> list[DAG]:
         sys.modules.pop(module_name, None)
         if isinstance(exc, KeyboardInterrupt):
             raise
-        raise DagImportError(str(path), _last_line(exc)) from exc
+        raise DagImportError(str(path), _last_line(exc, path)) from exc
     dags = list(found)
     for value in vars(module).values():
         if isinstance(value, DAG) and all(d is not value for d in dags):
@@ -67,11 +67,14 @@ def load_file(path: Path) -> list[DAG]:
     return dags
 
 
-def _last_line(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
+def _last_line(exc: BaseException, path: Path) -> str:
+    """``Type: message (line N)``, N being the line of the DAG file that raised."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if Path(f.filename).resolve() == path.resolve()]
     where = f" (line {frames[-1].lineno})" if frames else ""
-    lines = traceback.format_exception_only(type(exc), exc)
-    return lines[-1].strip() + where
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def load_dagbag(folder: Path) -> DagBag:
