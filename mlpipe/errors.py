@@ -17,6 +17,9 @@ The hierarchy::
     ├── TaskNotFoundError                 no task with that id in the DAG
     ├── DagImportError                    a DAG file failed to import
     ├── SettingsError                     a setting has a value that cannot be used
+    ├── StoreError                        the metadata database cannot be used as asked
+    │   ├── RunNotFoundError                  no DAG run with that id
+    │   └── RunExistsError                    a DAG run with that id exists already
     └── TaskError                         raised inside a running task instance
         ├── TaskTimeoutError                  ``execution_timeout`` ran out
         ├── XComError                         a value cannot be stored or found as XCom
@@ -43,7 +46,10 @@ __all__ = [
     "MappingError",
     "MlpipeError",
     "ParamValidationError",
+    "RunExistsError",
+    "RunNotFoundError",
     "SettingsError",
+    "StoreError",
     "TaskAlreadyInDagError",
     "TaskError",
     "TaskNotFoundError",
@@ -189,6 +195,32 @@ class DagImportError(MlpipeError):
 
 class SettingsError(MlpipeError):
     """A setting has a value that cannot be used."""
+
+
+class StoreError(MlpipeError):
+    """The metadata database cannot be reached, is not migrated, or refuses a change."""
+
+
+class RunNotFoundError(StoreError):
+    """No DAG run has the requested id."""
+
+    def __init__(self, dag_id: str, run_id: str, known: Iterable[str] = ()) -> None:
+        self.dag_id = dag_id
+        self.run_id = run_id
+        recent = sorted(known)[-5:]
+        super().__init__(
+            f"DAG {dag_id!r} has no run {run_id!r}"
+            + (f"; recent runs: {recent}" if recent else "; it has no runs yet")
+        )
+
+
+class RunExistsError(StoreError):
+    """A DAG run with the same id exists already."""
+
+    def __init__(self, dag_id: str, run_id: str) -> None:
+        self.dag_id = dag_id
+        self.run_id = run_id
+        super().__init__(f"DAG {dag_id!r} already has a run {run_id!r}; pick another --run-id")
 
 
 class TaskError(MlpipeError):

@@ -6,6 +6,8 @@ import itertools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from mlpipe.errors import DagDefinitionError
+
 if TYPE_CHECKING:
     from mlpipe.core.operator import BaseOperator
 
@@ -78,7 +80,7 @@ def chain(*nodes: DependencyMixin | Sequence[DependencyMixin]) -> None:
                 u.set_downstream(down)
         else:
             if len(up) != len(down):
-                raise ValueError(
+                raise DagDefinitionError(
                     f"chain() got lists of different lengths ({len(up)} and {len(down)}); "
                     "adjacent lists must pair up one to one"
                 )

@@ -28,13 +28,13 @@ if TYPE_CHECKING:
 Context = dict[str, Any]
 Callback = Callable[[Context], object]
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,250}")
 ID_RULE = "use only ASCII letters, digits, '_', '-' and '.', at most 250 characters"
 
 
 def validate_id(kind: str, value: object) -> str:
     """Return ``value`` if it is a legal DAG, task or group id, else raise."""
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise InvalidTaskIdError(kind, value, ID_RULE)
     return value
 

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from mlpipe.core.mapping import mapped_length
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.core.trigger_rule import Decision, UpstreamTally, decide
 from mlpipe.core.xcom_arg import XComArg
@@ -128,8 +127,7 @@ class RunPlanner:
         for gid, group_state in self.groups.items():
             expand_input = group_state.group.expand_input or {}
             if not any(isinstance(v, XComArg) for v in expand_input.values()):
-                lengths = [len(v) for v in expand_input.values()]
-                actions.extend(self.expanded_group(gid, mapped_length(lengths)))
+                actions.append(Action("expand_group", group_id=gid))
         for node in self.nodes.values():
             self._evaluate(node, actions)
         return actions
@@ -195,9 +193,14 @@ class RunPlanner:
         return actions
 
     def skip(self, from_task_id: str, map_index: int, task_ids: Iterable[str]) -> list[Action]:
-        """A branch or short-circuit in ``from_task_id`` skips ``task_ids``."""
+        """A branch or short-circuit in ``from_task_id`` skips ``task_ids``.
+
+        Every target is marked decided before any skip propagates, so a target further down
+        (an ``all_done`` task, say) is never released by an earlier target's skip.
+        """
         actions: list[Action] = []
         source = self.nodes[from_task_id]
+        targets: list[tuple[_Node, int]] = []
         for tid in task_ids:
             node = self.nodes[tid]
             if node.units is not None:
@@ -206,9 +209,12 @@ class RunPlanner:
                 for i in indexes:
                     if i in node.undecided:
                         node.undecided.discard(i)
-                        self._finish(node, i, S.SKIPPED, actions)
+                        targets.append((node, i))
             elif not node.decided:
-                self._finish(node, -1, S.SKIPPED, actions)
+                node.decided = True
+                targets.append((node, -1))
+        for node, index in targets:
+            self._finish(node, index, S.SKIPPED, actions)
         return actions
 
     # -- internals ----------

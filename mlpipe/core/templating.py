@@ -77,11 +77,11 @@ def _render_string(text: str, context: Mapping[str, Any], *, env: jinja2.Environ
                    template_ext: Sequence[str], field: str) -> str:
     import jinja2
 
-    is_file = bool(template_ext) and text.rstrip().endswith(tuple(template_ext))
+    is_file = bool(template_ext) and text.endswith(tuple(template_ext))
     if not is_file and not has_template(text):
         return text
     try:
-        template = env.get_template(text.strip()) if is_file else env.from_string(text)
+        template = env.get_template(text) if is_file else env.from_string(text)
         return template.render(**context)
     except jinja2.TemplateNotFound as exc:
         searched = getattr(env.loader, "searchpath", [])

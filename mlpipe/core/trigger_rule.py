@@ -85,6 +85,7 @@ class Decision(StrEnum):
 
 def decide(rule: TriggerRule, t: UpstreamTally) -> Decision:
     """Apply ``rule`` to the upstream tally, deciding as early as the rule allows."""
+    rule = TriggerRule(rule)
     if rule is TriggerRule.ALWAYS or (t.expected == 0 and t.unknown == 0):
         return Decision.RUN
     failures = t.failed + t.upstream_failed
@@ -128,7 +129,7 @@ def decide(rule: TriggerRule, t: UpstreamTally) -> Decision:
             return Decision.UPSTREAM_FAILED
         if not complete:
             return Decision.WAIT
-        return Decision.SKIP if t.skipped == t.done else Decision.RUN
+        return Decision.RUN if t.success else Decision.SKIP
     # NONE_SKIPPED
     if t.skipped:
         return Decision.SKIP

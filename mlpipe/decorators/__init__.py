@@ -16,6 +16,7 @@ from mlpipe.core.xcom_arg import XComArg
 from mlpipe.errors import (
     DagDefinitionError,
     InvalidOperatorArgumentError,
+    MappingError,
     TaskError,
     TaskOutsideDagError,
 )
@@ -103,7 +104,8 @@ class TaskDecorator:
         return self.partial().expand(**mapped)
 
     def _operator_kwargs(self) -> dict[str, Any]:
-        dag = self.kwargs.get("dag") or ctx.current_dag()
+        group = self.kwargs.get("task_group") or ctx.current_group()
+        dag = self.kwargs.get("dag") or ctx.current_dag() or (group.dag if group else None)
         name = self.function.__name__
         if dag is None:
             raise TaskOutsideDagError(
@@ -133,6 +135,10 @@ class _TaskPartial:
 
     def expand(self, **mapped: Any) -> XComArg:
         deco = self.decorator
+        both = set(self.kwargs) & set(mapped)
+        if both:
+            raise MappingError(f"@task {deco.function.__name__!r}: {sorted(both)} given to both "
+                               ".partial() and .expand()")
         deco._check_call((), {**self.kwargs, **mapped})
         names = set(inspect.signature(deco.function).parameters)
         has_var_kw = any(p.kind is p.VAR_KEYWORD

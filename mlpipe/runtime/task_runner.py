@@ -53,7 +53,10 @@ def make_resolver(run: DagRun, ti: TaskInstance, context: Context
 
     def resolve(value: Any) -> tuple[bool, Any]:
         if isinstance(value, XComArg):
-            return True, run.pull(value.operator.task_id, value.key, requester=ti, strict=True)
+            # As in Airflow: a missing return value resolves to None, a missing key fails.
+            strict = value.key != RETURN_VALUE
+            return True, run.pull(value.operator.task_id, value.key, requester=ti,
+                                  strict=strict)
         if isinstance(value, MappedArgument):
             group_input = run.expansions[value.group.group_id or ""]
             return True, values_at(group_input, ti.map_index)[value.name]
@@ -130,7 +133,7 @@ def run_try(run: DagRun, ti: TaskInstance, task: BaseOperator) -> TryOutcome:
         except TaskSkipped as exc:
             log.info("Skipping task: %s", exc)
             outcome = TryOutcome(S.SKIPPED)
-        except Exception as exc:  # the task's own failure: recorded, never raised
+        except (Exception, SystemExit) as exc:  # the task's own failure: recorded, not raised
             outcome = _failure(ti, task, exc)
         _finish_try(ti, outcome)
         _run_callbacks(task, outcome, context, ti)

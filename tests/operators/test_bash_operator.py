@@ -194,3 +194,29 @@ def test_missing_sh_file_fails_clearly():
     assert ti.state == "failed"
     assert "does_not_exist.sh" in ti.log
     assert "not found" in ti.log
+
+
+def test_trailing_space_runs_a_script_without_loading_it_as_a_template(tmp_path: Path):
+    # Airflow's documented idiom: "script.sh " (with a space) is a command, not a template file.
+    script = tmp_path / "outside" / "job.sh"
+    script.parent.mkdir()
+    script.write_text("#!/usr/bin/env bash\necho ran-from-script\n")
+    script.chmod(0o755)
+
+    run = run_bash(bash_command=f"{script} ")
+
+    ti = run.get_task_instance("bash")
+    assert ti.state == "success", ti.log
+    assert ti.xcom_pull(key="return_value") == "ran-from-script"
+
+
+def test_partial_expand_makes_one_instance_per_command():
+    with DAG("bash_mapped") as dag:
+        BashOperator.partial(task_id="say", env={"DAY": "{{ ds }}"}).expand(
+            bash_command=['echo "a $DAY $MLPIPE_CTX_MAP_INDEX"',
+                          'echo "b $DAY $MLPIPE_CTX_MAP_INDEX"'])
+
+    run = dag.test(logical_date=LOGICAL_DATE)
+
+    values = [run.get_task_instance("say", i).xcom_pull(key="return_value") for i in (0, 1)]
+    assert values == ["a 2024-03-05 0", "b 2024-03-05 1"]
