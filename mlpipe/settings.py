@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     fernet_key: str | None = None
     xcom_max_bytes: int = Field(default=48 * 1024, ge=1)
     dask_address: str | None = None
+    task_heartbeat_timeout: float = Field(default=30.0, gt=0)
 
     @field_validator("executor")
     @classmethod

@@ -45,7 +45,15 @@ def branch_skips(task: BaseOperator, followed: Any) -> set[str]:
                 f"branch task {task.task_id!r} returned {item!r}, which is not a task or "
                 f"task group of the DAG; its downstream tasks: {sorted(task.downstream_task_ids)}"
             )
-    return task.downstream_task_ids - expanded
+    # A direct downstream task that is also downstream of a followed task is not skipped
+    # (branch -> join and branch -> task1 -> join: following task1 runs join too), as in
+    # Airflow; only the tasks of the branches not taken are.
+    direct = task.downstream_task_ids
+    reached: set[str] = set()
+    for task_id in expanded:
+        if dag is not None and task_id in dag.task_dict:
+            reached.update(t.task_id for t in dag.task_dict[task_id].get_descendants())
+    return direct - expanded - (reached & direct)
 
 
 def short_circuit_skips(task: BaseOperator, condition: Any, *, ignore_trigger_rules: bool

@@ -197,7 +197,7 @@ class DAG:
         """
         # The engine lives above the core; import it by name so the core stays importable
         # (and checkable) on its own.
-        runner = importlib.import_module("mlpipe.runtime.dag_test")
+        runner = importlib.import_module("mlpipe.scheduler.dag_test")
         result: DagRun = runner.test_dag(
             self, logical_date=logical_date, conf=conf, skip_retry_delays=skip_retry_delays
         )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import logging
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TextIO
 
 FORMAT = "[%(asctime)s] {%(name)s} %(levelname)s - %(message)s"
 
@@ -24,15 +24,14 @@ class _Formatter(logging.Formatter):
 _formatter = _Formatter(FORMAT)
 
 
-class _ListHandler(logging.Handler):
-    def __init__(self, sink: list[str], thread_id: int) -> None:
+class _StreamHandler(logging.Handler):
+    def __init__(self, sink: TextIO) -> None:
         super().__init__(logging.DEBUG)
         self.sink = sink
-        self.thread_id = thread_id
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.sink.append(_formatter.format(record) + "\n")
+            self.sink.write(_formatter.format(record) + "\n")
         except Exception:  # a log call must never fail the task
             self.handleError(record)
 
@@ -40,7 +39,7 @@ class _ListHandler(logging.Handler):
 class _StreamToLog(io.TextIOBase):
     """A text stream whose complete lines go to the task log."""
 
-    def __init__(self, sink: list[str], name: str) -> None:
+    def __init__(self, sink: TextIO, name: str) -> None:
         self.sink = sink
         self.name = name
         self._partial = ""
@@ -52,20 +51,21 @@ class _StreamToLog(io.TextIOBase):
         data = self._partial + text
         lines = data.split("\n")
         self._partial = lines.pop()
-        self.sink.extend(line + "\n" for line in lines)
+        for line in lines:
+            self.sink.write(line + "\n")
         return len(text)
 
     def flush(self) -> None:
         if self._partial:
-            self.sink.append(self._partial + "\n")
+            self.sink.write(self._partial + "\n")
             self._partial = ""
 
 
 @contextmanager
-def capture_task_output(sink: list[str]) -> Iterator[None]:
+def capture_task_output(sink: TextIO) -> Iterator[None]:
     """Route ``print``, ``sys.stderr`` and log records at INFO and above into ``sink``."""
     root = logging.getLogger()
-    handler = _ListHandler(sink, threading.get_ident())
+    handler = _StreamHandler(sink)
     old_level = root.level
     root.addHandler(handler)
     if root.level == logging.NOTSET or root.level > logging.INFO:
@@ -81,3 +81,4 @@ def capture_task_output(sink: list[str]) -> Iterator[None]:
         sys.stdout, sys.stderr = old_out, old_err
         root.removeHandler(handler)
         root.setLevel(old_level)
+        sink.flush()

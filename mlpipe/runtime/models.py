@@ -1,21 +1,24 @@
-"""Runtime entities: a DAG run and its task instances, with their XComs."""
+"""What users get back from a run: ``DagRun`` and ``TaskInstance``, read from the store."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.core.serde import deserialize, serialize
 from mlpipe.core.states import DagRunState, TaskInstanceState
 from mlpipe.core.xcom_arg import RETURN_VALUE
 from mlpipe.errors import XComError
+from mlpipe.store.entities import DagRunRecord, TaskInstanceRecord, TIKey
 
 if TYPE_CHECKING:
     from mlpipe.core.dag import DAG
-    from mlpipe.core.planning import RunPlanner
+    from mlpipe.store.metadata_store import MetadataStore
 
-XComKey = tuple[str, int, str]  # task_id, map_index, key
+#: XCom key under which a branching task records the tasks it skipped.
+SKIP_KEY = "__mlpipe_skip__"
 
 
 @dataclass(eq=False)
@@ -28,61 +31,70 @@ class DagRun:
     data_interval_start: datetime
     data_interval_end: datetime
     conf: dict[str, Any]
-    run_type: str = "manual"
-    state: DagRunState = DagRunState.QUEUED
-    start_date: datetime | None = None
-    end_date: datetime | None = None
-    dag: DAG | None = field(default=None, repr=False)
+    run_type: str
+    state: DagRunState
+    start_date: datetime | None
+    end_date: datetime | None
+    dag: DAG = field(repr=False)
+    store: MetadataStore = field(repr=False)
     params: dict[str, Any] = field(default_factory=dict, repr=False)
     xcom_max_bytes: int = 48 * 1024
-    _tis: dict[tuple[str, int], TaskInstance] = field(default_factory=dict, repr=False)
-    _xcoms: dict[XComKey, str] = field(default_factory=dict, repr=False)
-    planner: RunPlanner | None = field(default=None, repr=False)
-    #: resolved ``.expand()`` inputs, by mapped task id or mapped group id
-    expansions: dict[str, dict[str, list[Any]]] = field(default_factory=dict, repr=False)
+    keepalive: Any = field(default=None, repr=False)  # e.g. dag.test()'s temporary folder
 
-    # -- task instances ----------
+    @classmethod
+    def from_record(cls, record: DagRunRecord, dag: DAG, store: MetadataStore, *,
+                    params: dict[str, Any], xcom_max_bytes: int = 48 * 1024) -> DagRun:
+        return cls(record.dag_id, record.run_id, record.logical_date,
+                   record.data_interval_start, record.data_interval_end, dict(record.conf),
+                   record.run_type, DagRunState(record.state), record.start_date,
+                   record.end_date, dag, store, params, xcom_max_bytes)
+
+    def refresh(self) -> DagRun:
+        record = self.store.get_run(self.dag_id, self.run_id)
+        self.state = DagRunState(record.state)
+        self.start_date, self.end_date = record.start_date, record.end_date
+        return self
+
+    # -- task instances -------------------------------------------------------------------
 
     @property
     def task_instances(self) -> list[TaskInstance]:
         """Every task instance, in the DAG's topological order, then by map index."""
-        order = {t.task_id: i for i, t in enumerate(self.dag.topological_sort())} if self.dag \
-            else {}
-        return sorted(self._tis.values(),
-                      key=lambda ti: (order.get(ti.task_id, 0), ti.map_index))
+        order = {t.task_id: i for i, t in enumerate(self.dag.topological_sort())}
+        records = self.store.list_tis(self.dag_id, self.run_id)
+        tis = [TaskInstance.from_record(r, self) for r in records]
+        return sorted(tis, key=lambda ti: (order.get(ti.task_id, 0), ti.map_index))
 
     def get_task_instance(self, task_id: str, map_index: int = -1) -> TaskInstance | None:
-        """The task instance, or None if it was never created (mapped, not expanded)."""
-        return self._tis.get((task_id, map_index))
-
-    def ensure_ti(self, task_id: str, map_index: int, operator: str = "",
-                  max_tries: int = 0) -> TaskInstance:
-        ti = self._tis.get((task_id, map_index))
-        if ti is None:
-            ti = TaskInstance(self.dag_id, task_id, self.run_id, map_index, operator=operator,
-                              max_tries=max_tries, run=self)
-            self._tis[(task_id, map_index)] = ti
-        return ti
-
-    def drop_ti(self, task_id: str, map_index: int) -> None:
-        self._tis.pop((task_id, map_index), None)
+        """The task instance, or None if it does not exist (a mapped task not expanded)."""
+        record = self.store.get_ti(TIKey(self.dag_id, self.run_id, task_id, map_index))
+        return TaskInstance.from_record(record, self) if record else None
 
     # -- XCom -------------------------------------------------------------------------------
 
-    def push_xcom(self, task_id: str, map_index: int, key: str, value: Any) -> None:
+    def serialize_xcom(self, task_id: str, map_index: int, key: str, value: Any) -> str:
         where = f"XCom {key!r} of task {task_id!r}"
         if map_index >= 0:
             where += f" (map_index {map_index})"
-        self._xcoms[(task_id, map_index, key)] = serialize(
-            value, what=where, max_bytes=self.xcom_max_bytes
-        )
+        return serialize(value, what=where, max_bytes=self.xcom_max_bytes)
 
-    def has_xcom(self, task_id: str, map_index: int, key: str) -> bool:
-        return (task_id, map_index, key) in self._xcoms
+    def push_xcom(self, task_id: str, map_index: int, key: str, value: Any) -> None:
+        text = self.serialize_xcom(task_id, map_index, key, value)
+        self.store.push_xcoms(TIKey(self.dag_id, self.run_id, task_id, map_index), {key: text})
 
-    def get_xcom(self, task_id: str, map_index: int, key: str, default: Any = None) -> Any:
-        text = self._xcoms.get((task_id, map_index, key))
-        return default if text is None else deserialize(text)
+    def _is_mapped(self, task_id: str) -> bool:
+        task = self.dag.task_dict.get(task_id)
+        if task is None:
+            return False
+        group = task.task_group.mapped_group() if task.task_group is not None else None
+        return task.is_mapped or group is not None
+
+    def _same_group(self, task_id: str, other_id: str) -> bool:
+        a, b = self.dag.task_dict.get(task_id), self.dag.task_dict.get(other_id)
+        if a is None or b is None or a.task_group is None or b.task_group is None:
+            return False
+        group = a.task_group.mapped_group()
+        return group is not None and group is b.task_group.mapped_group()
 
     def pull(self, task_id: str, key: str, *, requester: TaskInstance | None,
              map_indexes: int | list[int] | None = None, default: Any = None,
@@ -92,33 +104,36 @@ class DagRun:
         A mapped task's value is the list of its instances' values (map index order); from
         inside the same mapped group it is the value of the same map index.
         """
-        if isinstance(map_indexes, int):
-            return self._one(task_id, map_indexes, key, default, strict)
-        if isinstance(map_indexes, list):
-            return [self._one(task_id, i, key, default, strict) for i in map_indexes]
-        planner = self.planner
-        node = planner.nodes.get(task_id) if planner is not None else None
-        if node is not None and planner is not None:
-            if requester is not None and requester.map_index >= 0 and \
-                    requester.task_id in planner.nodes and \
-                    planner.is_same_group(task_id, requester.task_id):
-                return self._one(task_id, requester.map_index, key, default, strict)
-            if not node.static and node.count is not None and -1 not in node.states:
-                return [self.get_xcom(task_id, i, key) for i in range(node.count)
-                        if (task_id, i, key) in self._xcoms]
-        if strict and (task_id, -1, key) not in self._xcoms:
-            ti = self._tis.get((task_id, -1))
+        if map_indexes is None and requester is not None and requester.map_index >= 0 and \
+                self._same_group(task_id, requester.task_id):
+            map_indexes = requester.map_index
+        if isinstance(map_indexes, int | list):
+            wanted = [map_indexes] if isinstance(map_indexes, int) else map_indexes
+            found = self.store.get_xcoms(self.dag_id, self.run_id, task_id, key, wanted)
+            if strict and len(found) < len(wanted):
+                raise XComError(f"no XCom {key!r} from task {task_id!r} map_index "
+                                f"{[i for i in wanted if i not in found]}")
+            values = [deserialize(found[i]) if i in found else default for i in wanted]
+            return values[0] if isinstance(map_indexes, int) else values
+        found = self.store.get_xcoms(self.dag_id, self.run_id, task_id, key)
+        if -1 in found:
+            return deserialize(found[-1])
+        if self._is_mapped(task_id) and found:
+            return [deserialize(found[i]) for i in sorted(found)]
+        if self._is_mapped(task_id) and self._expanded(task_id):
+            return []
+        if strict:
+            ti = self.get_task_instance(task_id)
             ended = f" (it ended {ti.state.value})" if ti is not None else ""
             raise XComError(
                 f"no XCom {key!r} from task {task_id!r}{ended}; check that it returns a value "
                 "(or pushes that key)"
             )
-        return self.get_xcom(task_id, -1, key, default)
+        return default
 
-    def _one(self, task_id: str, map_index: int, key: str, default: Any, strict: bool) -> Any:
-        if strict and (task_id, map_index, key) not in self._xcoms:
-            raise XComError(f"no XCom {key!r} from task {task_id!r} map_index {map_index}")
-        return self.get_xcom(task_id, map_index, key, default)
+    def _expanded(self, task_id: str) -> bool:
+        return any(r.map_index >= 0 for r in self.store.list_tis(self.dag_id, self.run_id,
+                                                                 task_ids=[task_id]))
 
 
 @dataclass(eq=False)
@@ -137,15 +152,36 @@ class TaskInstance:
     end_date: datetime | None = None
     duration: timedelta | None = None
     error: str | None = None
-    hostname: str = ""
+    hostname: str | None = None
+    pid: int | None = None
+    log_path: str | None = None
     run: DagRun | None = field(default=None, repr=False)
-    log_parts: list[str] = field(default_factory=list, repr=False)
-    logs_by_try: dict[int, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_record(cls, r: TaskInstanceRecord, run: DagRun | None) -> TaskInstance:
+        return cls(r.dag_id, r.task_id, r.run_id, r.map_index, TaskInstanceState(r.state),
+                   r.try_number, r.max_tries, r.operator, r.start_date, r.end_date,
+                   timedelta(seconds=r.duration) if r.duration is not None else None,
+                   r.error, r.hostname, r.pid, r.log_path, run)
+
+    @property
+    def key(self) -> TIKey:
+        return TIKey(self.dag_id, self.run_id, self.task_id, self.map_index)
+
+    def log_file(self, try_number: int | None = None) -> Path | None:
+        """The log file of one try (default: the latest)."""
+        if self.log_path is None:
+            return None
+        return Path(self.log_path) / f"attempt={try_number or self.try_number}.log"
+
+    def try_log(self, try_number: int) -> str:
+        path = self.log_file(try_number)
+        return path.read_text(errors="replace") if path is not None and path.exists() else ""
 
     @property
     def log(self) -> str:
-        """Everything logged by every try of this task instance."""
-        return "".join(self.log_parts)
+        """Everything logged by every try of this task instance, oldest first."""
+        return "".join(self.try_log(n) for n in range(1, self.try_number + 1))
 
     def xcom_push(self, key: str, value: Any) -> None:
         """Store ``value`` under ``key`` for downstream tasks."""

@@ -1,18 +1,28 @@
-"""Running one try of one task instance: render, execute, push XCom, decide the state."""
+"""Running one try of one task instance: claim it, render, execute, record the outcome.
+
+``run_task_instance`` is what ``mlpipe tasks run`` does, in this process or in a child of
+an executor: everything goes through the metadata store, so any process can run any task
+instance and a task instance can only be claimed (queued -> running) once.
+"""
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
 import socket
+import threading
 import traceback
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from mlpipe.core.mapping import MappedOperator, values_at
+from mlpipe.core.dag import DAG
+from mlpipe.core.mapping import MappedOperator, mapped_length, values_at
 from mlpipe.core.operator import BaseOperator, Context
+from mlpipe.core.params import resolve_params
 from mlpipe.core.retries import retry_delay_for
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.core.templating import environment_for, render_value
@@ -20,8 +30,10 @@ from mlpipe.core.xcom_arg import RETURN_VALUE, DagParam, MappedArgument, XComArg
 from mlpipe.errors import TaskError, TaskSkipped, TaskTimeoutError, XComError
 from mlpipe.runtime.context import build_context
 from mlpipe.runtime.log_capture import capture_task_output
-from mlpipe.runtime.models import DagRun, TaskInstance
+from mlpipe.runtime.models import SKIP_KEY, DagRun, TaskInstance
 from mlpipe.runtime.timeout import time_limit
+from mlpipe.store.entities import TIKey
+from mlpipe.store.metadata_store import MetadataStore
 
 log = logging.getLogger("mlpipe.task")
 _HOSTNAME = socket.gethostname()
@@ -37,12 +49,42 @@ class TryOutcome:
     exception: BaseException | None = None
 
 
+def log_dir(logs_root: Path, key: TIKey) -> Path:
+    """``<root>/dag_id=../run_id=../task_id=..[/map_index=N]`` (one ``attempt=N.log`` a try)."""
+    path = logs_root / f"dag_id={key.dag_id}" / f"run_id={key.run_id}" / f"task_id={key.task_id}"
+    return path / f"map_index={key.map_index}" if key.map_index >= 0 else path
+
+
+class ExpansionError(TaskError):
+    """A mapped task's input is not a list."""
+
+
+def resolve_expand_input(run: DagRun, owner: str, expand_input: dict[str, Any]
+                         ) -> dict[str, list[Any]]:
+    """The lists a mapped task or group maps over, with upstream outputs pulled."""
+    resolved: dict[str, list[Any]] = {}
+    for name, value in expand_input.items():
+        if isinstance(value, XComArg):
+            value = run.pull(value.operator.task_id, value.key, requester=None)
+            if isinstance(value, dict):
+                value = [[k, v] for k, v in value.items()]
+            if not isinstance(value, list):
+                raise ExpansionError(
+                    f"cannot expand {owner}: argument {name!r} got {type(value).__name__} "
+                    f"{value!r} from an upstream task; it must return a list or dict"
+                )
+        resolved[name] = list(value)
+    return resolved
+
+
+def expansion_length(resolved: dict[str, list[Any]]) -> int:
+    return mapped_length([len(v) for v in resolved.values()])
+
+
 def instance_operator(run: DagRun, task: BaseOperator, map_index: int) -> BaseOperator:
     """A private copy of the task for one instance (mapped tasks get their values)."""
     if isinstance(task, MappedOperator):
-        source = run.expansions.get(task.task_id)
-        if source is None:  # a task inside a mapped group: not mapped itself
-            raise TaskError(f"mapped task {task.task_id!r} was not expanded")
+        source = resolve_expand_input(run, repr(task), task.expand_input)
         return task.unmap(values_at(source, map_index))
     return copy.copy(task)
 
@@ -50,6 +92,7 @@ def instance_operator(run: DagRun, task: BaseOperator, map_index: int) -> BaseOp
 def make_resolver(run: DagRun, ti: TaskInstance, context: Context
                   ) -> Callable[[Any], tuple[bool, Any]]:
     """Replaces XComArgs, mapped-group arguments and DAG params with their run-time values."""
+    groups: dict[str, dict[str, list[Any]]] = {}
 
     def resolve(value: Any) -> tuple[bool, Any]:
         if isinstance(value, XComArg):
@@ -58,8 +101,11 @@ def make_resolver(run: DagRun, ti: TaskInstance, context: Context
             return True, run.pull(value.operator.task_id, value.key, requester=ti,
                                   strict=strict)
         if isinstance(value, MappedArgument):
-            group_input = run.expansions[value.group.group_id or ""]
-            return True, values_at(group_input, ti.map_index)[value.name]
+            group = value.group
+            gid = group.group_id or ""
+            if gid not in groups:
+                groups[gid] = resolve_expand_input(run, repr(group), group.expand_input or {})
+            return True, values_at(groups[gid], ti.map_index)[value.name]
         if isinstance(value, DagParam):
             return True, context["params"].get(value.name, value.default)
         return False, None
@@ -89,9 +135,12 @@ def _short(value: Any, limit: int = 1000) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def push_result(run: DagRun, ti: TaskInstance, op: BaseOperator, result: Any) -> None:
+def result_xcoms(run: DagRun, ti: TaskInstance, op: BaseOperator, result: Any
+                 ) -> dict[str, str]:
+    """Serialized XComs of a return value (one per key with ``multiple_outputs``)."""
     if not op.do_xcom_push or result is None:
-        return
+        return {}
+    out: dict[str, str] = {}
     if op.multiple_outputs:
         if not isinstance(result, dict) or not all(isinstance(k, str) for k in result):
             raise XComError(
@@ -99,24 +148,91 @@ def push_result(run: DagRun, ti: TaskInstance, op: BaseOperator, result: Any) ->
                 f"{type(result).__name__}; return a dict with string keys"
             )
         for key, value in result.items():
-            ti.xcom_push(key, value)
-    ti.xcom_push(RETURN_VALUE, result)
+            out[key] = run.serialize_xcom(ti.task_id, ti.map_index, key, value)
+    out[RETURN_VALUE] = run.serialize_xcom(ti.task_id, ti.map_index, RETURN_VALUE, result)
+    return out
 
 
-def run_try(run: DagRun, ti: TaskInstance, task: BaseOperator) -> TryOutcome:
-    """Run the next try of ``ti`` in this thread; never raises for a task's own failure."""
-    ti.try_number += 1
-    ti.state = S.RUNNING
-    ti.start_date = datetime.now(UTC)
-    ti.end_date = None
-    ti.hostname = _HOSTNAME
-    ti.error = None
-    sink: list[str] = []
+class _Heartbeat:
+    """Marks the running instance alive every ``interval`` seconds from a daemon thread."""
+
+    def __init__(self, store: MetadataStore, key: TIKey, interval: float,
+                 on_lost: Callable[[], None] | None) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="mlpipe-heartbeat",
+                                        args=(store, key, interval, on_lost), daemon=True)
+
+    def _beat(self, store: MetadataStore, key: TIKey, interval: float,
+              on_lost: Callable[[], None] | None) -> None:
+        pid = os.getpid()
+        while not self._stop.wait(interval):
+            try:
+                alive = store.heartbeat(key, pid)
+            except Exception:  # the database may be busy: try again next beat
+                log.warning("heartbeat of %s failed", key, exc_info=True)
+                continue
+            if not alive and not self._stop.is_set():
+                log.error("%s is no longer running in the metadata database; stopping", key)
+                if on_lost is not None:
+                    on_lost()
+                return
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+
+def run_task_instance(
+    store: MetadataStore,
+    dag: DAG,
+    key: TIKey,
+    *,
+    logs_root: Path,
+    xcom_max_bytes: int = 48 * 1024,
+    heartbeat_interval: float = 5.0,
+    on_heartbeat_lost: Callable[[], None] | None = None,
+    run: DagRun | None = None,
+) -> TryOutcome | None:
+    """Claim ``key`` (queued -> running) and run one try; None if it was not claimable."""
+    record = store.get_ti(key)
+    if record is None:
+        return None
+    if run is None:
+        run_record = store.get_run(key.dag_id, key.run_id)
+        params = resolve_params(dag.params, run_record.conf)
+        run = DagRun.from_record(run_record, dag, store, params=params,
+                                 xcom_max_bytes=xcom_max_bytes)
+    folder = log_dir(logs_root, key)
+    try_number = record.try_number + 1
+    started = datetime.now(UTC)
+    if not store.claim(key, try_number=try_number, start_date=started, pid=os.getpid(),
+                       hostname=_HOSTNAME, heartbeat_at=started, log_path=str(folder)):
+        return None
+    ti = TaskInstance.from_record(record, run)
+    ti.try_number, ti.state, ti.start_date, ti.log_path = try_number, S.RUNNING, started, \
+        str(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    task = dag.get_task(key.task_id)
+    with open(folder / f"attempt={try_number}.log", "a", encoding="utf-8") as sink, \
+            _Heartbeat(store, key, heartbeat_interval, on_heartbeat_lost):
+        outcome, xcoms, context = _execute(run, ti, task, sink)
+        _record_outcome(store, ti, task, outcome, xcoms, sink)
+        with capture_task_output(sink):
+            _run_callbacks(task, outcome, context, ti)
+    return outcome
+
+
+def _execute(run: DagRun, ti: TaskInstance, task: BaseOperator, sink: Any
+             ) -> tuple[TryOutcome, dict[str, str], Context]:
+    xcoms: dict[str, str] = {}
     context: Context = {}
     with capture_task_output(sink):
         index = f"[{ti.map_index}]" if ti.map_index >= 0 else ""
-        log.info("Starting try %d of %d: %s%s", ti.try_number, task.retries + 1,
-                 task.task_id, index)
+        log.info("Starting try %d of %d: %s%s (%s)", ti.try_number, ti.max_tries + 1,
+                 task.task_id, index, run.run_id)
         try:
             op = instance_operator(run, task, ti.map_index)
             context = build_context(run, ti, op)
@@ -124,9 +240,18 @@ def run_try(run: DagRun, ti: TaskInstance, task: BaseOperator) -> TryOutcome:
             limit = op.execution_timeout.total_seconds() if op.execution_timeout else None
             with time_limit(limit, f"task {task.task_id!r} timed out after "
                                    f"{op.execution_timeout}"):
-                result = op.execute(context)
-            push_result(run, ti, op, result)
-            skip = op.downstream_to_skip(result, context)
+                try:
+                    result = op.execute(context)
+                except SystemExit as exc:
+                    if exc.code not in (0, None):
+                        raise
+                    result = None  # sys.exit(0) ends the task normally
+
+            xcoms = result_xcoms(run, ti, op, result)
+            skip = set(op.downstream_to_skip(result, context))
+            if skip:
+                xcoms[SKIP_KEY] = run.serialize_xcom(ti.task_id, ti.map_index, SKIP_KEY,
+                                                     sorted(skip))
             outcome = TryOutcome(S.SUCCESS, skip=skip)
             if result is not None and getattr(op, "show_return_value_in_logs", True):
                 log.info("Done. Returned value was: %s", _short(result))
@@ -134,12 +259,23 @@ def run_try(run: DagRun, ti: TaskInstance, task: BaseOperator) -> TryOutcome:
             log.info("Skipping task: %s", exc)
             outcome = TryOutcome(S.SKIPPED)
         except (Exception, SystemExit) as exc:  # the task's own failure: recorded, not raised
+            if isinstance(exc, TaskTimeoutError):
+                stop_child_processes()
             outcome = _failure(ti, task, exc)
-        _finish_try(ti, outcome)
-        _run_callbacks(task, outcome, context, ti)
-    ti.log_parts.extend(sink)
-    ti.logs_by_try[ti.try_number] = "".join(sink)
-    return outcome
+    return outcome, xcoms, context
+
+
+def stop_child_processes() -> None:
+    """Kill every process this one started (a timed-out task's whole tree)."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            continue
+    psutil.wait_procs(children, timeout=5)
 
 
 def _failure(ti: TaskInstance, task: BaseOperator, exc: BaseException) -> TryOutcome:
@@ -149,7 +285,7 @@ def _failure(ti: TaskInstance, task: BaseOperator, exc: BaseException) -> TryOut
     else:
         log.error("Task failed with exception:\n%s", "".join(
             traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
-    if ti.try_number <= task.retries:
+    if ti.try_number <= ti.max_tries:
         delay = retry_delay_for(ti.try_number, retry_delay=task.retry_delay,
                                 exponential_backoff=task.retry_exponential_backoff,
                                 max_retry_delay=task.max_retry_delay)
@@ -157,15 +293,24 @@ def _failure(ti: TaskInstance, task: BaseOperator, exc: BaseException) -> TryOut
     return TryOutcome(S.FAILED, exception=exc)
 
 
-def _finish_try(ti: TaskInstance, outcome: TryOutcome) -> None:
-    ti.state = outcome.state
-    ti.end_date = datetime.now(UTC)
-    ti.duration = ti.end_date - (ti.start_date or ti.end_date)
-    if outcome.state is S.UP_FOR_RETRY:
-        log.info("Marking task as UP_FOR_RETRY; try %d of %d failed, next try in %s",
-                 ti.try_number, ti.max_tries + 1, outcome.retry_in)
-    else:
-        log.info("Marking task as %s", outcome.state.value.upper())
+def _record_outcome(store: MetadataStore, ti: TaskInstance, task: BaseOperator,
+                    outcome: TryOutcome, xcoms: dict[str, str], sink: Any) -> None:
+    ended = datetime.now(UTC)
+    ti.state, ti.end_date = outcome.state, ended
+    ti.duration = ended - (ti.start_date or ended)
+    with capture_task_output(sink):
+        if outcome.state is S.UP_FOR_RETRY:
+            log.info("Marking task as UP_FOR_RETRY; try %d of %d failed, next try in %s",
+                     ti.try_number, ti.max_tries + 1, outcome.retry_in)
+        else:
+            log.info("Marking task as %s", outcome.state.value.upper())
+    next_retry = ended + outcome.retry_in if outcome.retry_in is not None else None
+    recorded = store.finish_try(ti.key, to_state=outcome.state.value, xcoms=xcoms,
+                                end_date=ended, duration=ti.duration.total_seconds(),
+                                next_retry_at=next_retry, error=ti.error)
+    if not recorded:
+        sink.write(f"task instance {ti.key} changed state while running; outcome "
+                   f"{outcome.state.value} not recorded\n")
 
 
 def _run_callbacks(task: BaseOperator, outcome: TryOutcome, context: Context,

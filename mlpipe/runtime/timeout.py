@@ -11,8 +11,12 @@ from contextlib import contextmanager
 from mlpipe.errors import TaskTimeoutError
 
 
-class _AsyncTimeout(TaskTimeoutError):
-    """Raised asynchronously into a worker thread (no message can travel with it)."""
+class _Interrupt(BaseException):
+    """Raised into the task when its time is up.
+
+    A ``BaseException``, like Airflow's timeout, so ``except Exception`` in task code cannot
+    swallow it; ``time_limit`` turns it into ``TaskTimeoutError`` at its boundary.
+    """
 
 
 @contextmanager
@@ -27,12 +31,14 @@ def time_limit(seconds: float | None, message: str) -> Iterator[None]:
         return
     if threading.current_thread() is threading.main_thread():
         def _on_alarm(signum: int, frame: object) -> None:
-            raise TaskTimeoutError(message)
+            raise _Interrupt
 
         previous = signal.signal(signal.SIGALRM, _on_alarm)
         signal.setitimer(signal.ITIMER_REAL, seconds)
         try:
             yield
+        except _Interrupt:
+            raise TaskTimeoutError(message) from None
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
@@ -43,14 +49,14 @@ def time_limit(seconds: float | None, message: str) -> Iterator[None]:
     def _raise_in_thread() -> None:
         fired.set()
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
-                                                   ctypes.py_object(_AsyncTimeout))
+                                                   ctypes.py_object(_Interrupt))
 
     timer = threading.Timer(seconds, _raise_in_thread)
     timer.daemon = True
     timer.start()
     try:
         yield
-    except _AsyncTimeout:
+    except _Interrupt:
         raise TaskTimeoutError(message) from None
     finally:
         timer.cancel()

@@ -1,0 +1,1 @@
+"""Scheduling: creating DAG runs and driving them to the end with an executor."""

@@ -1,0 +1,355 @@
+"""Driving one DAG run to its end with an executor, event by event.
+
+The pure ``RunPlanner`` says what is ready; this loop queues it in the store, hands it to
+the executor, and feeds each finished instance back the moment the executor reports it (no
+polling tick). It starts from whatever the store holds, so the same loop runs a fresh run,
+resumes one after a crash, or re-runs cleared task instances: finished instances are
+replayed, instances still marked running are watched through their heartbeat.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from mlpipe.core.dag import DAG
+from mlpipe.core.mapping import MappedOperator
+from mlpipe.core.params import resolve_params
+from mlpipe.core.planning import Action, RunPlanner
+from mlpipe.core.retries import retry_delay_for
+from mlpipe.core.serde import deserialize
+from mlpipe.core.states import FINISHED_STATES, DagRunState
+from mlpipe.core.states import TaskInstanceState as S
+from mlpipe.executors.base import Executor, TaskEvent, Workload
+from mlpipe.runtime.models import SKIP_KEY, DagRun
+from mlpipe.runtime.task_runner import (
+    ExpansionError,
+    expansion_length,
+    log_dir,
+    resolve_expand_input,
+)
+from mlpipe.store.entities import TaskInstanceRecord, TIKey
+from mlpipe.store.metadata_store import MetadataStore
+
+log = logging.getLogger("mlpipe.scheduler")
+
+ProgressFn = Callable[[TIKey, str], None]
+
+
+class DagRunDriver:
+    """Runs (or resumes) one DAG run with ``executor`` until every instance has finished."""
+
+    def __init__(self, store: MetadataStore, dag: DAG, run_id: str, executor: Executor, *,
+                 heartbeat_timeout: float = 30.0, skip_retry_delays: bool = False,
+                 xcom_max_bytes: int = 48 * 1024, on_progress: ProgressFn | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.dag = dag
+        self.executor = executor
+        self.heartbeat_timeout = heartbeat_timeout
+        self.skip_retry_delays = skip_retry_delays
+        self.on_progress = on_progress
+        self.clock = clock
+        record = store.get_run(dag.dag_id, run_id)
+        self.run = DagRun.from_record(record, dag, store,
+                                      params=resolve_params(dag.params, record.conf),
+                                      xcom_max_bytes=xcom_max_bytes)
+        self.planner = RunPlanner(dag)
+        self._ready: deque[Action] = deque()
+        self._retries: list[tuple[float, int, TIKey]] = []
+        self._seq = itertools.count()
+        self._inflight: set[TIKey] = set()  # submitted to our executor
+        self._adopted: set[TIKey] = set()  # running elsewhere (found after a restart)
+        self._synced = 0
+        self._records: dict[tuple[str, int], TaskInstanceRecord] = {}
+        self.logs_root = executor.env.logs_root if executor.env is not None else None
+
+    def _key(self, task_id: str, map_index: int) -> TIKey:
+        return TIKey(self.dag.dag_id, self.run.run_id, task_id, map_index)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def execute(self) -> DagRun:
+        """Run until done; returns the run with its final state."""
+        if self.executor.env is not None:
+            self.executor.env.runs[(self.dag.dag_id, self.run.run_id)] = self.run
+        self.store.set_run_state(self.dag.dag_id, self.run.run_id, DagRunState.RUNNING.value,
+                                 start_date=self.run.start_date or datetime.now(UTC),
+                                 end_date=None)
+        self._records = {(r.task_id, r.map_index): r
+                         for r in self.store.list_tis(self.dag.dag_id, self.run.run_id)}
+        self._ready.extend(self.planner.start())
+        next_check = self.clock() + self._check_interval()
+        while True:
+            while self._ready:
+                self._handle(self._ready.popleft())
+            self._sync_decided()
+            if self.planner.complete or not (self._inflight or self._adopted or self._retries):
+                break
+            timeout = max(0.0, min(next_check, self._next_retry_due()) - self.clock())
+            for event in self.executor.poll(timeout):
+                self._on_event(event)
+            now = self.clock()
+            self._release_due_retries(now)
+            if now >= next_check:
+                self._reap_dead()
+                next_check = now + self._check_interval()
+        return self._finish()
+
+    def _check_interval(self) -> float:
+        return max(0.05, self.heartbeat_timeout / 3)
+
+    def _next_retry_due(self) -> float:
+        if not self._retries:
+            return float("inf")
+        return 0.0 if self.skip_retry_delays else self._retries[0][0]
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def _handle(self, action: Action) -> None:
+        if action.kind == "run":
+            self._start_instance(action.task_id, action.map_index)
+        elif action.kind == "expand_task":
+            self._expand_task(action.task_id)
+        else:
+            self._expand_group(action.group_id)
+
+    def _start_instance(self, task_id: str, map_index: int) -> None:
+        key = self._key(task_id, map_index)
+        record = self._records.get((task_id, map_index)) or self.store.get_ti(key)
+        state = S(record.state) if record is not None else S.NONE
+        if state in FINISHED_STATES:  # replay what an earlier driver already saw finish
+            self._finished(key, state)
+        elif state in (S.RUNNING, S.QUEUED):
+            self._adopted.add(key)
+        elif state is S.UP_FOR_RETRY and record is not None:
+            self._schedule_retry(key, record.next_retry_at)
+        else:
+            self._queue(key)
+
+    def _queue(self, key: TIKey) -> None:
+        if not self.store.transition(key, ["none", "scheduled", "up_for_retry"], "queued",
+                                     queued_at=datetime.now(UTC)):
+            record = self.store.get_ti(key)
+            if record is not None and S(record.state) in FINISHED_STATES:
+                self._finished(key, S(record.state))
+            else:
+                self._adopted.add(key)
+            return
+        task = self.dag.get_task(key.task_id)
+        timeout = task.execution_timeout.total_seconds() if task.execution_timeout else None
+        self._inflight.add(key)
+        self._progress(key, "queued")
+        self.executor.submit(Workload(key, timeout, dict(task.resources)))
+
+    def _on_event(self, event: TaskEvent) -> None:
+        self._inflight.discard(event.key)
+        if event.state is not None:  # an in-process executor saw the outcome itself
+            state = S(event.state)
+            self._progress(event.key, state.value)
+            if state is S.SUCCESS:
+                if event.skip:
+                    self._ready.extend(self.planner.skip(event.key.task_id,
+                                                         event.key.map_index, event.skip))
+                self._ready.extend(self.planner.finished(event.key.task_id,
+                                                         event.key.map_index, state))
+                return
+        record = self.store.get_ti(event.key)
+        if record is None:
+            return
+        state = S(record.state)
+        if state in (S.RUNNING, S.QUEUED):
+            # The worker ended without recording an outcome (killed, crashed, OOM).
+            reason = f"task process exited with code {event.exit_code} without a result"
+            state = self._fail_lost(record, reason)
+            if state is None:
+                return
+        self._apply(event.key, state, record)
+
+    def _apply(self, key: TIKey, state: S, record: TaskInstanceRecord | None) -> None:
+        self._progress(key, state.value)
+        if state is S.UP_FOR_RETRY:
+            self._schedule_retry(key, record.next_retry_at if record else None)
+        elif state in FINISHED_STATES:
+            self._finished(key, state)
+
+    def _finished(self, key: TIKey, state: S) -> None:
+        if state is S.SUCCESS:
+            skip = self.store.get_xcoms(key.dag_id, key.run_id, key.task_id, SKIP_KEY,
+                                        [key.map_index])
+            if skip:
+                self._ready.extend(self.planner.skip(key.task_id, key.map_index,
+                                                     deserialize(skip[key.map_index])))
+        self._ready.extend(self.planner.finished(key.task_id, key.map_index, state))
+
+    def _schedule_retry(self, key: TIKey, at: datetime | None) -> None:
+        wait = (at - datetime.now(UTC)).total_seconds() if at is not None else 0.0
+        heapq.heappush(self._retries, (self.clock() + max(0.0, wait), next(self._seq), key))
+
+    def _release_due_retries(self, now: float) -> None:
+        while self._retries and (self.skip_retry_delays or self._retries[0][0] <= now):
+            _, _, key = heapq.heappop(self._retries)
+            self._queue(key)
+
+    def _fail_lost(self, record: TaskInstanceRecord, reason: str) -> S | None:
+        """Move a task instance whose process is gone to up_for_retry or failed."""
+        task = self.dag.get_task(record.task_id)
+        retry = record.try_number <= record.max_tries and record.try_number > 0
+        target = S.UP_FOR_RETRY if retry else S.FAILED
+        now = datetime.now(UTC)
+        next_retry = None
+        if retry:
+            next_retry = now + retry_delay_for(
+                record.try_number, retry_delay=task.retry_delay,
+                exponential_backoff=task.retry_exponential_backoff,
+                max_retry_delay=task.max_retry_delay)
+        if not self.store.transition(record.key, [record.state], target.value, end_date=now,
+                                     error=reason, next_retry_at=next_retry):
+            return None
+        log.error("%s: %s; marked %s", record.key, reason, target.value)
+        self._append_log(record, f"ERROR - {reason}; marked {target.value}\n")
+        if target is S.UP_FOR_RETRY:
+            self._schedule_retry(record.key, next_retry)
+            self._progress(record.key, target.value)
+            return None
+        return target
+
+    @staticmethod
+    def _append_log(record: TaskInstanceRecord, text: str) -> None:
+        if record.log_path and record.try_number:
+            from pathlib import Path
+
+            path = Path(record.log_path) / f"attempt={record.try_number}.log"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(text)
+
+    def _reap_dead(self) -> None:
+        """Instances marked running whose heartbeat stopped: their process is gone."""
+        watched = self._inflight | self._adopted
+        if not watched:
+            return
+        stale = self.store.stale_running(timedelta(seconds=self.heartbeat_timeout))
+        for record in stale:
+            if record.key not in watched:
+                continue
+            self.executor.kill(record.key)
+            state = self._fail_lost(record, f"no heartbeat for {self.heartbeat_timeout:.0f} s "
+                                            "(the task process died)")
+            self._inflight.discard(record.key)
+            self._adopted.discard(record.key)
+            if state is not None:
+                self._finished(record.key, state)
+        for key in list(self._adopted):  # adopted ones that finished meanwhile
+            record = self.store.get_ti(key)
+            if record is not None and S(record.state) not in (S.RUNNING, S.QUEUED):
+                self._adopted.discard(key)
+                self._apply(key, S(record.state), record)
+
+    # -- mapping -----------------------------------------------------------------------------
+
+    def _expand_task(self, task_id: str) -> None:
+        task = self.dag.get_task(task_id)
+        assert isinstance(task, MappedOperator)
+        existing = self.store.list_tis(self.dag.dag_id, self.run.run_id, task_ids=[task_id])
+        expanded = [r for r in existing if r.map_index >= 0]
+        if expanded:
+            self._ready.extend(self.planner.expanded_task(task_id, len(expanded)))
+            return
+        try:
+            count = expansion_length(resolve_expand_input(self.run, repr(task),
+                                                          task.expand_input))
+        except ExpansionError as exc:
+            self._fail_expansion(task_id, str(exc))
+            self._ready.extend(self.planner.expansion_failed(task_id=task_id))
+            return
+        if count:
+            self.store.add_tis(self.dag.dag_id, self.run.run_id,
+                               [(task_id, i, task.task_type, task.retries) for i in range(count)],
+                               drop=[(task_id, -1)])
+        self._ready.extend(self.planner.expanded_task(task_id, count))
+
+    def _expand_group(self, group_id: str) -> None:
+        group_state = self.planner.groups[group_id]
+        existing = self.store.list_tis(self.dag.dag_id, self.run.run_id,
+                                       task_ids=group_state.task_ids)
+        indexes = {r.map_index for r in existing if r.map_index >= 0}
+        if indexes:
+            self._ready.extend(self.planner.expanded_group(group_id, len(indexes)))
+            return
+        try:
+            count = expansion_length(resolve_expand_input(
+                self.run, f"task group {group_id!r}", group_state.group.expand_input or {}))
+        except ExpansionError as exc:
+            log.error("%s", exc)
+            self._ready.extend(self.planner.expansion_failed(group_id=group_id))
+            return
+        if count:
+            undecided = [t for t in group_state.task_ids
+                         if not self.planner.nodes[t].decided]
+            self.store.add_tis(
+                self.dag.dag_id, self.run.run_id,
+                [(t, i, self.dag.task_dict[t].task_type, self.dag.task_dict[t].retries)
+                 for t in undecided for i in range(count)],
+                drop=[(t, -1) for t in undecided])
+        self._ready.extend(self.planner.expanded_group(group_id, count))
+
+    def _fail_expansion(self, task_id: str, message: str) -> None:
+        key = self._key(task_id, -1)
+        folder = log_dir(self.logs_root, key) if self.logs_root else None
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "attempt=1.log").write_text(f"ERROR - {message}\n", encoding="utf-8")
+        self.store.transition(key, ["none", "scheduled"], "failed", error=message,
+                              end_date=datetime.now(UTC), try_number=1,
+                              log_path=str(folder) if folder else None)
+        log.error("%s", message)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _sync_decided(self) -> None:
+        """Write states the planner decided (skips, upstream failures) in one transaction."""
+        decided = self.planner.finished_states[self._synced:]
+        self._synced = len(self.planner.finished_states)
+        by_state: dict[str, list[TIKey]] = {}
+        for task_id, map_index, state in decided:
+            if state in (S.SKIPPED, S.UPSTREAM_FAILED):
+                by_state.setdefault(state.value, []).append(self._key(task_id, map_index))
+        for state, keys in by_state.items():
+            self.store.set_tis_state(keys, state, unless=[s.value for s in FINISHED_STATES])
+            for key in keys:
+                self._progress(key, state)
+
+    def _progress(self, key: TIKey, state: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(key, state)
+
+    def _finish(self) -> DagRun:
+        self._sync_decided()
+        records = self.store.list_tis(self.dag.dag_id, self.run.run_id)
+        leaves = {t.task_id for t in self.dag.leaves}
+        failed_leaf = any(r.state in ("failed", "upstream_failed") for r in records
+                          if r.task_id in leaves)
+        stuck = [r for r in records if S(r.state) not in FINISHED_STATES]
+        if stuck:
+            log.error("run %s cannot progress: %s never became ready", self.run.run_id,
+                      sorted({r.task_id for r in stuck}))
+        state = DagRunState.FAILED if failed_leaf or stuck else DagRunState.SUCCESS
+        self.store.set_run_state(self.dag.dag_id, self.run.run_id, state.value,
+                                 end_date=datetime.now(UTC))
+        self.run.refresh()
+        callback = (self.dag.on_success_callback if state is DagRunState.SUCCESS
+                    else self.dag.on_failure_callback)
+        if callback is not None:
+            reason = "success" if state is DagRunState.SUCCESS else "task_failure"
+            try:
+                callback({"dag": self.dag, "dag_run": self.run, "run_id": self.run.run_id,
+                          "reason": reason, "params": self.run.params})
+            except Exception:
+                log.exception("DAG callback failed")
+        return self.run

@@ -1,0 +1,47 @@
+"""Creating DAG runs: validated conf and params, ids, and their first task instances."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from mlpipe.core.dag import DAG
+from mlpipe.core.params import resolve_params
+from mlpipe.errors import DagDefinitionError
+from mlpipe.store.entities import DagRunRecord
+from mlpipe.store.metadata_store import MetadataStore
+
+
+def parse_logical_date(value: datetime | str | None) -> datetime:
+    """A run's logical date: now, a datetime (naive means UTC) or an ISO 8601 string."""
+    if value is None:
+        return datetime.now(UTC)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise DagDefinitionError(
+                f"logical date {value!r} is not an ISO 8601 date or datetime "
+                "(for example 2024-01-31 or 2024-01-31T02:00:00+00:00)"
+            ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def create_dag_run(store: MetadataStore, dag: DAG, *, logical_date: datetime | str | None,
+                   conf: Mapping[str, Any] | None = None, run_type: str = "manual",
+                   run_id: str | None = None) -> DagRunRecord:
+    """Insert a queued run of ``dag`` with one task instance per task (conf is checked)."""
+    if conf is not None and not isinstance(conf, Mapping):
+        raise DagDefinitionError(f"conf must be a JSON object (a dict), got {type(conf).__name__}")
+    conf = dict(conf or {})
+    resolve_params(dag.params, conf)  # raises ParamValidationError naming the param
+    when = parse_logical_date(logical_date)
+    now = datetime.now(UTC)
+    record = DagRunRecord(
+        dag_id=dag.dag_id, run_id=run_id or f"{run_type}__{when.isoformat()}", run_type=run_type,
+        logical_date=when, data_interval_start=when, data_interval_end=when, conf=conf,
+        state="queued", created_at=now, start_date=None, end_date=None,
+    )
+    instances = [(t.task_id, -1, t.task_type, t.retries) for t in dag.task_dict.values()]
+    return store.create_run(record, instances)

@@ -1,0 +1,1 @@
+"""The metadata database: rows, migrations, and the store the engine talks to."""

@@ -1,0 +1,115 @@
+"""Connecting to the metadata database and keeping its schema current with Alembic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from mlpipe.errors import StoreError
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+    try:
+        if url.startswith("sqlite"):
+            options: dict[str, Any] = {"connect_args": {"timeout": 30,
+                                                        "check_same_thread": False}}
+            if url in ("sqlite://", "sqlite:///:memory:"):
+                options["poolclass"] = StaticPool
+            else:
+                path = url.split("///", 1)[-1]
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, **options)
+            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _begin_immediate)
+            return engine
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    except (ArgumentError, ModuleNotFoundError) as exc:
+        raise StoreError(f"cannot use database URL {url!r}: {exc}") from None
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Transactions are begun by hand (below) as BEGIN IMMEDIATE: a writer takes the lock up
+    # front and waits for it, instead of failing when its read snapshot went stale.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _begin_immediate(conn: Any) -> None:
+    # Writers (the store's ``writer`` engine) lock up front; readers stay deferred.
+    immediate = conn.get_execution_options().get("immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _alembic_config(engine: Engine, connection: Any) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    config.attributes["connection"] = connection
+    return config
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at (None: never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+def migrate(engine: Engine) -> str:
+    """Create or upgrade the schema to the newest revision; returns it."""
+    from alembic import command
+
+    try:
+        with engine.begin() as conn:
+            command.upgrade(_alembic_config(engine, conn), "head")
+    except OperationalError as exc:
+        raise StoreError(f"cannot migrate {engine.url!r}: {exc.orig}") from None
+    return head_revision()
+
+
+def reset(engine: Engine) -> None:
+    """Drop every mlpipe table (and Alembic's version table), then migrate again."""
+    from mlpipe.store.rows import Base
+
+    with engine.begin() as conn:
+        Base.metadata.drop_all(conn)
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    migrate(engine)
+
+
+def is_current(engine: Engine) -> bool:
+    try:
+        return current_revision(engine) == head_revision()
+    except OperationalError as exc:
+        raise StoreError(f"cannot reach the metadata database {engine.url!r}: {exc.orig}"
+                         ) from None
+
+
+def has_tables(engine: Engine) -> bool:
+    return bool(inspect(engine).get_table_names())

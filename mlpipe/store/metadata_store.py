@@ -1,0 +1,382 @@
+"""``MetadataStore``: every read and write the engine makes to the metadata database.
+
+State changes of task instances are compare-and-set (``UPDATE ... WHERE state IN (...)``)
+and record a transition row in the same transaction, so two processes can never both move
+one task instance from queued to running.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from mlpipe.errors import RunExistsError, RunNotFoundError, StoreError
+from mlpipe.store import database
+from mlpipe.store.entities import (
+    DagRecord,
+    DagRunRecord,
+    StateTransition,
+    TaskInstanceRecord,
+    TIKey,
+)
+from mlpipe.store.rows import (
+    DagRow,
+    DagRunRow,
+    ImportErrorRow,
+    StateTransitionRow,
+    TaskInstanceRow,
+    UTCDateTime,
+    XComRow,
+)
+
+R = TypeVar("R")
+
+_TI = TaskInstanceRow.__table__
+_RUN = DagRunRow.__table__
+_XCOM = XComRow.__table__
+_TRANSITION = StateTransitionRow.__table__
+_DAG = DagRow.__table__
+_IMPORT_ERROR = ImportErrorRow.__table__
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _record(cls: type[R], row: Any) -> R:
+    mapping = row._mapping
+    return cls(**{f.name: mapping[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
+
+def _ti_where(key: TIKey) -> Any:
+    return and_(_TI.c.dag_id == key.dag_id, _TI.c.run_id == key.run_id,
+                _TI.c.task_id == key.task_id, _TI.c.map_index == key.map_index)
+
+
+class MetadataStore:
+    """The metadata database behind one URL (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        #: the same pool; transactions begun here take SQLite's write lock up front
+        self.writer = engine.execution_options(immediate=True)
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> MetadataStore:
+        """Connect; migrate an empty or outdated schema (or say what to run if told not to)."""
+        engine = database.make_engine(url)
+        if not database.is_current(engine):
+            if not migrate:
+                raise StoreError(
+                    f"the metadata database {engine.url!r} is not migrated; run "
+                    "'mlpipe db migrate'"
+                )
+            database.migrate(engine)
+        return cls(engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- DAGs ------------------------------------------------------------------------------
+
+    def sync_dags(self, files: dict[str, str], *, paused_on_creation: bool = False) -> None:
+        """Record DAGs seen while parsing (``dag_id -> file``); new ones get a row."""
+        now = _now()
+        with self.writer.begin() as conn:
+            known = {r.dag_id for r in conn.execute(select(_DAG.c.dag_id))}
+            for dag_id, fileloc in files.items():
+                if dag_id in known:
+                    conn.execute(update(_DAG).where(_DAG.c.dag_id == dag_id)
+                                 .values(fileloc=fileloc, last_parsed_at=now))
+                else:
+                    conn.execute(insert(_DAG).values(dag_id=dag_id, fileloc=fileloc,
+                                                     is_paused=paused_on_creation,
+                                                     last_parsed_at=now))
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        with self.writer.begin() as conn:
+            changed = conn.execute(update(_DAG).where(_DAG.c.dag_id == dag_id)
+                                   .values(is_paused=paused)).rowcount
+            if not changed:
+                conn.execute(insert(_DAG).values(dag_id=dag_id, is_paused=paused))
+
+    def get_dag(self, dag_id: str) -> DagRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_DAG).where(_DAG.c.dag_id == dag_id)).first()
+        return _record(DagRecord, row) if row else None
+
+    def list_dags(self) -> list[DagRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(_DAG).order_by(_DAG.c.dag_id)).all()
+        return [_record(DagRecord, r) for r in rows]
+
+    def replace_import_errors(self, errors: dict[str, str]) -> None:
+        now = _now()
+        with self.writer.begin() as conn:
+            conn.execute(delete(_IMPORT_ERROR))
+            if errors:
+                conn.execute(insert(_IMPORT_ERROR), [
+                    {"filename": f, "error": e, "recorded_at": now} for f, e in errors.items()
+                ])
+
+    def import_errors(self) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(_IMPORT_ERROR)).all()
+        return {r.filename: r.error for r in rows}
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def create_run(self, record: DagRunRecord,
+                   task_instances: Iterable[tuple[str, int, str, int]]) -> DagRunRecord:
+        """Insert a run and its task instances (``task_id, map_index, operator, max_tries``)."""
+        values = {f.name: getattr(record, f.name) for f in fields(DagRunRecord)}
+        try:
+            with self.writer.begin() as conn:
+                conn.execute(insert(_RUN).values(**values))
+                rows = [{"dag_id": record.dag_id, "run_id": record.run_id, "task_id": t,
+                         "map_index": m, "operator": op, "max_tries": tries, "state": "none",
+                         "try_number": 0} for t, m, op, tries in task_instances]
+                if rows:
+                    conn.execute(insert(_TI), rows)
+        except IntegrityError:
+            raise RunExistsError(record.dag_id, record.run_id) from None
+        return record
+
+    def get_run(self, dag_id: str, run_id: str) -> DagRunRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_RUN).where(_RUN.c.dag_id == dag_id,
+                                                  _RUN.c.run_id == run_id)).first()
+        if row is None:
+            raise RunNotFoundError(dag_id, run_id, [r.run_id for r in self.list_runs(dag_id)])
+        return _record(DagRunRecord, row)
+
+    def list_runs(self, dag_id: str | None = None, *, states: Sequence[str] | None = None,
+                  limit: int | None = None) -> list[DagRunRecord]:
+        query = select(_RUN).order_by(_RUN.c.logical_date, _RUN.c.id)
+        if dag_id is not None:
+            query = query.where(_RUN.c.dag_id == dag_id)
+        if states:
+            query = query.where(_RUN.c.state.in_(list(states)))
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_record(DagRunRecord, r) for r in conn.execute(query).all()]
+
+    def latest_run(self, dag_id: str) -> DagRunRecord | None:
+        query = select(_RUN).where(_RUN.c.dag_id == dag_id).order_by(_RUN.c.id.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return _record(DagRunRecord, row) if row else None
+
+    def set_run_state(self, dag_id: str, run_id: str, state: str, **values: Any) -> None:
+        with self.writer.begin() as conn:
+            conn.execute(update(_RUN).where(_RUN.c.dag_id == dag_id, _RUN.c.run_id == run_id)
+                         .values(state=state, **values))
+
+    # -- task instances ----------------------------------------------------------------------
+
+    def get_ti(self, key: TIKey) -> TaskInstanceRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(_SELECT_TI, key._asdict()).first()
+        return _record(TaskInstanceRecord, row) if row else None
+
+    def list_tis(self, dag_id: str, run_id: str, *, task_ids: Iterable[str] | None = None,
+                 states: Iterable[str] | None = None) -> list[TaskInstanceRecord]:
+        query = select(_TI).where(_TI.c.dag_id == dag_id, _TI.c.run_id == run_id)
+        if task_ids is not None:
+            query = query.where(_TI.c.task_id.in_(list(task_ids)))
+        if states is not None:
+            query = query.where(_TI.c.state.in_(list(states)))
+        query = query.order_by(_TI.c.task_id, _TI.c.map_index)
+        with self.engine.connect() as conn:
+            return [_record(TaskInstanceRecord, r) for r in conn.execute(query).all()]
+
+    def add_tis(self, dag_id: str, run_id: str,
+                task_instances: Iterable[tuple[str, int, str, int]],
+                *, drop: Iterable[tuple[str, int]] = ()) -> None:
+        """Add instances (a mapped task's expansion), dropping placeholders in one go."""
+        with self.writer.begin() as conn:
+            for task_id, map_index in drop:
+                conn.execute(delete(_TI).where(_ti_where(TIKey(dag_id, run_id, task_id,
+                                                               map_index))))
+            rows = [{"dag_id": dag_id, "run_id": run_id, "task_id": t, "map_index": m,
+                     "operator": op, "max_tries": tries, "state": "none", "try_number": 0}
+                    for t, m, op, tries in task_instances]
+            if rows:
+                conn.execute(insert(_TI), rows)
+
+    def transition(self, key: TIKey, from_states: Iterable[str], to_state: str,
+                   conn: Connection | None = None, **values: Any) -> bool:
+        """Move ``key`` to ``to_state`` only if it is in one of ``from_states``.
+
+        Returns False (and changes nothing) when another process moved it first. With a
+        single expected state this is one UPDATE and one INSERT of the transition row.
+        """
+        if conn is None:
+            with self.writer.begin() as own:
+                return self.transition(key, from_states, to_state, own, **values)
+        allowed = list(from_states)
+        params = key._asdict()
+        if len(allowed) == 1:
+            current = allowed[0]
+        else:
+            row = conn.execute(_SELECT_STATE, params).first()
+            if row is None or row.state not in allowed:
+                return False
+            current = row.state
+        update_sql = _update_statement(tuple(sorted(values)))
+        changed = conn.execute(update_sql, {**params, "to_state": to_state,
+                                            "from_state": current,
+                                            **{f"v_{k}": v for k, v in values.items()}}
+                               ).rowcount
+        if changed != 1:
+            return False
+        conn.execute(_INSERT_TRANSITION, {**params, "from_state": current,
+                                          "to_state": to_state, "at": _now()})
+        return True
+
+    def claim(self, key: TIKey, **values: Any) -> bool:
+        """queued -> running for one try, clearing XComs of earlier tries, atomically."""
+        with self.writer.begin() as conn:
+            if not self.transition(key, ["queued"], "running", conn, end_date=None, error=None,
+                                   duration=None, next_retry_at=None, **values):
+                return False
+            if values.get("try_number", 1) > 1:
+                conn.execute(_DELETE_XCOMS, key._asdict())
+            return True
+
+    def set_tis_state(self, keys: Iterable[TIKey], to_state: str, *,
+                      unless: Iterable[str] = ()) -> int:
+        """Set many instances at once (skips, upstream failures), keeping finished ones."""
+        keys = list(keys)
+        if not keys:
+            return 0
+        skip = list(unless)
+        count = 0
+        with self.writer.begin() as conn:
+            for key in keys:
+                count += bool(self.transition(
+                    key, _ALL_STATES - set(skip) - {to_state}, to_state, conn))
+        return count
+
+    def heartbeat(self, key: TIKey, pid: int) -> bool:
+        """Mark a running instance alive; False if it is no longer running (stop it)."""
+        with self.writer.begin() as conn:
+            return bool(conn.execute(
+                update(_TI).where(_ti_where(key), _TI.c.state == "running", _TI.c.pid == pid)
+                .values(heartbeat_at=_now())).rowcount)
+
+    def stale_running(self, timeout: timedelta, *, now: datetime | None = None
+                      ) -> list[TaskInstanceRecord]:
+        """Running instances whose last heartbeat is older than ``timeout``."""
+        limit = (now or _now()) - timeout
+        query = select(_TI).where(_TI.c.state == "running", _TI.c.heartbeat_at < limit)
+        with self.engine.connect() as conn:
+            return [_record(TaskInstanceRecord, r) for r in conn.execute(query).all()]
+
+    def transitions(self, dag_id: str, run_id: str) -> list[StateTransition]:
+        query = select(_TRANSITION).where(_TRANSITION.c.dag_id == dag_id,
+                                          _TRANSITION.c.run_id == run_id
+                                          ).order_by(_TRANSITION.c.id)
+        with self.engine.connect() as conn:
+            return [_record(StateTransition, r) for r in conn.execute(query).all()]
+
+    # -- XCom ---------------------------------------------------------------------------------
+
+    def push_xcoms(self, key: TIKey, values: dict[str, str],
+                   conn: Connection | None = None) -> None:
+        """Store serialized XCom values of one instance, replacing earlier ones."""
+        if conn is None:
+            with self.writer.begin() as own:
+                self.push_xcoms(key, values, own)
+            return
+        base = {"dag_id": key.dag_id, "run_id": key.run_id, "task_id": key.task_id,
+                "map_index": key.map_index}
+        conn.execute(delete(_XCOM).where(
+            _XCOM.c.dag_id == key.dag_id, _XCOM.c.run_id == key.run_id,
+            _XCOM.c.task_id == key.task_id, _XCOM.c.map_index == key.map_index,
+            _XCOM.c.key.in_(list(values))))
+        if values:
+            conn.execute(insert(_XCOM), [{**base, "key": k, "value": v}
+                                         for k, v in values.items()])
+
+    def clear_xcoms(self, key: TIKey) -> None:
+        with self.writer.begin() as conn:
+            conn.execute(delete(_XCOM).where(
+                _XCOM.c.dag_id == key.dag_id, _XCOM.c.run_id == key.run_id,
+                _XCOM.c.task_id == key.task_id, _XCOM.c.map_index == key.map_index))
+
+    def get_xcoms(self, dag_id: str, run_id: str, task_id: str, key: str,
+                  map_indexes: Iterable[int] | None = None) -> dict[int, str]:
+        """Serialized values of ``key`` pushed by ``task_id``, by map index."""
+        params = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "key": key}
+        with self.engine.connect() as conn:
+            found = {r.map_index: r.value for r in conn.execute(_SELECT_XCOMS, params)}
+        if map_indexes is not None:
+            wanted = set(map_indexes)
+            return {i: v for i, v in found.items() if i in wanted}
+        return found
+
+    def finish_try(self, key: TIKey, *, to_state: str, xcoms: dict[str, str],
+                   **values: Any) -> bool:
+        """XComs and the final state of a try, in one transaction."""
+        try:
+            with self.writer.begin() as conn:
+                if not self.transition(key, ["running"], to_state, conn, **values):
+                    return False
+                if xcoms:  # the claim cleared earlier tries' values: plain inserts suffice
+                    base = key._asdict()
+                    conn.execute(insert(_XCOM), [{**base, "key": k, "value": v}
+                                                 for k, v in xcoms.items()])
+                return True
+        except OperationalError as exc:
+            raise StoreError(f"cannot record the end of {key}: {exc.orig}") from None
+
+
+_KEY_SQL = ("dag_id = :dag_id AND run_id = :run_id AND task_id = :task_id "
+            "AND map_index = :map_index")
+_SELECT_STATE = text(f"SELECT state, try_number FROM task_instance WHERE {_KEY_SQL}")
+_SELECT_TI = select(_TI).where(
+    _TI.c.dag_id == bindparam("dag_id"), _TI.c.run_id == bindparam("run_id"),
+    _TI.c.task_id == bindparam("task_id"), _TI.c.map_index == bindparam("map_index"))
+_SELECT_XCOMS = text(
+    "SELECT map_index, value FROM xcom WHERE dag_id = :dag_id AND run_id = :run_id "
+    "AND task_id = :task_id AND key = :key")
+_DELETE_XCOMS = text(f"DELETE FROM xcom WHERE {_KEY_SQL}")
+_INSERT_TRANSITION = text(
+    "INSERT INTO state_transition (dag_id, run_id, task_id, map_index, try_number, "
+    "from_state, to_state, at) SELECT dag_id, run_id, task_id, map_index, try_number, "
+    f":from_state, :to_state, :at FROM task_instance WHERE {_KEY_SQL}"
+).bindparams(bindparam("at", type_=UTCDateTime()))
+
+
+@functools.lru_cache(maxsize=64)
+def _update_statement(columns: tuple[str, ...]) -> Any:
+    """``UPDATE task_instance SET state, <columns> WHERE <key> AND state = :from_state``."""
+    sets = "".join(f", {c} = :v_{c}" for c in columns)
+    statement = text(f"UPDATE task_instance SET state = :to_state{sets} "
+                     f"WHERE {_KEY_SQL} AND state = :from_state")
+    return statement.bindparams(*[bindparam(f"v_{c}", type_=_TI.c[c].type) for c in columns])
+
+
+_ALL_STATES = frozenset({"none", "scheduled", "queued", "running", "success", "failed",
+                         "skipped", "up_for_retry", "upstream_failed", "removed"})
+
+__all__ = ["MetadataStore", "tuple_"]

@@ -1,0 +1,150 @@
+"""SQLAlchemy rows of the metadata database. Only ``mlpipe.store`` sees these classes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = String(250)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored in UTC, always read back as an aware UTC datetime (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class DagRow(Base):
+    __tablename__ = "dag"
+
+    dag_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    is_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    fileloc: Mapped[str | None] = mapped_column(Text)
+    last_parsed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ImportErrorRow(Base):
+    __tablename__ = "import_error"
+
+    filename: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    error: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DagRunRow(Base):
+    __tablename__ = "dag_run"
+    __table_args__ = (
+        UniqueConstraint("dag_id", "run_id", name="uq_dag_run_dag_id_run_id"),
+        Index("ix_dag_run_state", "dag_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = mapped_column(ID)
+    run_id: Mapped[str] = mapped_column(ID)
+    run_type: Mapped[str] = mapped_column(String(20))
+    logical_date: Mapped[datetime] = mapped_column(UTCDateTime())
+    data_interval_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    data_interval_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    conf: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    start_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class TaskInstanceRow(Base):
+    __tablename__ = "task_instance"
+    __table_args__ = (
+        ForeignKeyConstraint(["dag_id", "run_id"], ["dag_run.dag_id", "dag_run.run_id"],
+                             ondelete="CASCADE"),
+        Index("ix_task_instance_state", "state"),
+    )
+
+    dag_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    task_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    map_index: Mapped[int] = mapped_column(Integer, primary_key=True, default=-1)
+    state: Mapped[str] = mapped_column(String(20), default="none")
+    try_number: Mapped[int] = mapped_column(Integer, default=0)
+    max_tries: Mapped[int] = mapped_column(Integer, default=0)
+    operator: Mapped[str] = mapped_column(String(100), default="")
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    start_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duration: Mapped[float | None] = mapped_column(Float)
+    next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    log_path: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class XComRow(Base):
+    __tablename__ = "xcom"
+    __table_args__ = (
+        ForeignKeyConstraint(["dag_id", "run_id"], ["dag_run.dag_id", "dag_run.run_id"],
+                             ondelete="CASCADE"),
+    )
+
+    dag_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    task_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    map_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class StateTransitionRow(Base):
+    __tablename__ = "state_transition"
+    __table_args__ = (Index("ix_state_transition_ti", "dag_id", "run_id", "task_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = mapped_column(ID)
+    run_id: Mapped[str] = mapped_column(ID)
+    task_id: Mapped[str] = mapped_column(ID)
+    map_index: Mapped[int] = mapped_column(Integer)
+    try_number: Mapped[int] = mapped_column(Integer)
+    from_state: Mapped[str] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
