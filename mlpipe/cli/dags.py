@@ -1,35 +1,18 @@
-"""``mlpipe dags ...``: list and test DAGs of the dags folder."""
+"""``mlpipe dags ...``: list, inspect, run, trigger and pause DAGs."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from mlpipe.cli.common import DagsFolder, Output, fmt_time, open_engine, parse_conf
 from mlpipe.cli.output import OutputFormat, console, err_console, guarded, print_rows
-from mlpipe.errors import DagDefinitionError
-from mlpipe.runtime.dagbag import DagBag, load_dagbag
-from mlpipe.settings import load_settings
+from mlpipe.cli.progress import RunProgress
+from mlpipe.core.dag import DAG
+from mlpipe.runtime.models import DagRun
 
 app = typer.Typer(help="List, inspect and run DAGs.", no_args_is_help=True)
-
-DagsFolder = Annotated[
-    Path | None,
-    typer.Option("--dags-folder", "-d", help="Folder of DAG files [env: MLPIPE_DAGS_FOLDER]"),
-]
-Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="table or json")]
-
-
-def open_dagbag(dags_folder: Path | None) -> DagBag:
-    folder = dags_folder or load_settings().dags_folder
-    if not folder.is_dir():
-        raise DagDefinitionError(
-            f"dags folder {str(folder)!r} does not exist; pass --dags-folder or set "
-            "MLPIPE_DAGS_FOLDER"
-        )
-    return load_dagbag(folder)
 
 
 def _schedule_text(schedule: Any) -> str | None:
@@ -39,16 +22,61 @@ def _schedule_text(schedule: Any) -> str | None:
 @app.command("list")
 @guarded
 def list_dags(dags_folder: DagsFolder = None, output: Output = OutputFormat.table) -> None:
-    """List the DAGs in the dags folder, and files that failed to import."""
-    bag = open_dagbag(dags_folder)
+    """List the DAGs in the dags folder with their paused state, and files that failed."""
+    engine = open_engine(dags_folder)
+    bag = engine.dagbag()
+    paused = {d.dag_id: d.is_paused for d in engine.store.list_dags()}
     rows = [
-        {"dag_id": d.dag_id, "fileloc": d.fileloc, "schedule": _schedule_text(d.schedule),
-         "tasks": len(d.task_dict), "tags": ",".join(d.tags)}
+        {"dag_id": d.dag_id, "is_paused": paused.get(d.dag_id, False),
+         "schedule": _schedule_text(d.schedule), "tasks": len(d.task_dict),
+         "tags": ",".join(d.tags), "fileloc": d.fileloc}
         for d in sorted(bag.dags.values(), key=lambda d: d.dag_id)
     ]
-    print_rows(rows, ["dag_id", "schedule", "tasks", "tags", "fileloc"], output)
+    print_rows(rows, ["dag_id", "is_paused", "schedule", "tasks", "tags", "fileloc"], output)
     for path, error in sorted(bag.import_errors.items()):
         err_console.print(f"[yellow]import error[/] {path}: {error}", markup=True)
+
+
+@app.command("show")
+@guarded
+def show(dag_id: str, dot: Annotated[bool, typer.Option("--dot", help="Graphviz output")] = False,
+         dags_folder: DagsFolder = None) -> None:
+    """Print the DAG's tasks as a tree (or as Graphviz DOT with --dot)."""
+    dag = open_engine(dags_folder).get_dag(dag_id)
+    if dot:
+        typer.echo(to_dot(dag))
+        return
+    from rich.tree import Tree
+
+    tree = Tree(f"[bold]{dag.dag_id}[/] ({len(dag.task_dict)} tasks)")
+    seen: set[str] = set()
+
+    def add(node: Tree, task_id: str) -> None:
+        task = dag.task_dict[task_id]
+        label = f"{task_id} [dim]<{task.task_type}>[/]"
+        if task_id in seen:
+            node.add(f"{label} [dim](see above)[/]")
+            return
+        seen.add(task_id)
+        branch = node.add(label)
+        for child in sorted(task.downstream_task_ids):
+            add(branch, child)
+
+    for root in sorted(t.task_id for t in dag.roots):
+        add(tree, root)
+    console.print(tree)
+
+
+def to_dot(dag: DAG) -> str:
+    """The DAG as a Graphviz digraph (task groups as clusters are left to the viewer)."""
+    lines = [f'digraph "{dag.dag_id}" {{', "  rankdir=LR;", "  node [shape=box];"]
+    for task in dag.topological_sort():
+        lines.append(f'  "{task.task_id}" [label="{task.task_id}\\n{task.task_type}"];')
+    for task in dag.topological_sort():
+        for down in sorted(task.downstream_task_ids):
+            lines.append(f'  "{task.task_id}" -> "{down}";')
+    lines.append("}")
+    return "\n".join(lines)
 
 
 @app.command("test")
@@ -59,11 +87,15 @@ def test_dag(
     conf: Annotated[str | None, typer.Option("--conf", "-c", help="JSON object")] = None,
     dags_folder: DagsFolder = None,
 ) -> None:
-    """Run every task of a DAG in this process and print each task instance's state."""
+    """Run every task of a DAG in this process (throw-away store) and print each state."""
     run_conf = parse_conf(conf)
-    bag = open_dagbag(dags_folder)
-    dag = bag.get_dag(dag_id)
+    dag = open_engine(dags_folder).get_dag(dag_id)
     run = dag.test(logical_date=logical_date, conf=run_conf)
+    report_run(run)
+
+
+def report_run(run: DagRun) -> None:
+    """Each task instance's state, failed tasks' errors, and exit 1 unless the run succeeded."""
     rows = [
         {"task_id": ti.task_id, "map_index": ti.map_index, "state": ti.state.value,
          "try_number": ti.try_number,
@@ -72,7 +104,7 @@ def test_dag(
         for ti in run.task_instances
     ]
     print_rows(rows, ["task_id", "map_index", "state", "try_number", "duration", "error"],
-               OutputFormat.table, title=f"{dag_id} {run.run_id}")
+               OutputFormat.table, title=f"{run.dag_id} {run.run_id}")
     for ti in run.task_instances:
         if ti.error:
             index = f"[{ti.map_index}]" if ti.map_index >= 0 else ""
@@ -83,15 +115,65 @@ def test_dag(
         raise typer.Exit(1)
 
 
-def parse_conf(conf: str | None) -> dict[str, Any] | None:
-    """``--conf`` as a dict; malformed JSON or a non-object is one clear error."""
-    if conf is None:
-        return None
-    try:
-        value = json.loads(conf)
-    except json.JSONDecodeError as exc:
-        raise DagDefinitionError(f"--conf is not valid JSON: {exc.msg} at position {exc.pos}"
-                                 ) from None
-    if not isinstance(value, dict):
-        raise DagDefinitionError(f"--conf must be a JSON object, got {type(value).__name__}")
-    return value
+@app.command("trigger")
+@guarded
+def trigger(
+    dag_id: str,
+    conf: Annotated[str | None, typer.Option("--conf", "-c", help="JSON object")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", "-r")] = None,
+    logical_date: Annotated[str | None, typer.Option("--logical-date", "-e")] = None,
+    wait: Annotated[bool, typer.Option(
+        "--wait/--no-wait",
+        help="Run it now with the configured executor and show progress (default, while "
+             "no scheduler runs)")] = True,
+    dags_folder: DagsFolder = None,
+) -> None:
+    """Create a manual run of a DAG; with --wait, execute it and show its progress."""
+    run_conf = parse_conf(conf)
+    engine = open_engine(dags_folder)
+    dag = engine.get_dag(dag_id)
+    record = engine.trigger(dag, conf=run_conf, run_id=run_id, logical_date=logical_date)
+    console.print(f"created run {record.run_id} of {dag_id}")
+    if not wait:
+        return
+    with RunProgress(dag, engine.settings.executor) as progress:
+        run = engine.run(dag, record.run_id, on_progress=progress.update)
+    report_run(run)
+
+
+@app.command("list-runs")
+@guarded
+def list_runs(dag_id: str, output: Output = OutputFormat.table,
+              state: Annotated[str | None, typer.Option("--state")] = None,
+              dags_folder: DagsFolder = None) -> None:
+    """The runs of a DAG, oldest first."""
+    engine = open_engine(dags_folder)
+    engine.get_dag(dag_id)
+    runs = engine.store.list_runs(dag_id, states=[state] if state else None)
+    rows = [{"dag_id": r.dag_id, "run_id": r.run_id, "state": r.state,
+             "run_type": r.run_type, "logical_date": fmt_time(r.logical_date),
+             "start_date": fmt_time(r.start_date), "end_date": fmt_time(r.end_date)}
+            for r in runs]
+    print_rows(rows, ["dag_id", "run_id", "state", "run_type", "logical_date", "start_date",
+                      "end_date"], output)
+
+
+def _set_paused(dag_id: str, paused: bool, dags_folder: Any) -> None:
+    engine = open_engine(dags_folder)
+    engine.get_dag(dag_id)
+    engine.store.set_paused(dag_id, paused)
+    console.print(f"DAG {dag_id} is {'paused' if paused else 'unpaused'}")
+
+
+@app.command("pause")
+@guarded
+def pause(dag_id: str, dags_folder: DagsFolder = None) -> None:
+    """Stop the scheduler from creating runs of this DAG."""
+    _set_paused(dag_id, True, dags_folder)
+
+
+@app.command("unpause")
+@guarded
+def unpause(dag_id: str, dags_folder: DagsFolder = None) -> None:
+    """Let the scheduler create runs of this DAG again."""
+    _set_paused(dag_id, False, dags_folder)

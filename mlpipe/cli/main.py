@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mlpipe import __version__
-from mlpipe.cli import dags
+from mlpipe.cli import dags, db, tasks
 from mlpipe.cli.output import State, console
 
 app = typer.Typer(
@@ -17,6 +17,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(dags.app, name="dags")
+app.add_typer(tasks.app, name="tasks")
+app.add_typer(db.app, name="db")
 
 
 def _version(value: bool) -> None:

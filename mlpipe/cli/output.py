@@ -15,8 +15,10 @@ from rich.table import Table
 
 from mlpipe.errors import MlpipeError
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped output is not cut at 80 columns: tables stay whole for grep and for logs.
+_WIDTH = None if sys.stdout.isatty() else 200
+console = Console(highlight=False, soft_wrap=True, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
 
 class OutputFormat(StrEnum):

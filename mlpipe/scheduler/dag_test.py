@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.core.dag import DAG
-from mlpipe.executors.base import ExecutionEnv
+from mlpipe.core.params import resolve_params
+from mlpipe.errors import DagDefinitionError
+from mlpipe.executors.base import ExecutionEnv, Workload
 from mlpipe.executors.sequential import SequentialExecutor
-from mlpipe.runtime.models import DagRun
+from mlpipe.runtime.models import DagRun, TaskInstance
 from mlpipe.scheduler.dagrun_driver import DagRunDriver
 from mlpipe.scheduler.runs import create_dag_run
-from mlpipe.settings import load_settings
+from mlpipe.settings import Settings, load_settings
+from mlpipe.store.entities import TIKey
 from mlpipe.store.metadata_store import MetadataStore
 
 
@@ -23,6 +26,39 @@ def _scratch_dir() -> str | None:
     """A memory-backed folder for throw-away stores when there is one (Linux /dev/shm)."""
     shm = Path("/dev/shm")
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def _temporary_engine(dag: DAG) -> tuple[Any, str, MetadataStore, SequentialExecutor, Settings]:
+    settings = load_settings()
+    folder = tempfile.TemporaryDirectory(prefix=f"mlpipe-test-{dag.dag_id}-",
+                                         dir=_scratch_dir())
+    root = Path(folder.name)
+    url = f"sqlite:///{root / 'mlpipe.db'}"
+    store = MetadataStore.open(url)
+    executor = SequentialExecutor()
+    executor.start(ExecutionEnv(store=store, store_url=url, dag_provider=lambda _: dag,
+                                logs_root=root / "logs", xcom_max_bytes=settings.xcom_max_bytes,
+                                heartbeat_interval=settings.task_heartbeat_timeout / 6))
+    return folder, url, store, executor, settings
+
+
+def test_task(dag: DAG, task_id: str, *, logical_date: datetime | str | None = None,
+              conf: Mapping[str, Any] | None = None) -> TaskInstance:
+    """Run one task alone (upstream XComs are absent) in a throw-away store."""
+    task = dag.get_task(task_id)
+    if task.is_mapped:
+        raise DagDefinitionError(f"task {task_id!r} is mapped; run the DAG with 'dags test'")
+    folder, _, store, executor, _ = _temporary_engine(dag)
+    record = create_dag_run(store, dag, logical_date=logical_date, conf=conf)
+    key = TIKey(dag.dag_id, record.run_id, task_id, -1)
+    store.transition(key, ["none"], "queued")
+    executor.submit(Workload(key))
+    run = DagRun.from_record(store.get_run(dag.dag_id, record.run_id), dag, store,
+                             params=resolve_params(dag.params, record.conf))
+    run.keepalive = folder
+    ti = run.get_task_instance(task_id)
+    assert ti is not None
+    return ti
 
 
 def test_dag(dag: DAG, *, logical_date: datetime | str | None = None,
@@ -33,17 +69,8 @@ def test_dag(dag: DAG, *, logical_date: datetime | str | None = None,
     the returned run is garbage-collected.
     """
     dag.validate()
-    settings = load_settings()
-    folder = tempfile.TemporaryDirectory(prefix=f"mlpipe-test-{dag.dag_id}-",
-                                         dir=_scratch_dir())
-    root = Path(folder.name)
-    url = f"sqlite:///{root / 'mlpipe.db'}"
-    store = MetadataStore.open(url)
+    folder, _, store, executor, settings = _temporary_engine(dag)
     record = create_dag_run(store, dag, logical_date=logical_date, conf=conf)
-    executor = SequentialExecutor()
-    executor.start(ExecutionEnv(store=store, store_url=url, dag_provider=lambda _: dag,
-                                logs_root=root / "logs", xcom_max_bytes=settings.xcom_max_bytes,
-                                heartbeat_interval=settings.task_heartbeat_timeout / 6))
     driver = DagRunDriver(store, dag, record.run_id, executor,
                           heartbeat_timeout=settings.task_heartbeat_timeout,
                           skip_retry_delays=skip_retry_delays,

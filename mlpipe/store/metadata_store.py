@@ -276,6 +276,36 @@ class MetadataStore:
                     key, _ALL_STATES - set(skip) - {to_state}, to_state, conn))
         return count
 
+    def clear_tis(self, items: Iterable[tuple[TIKey, int]], *,
+                  mapped: set[str] = frozenset()) -> list[TIKey]:  # type: ignore[assignment]
+        """Reset instances to ``none`` with a new ``max_tries`` (clearing their XComs).
+
+        Instances of ``mapped`` tasks are removed and replaced by one unexpanded instance, so
+        the next run expands them again from their (possibly new) input.
+        """
+        cleared: list[TIKey] = []
+        replaced: set[tuple[str, str, str]] = set()
+        with self.writer.begin() as conn:
+            for key, max_tries in items:
+                conn.execute(_DELETE_XCOMS, key._asdict())
+                if key.task_id in mapped:
+                    group = (key.dag_id, key.run_id, key.task_id)
+                    if group not in replaced:
+                        replaced.add(group)
+                        conn.execute(delete(_TI).where(
+                            _TI.c.dag_id == key.dag_id, _TI.c.run_id == key.run_id,
+                            _TI.c.task_id == key.task_id))
+                        conn.execute(insert(_TI).values(
+                            dag_id=key.dag_id, run_id=key.run_id, task_id=key.task_id,
+                            map_index=-1, state="none", try_number=0, max_tries=max_tries))
+                    cleared.append(key)
+                    continue
+                if self.transition(key, _ALL_STATES - {"none", "running", "queued"}, "none",
+                                   conn, max_tries=max_tries, end_date=None,
+                                   next_retry_at=None, pid=None):
+                    cleared.append(key)
+        return cleared
+
     def heartbeat(self, key: TIKey, pid: int) -> bool:
         """Mark a running instance alive; False if it is no longer running (stop it)."""
         with self.writer.begin() as conn:

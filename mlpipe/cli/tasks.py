@@ -1,0 +1,142 @@
+"""``mlpipe tasks ...``: run, test, inspect, read logs of and clear task instances."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from mlpipe.cli.common import DagsFolder, Output, fmt_time, open_engine
+from mlpipe.cli.output import OutputFormat, console, guarded, print_rows
+from mlpipe.errors import StoreError, TaskNotFoundError
+from mlpipe.runtime.models import TaskInstance
+from mlpipe.runtime.task_runner import run_task_instance
+from mlpipe.store.entities import TIKey
+
+app = typer.Typer(help="Run and inspect task instances.", no_args_is_help=True)
+
+MapIndex = Annotated[int, typer.Option("--map-index", "-m", help="Mapped instance")]
+
+
+@app.command("run")
+@guarded
+def run(dag_id: str, task_id: str, run_id: str, map_index: MapIndex = -1,
+        dags_folder: DagsFolder = None) -> None:
+    """Run one try of one task instance of an existing run (what executors call)."""
+    engine = open_engine(dags_folder)
+    dag = engine.get_dag(dag_id)
+    dag.get_task(task_id)
+    key = TIKey(dag_id, run_id, task_id, map_index)
+    record = engine.store.get_ti(key)
+    if record is None:
+        engine.store.get_run(dag_id, run_id)  # names the run if that is what is missing
+        raise StoreError(f"run {run_id!r} has no task instance {task_id!r} map_index "
+                         f"{map_index}")
+    if record.state in ("none", "scheduled", "up_for_retry"):
+        engine.store.transition(key, [record.state], "queued")
+    outcome = run_task_instance(engine.store, dag, key, logs_root=engine.logs_root,
+                                xcom_max_bytes=engine.settings.xcom_max_bytes,
+                                heartbeat_interval=engine.settings.task_heartbeat_timeout / 6)
+    if outcome is None:
+        raise StoreError(f"{key} is {record.state}, not queued: it runs elsewhere or finished")
+    console.print(f"{key}: {outcome.state.value}")
+    if outcome.state.value not in ("success", "skipped"):
+        raise typer.Exit(1)
+
+
+@app.command("test")
+@guarded
+def test(dag_id: str, task_id: str,
+         logical_date: Annotated[str | None, typer.Argument(help="ISO date")] = None,
+         dags_folder: DagsFolder = None) -> None:
+    """Run one task alone (no dependencies, nothing saved) and print its log."""
+    from mlpipe.scheduler.dag_test import test_task
+
+    dag = open_engine(dags_folder).get_dag(dag_id)
+    ti = test_task(dag, task_id, logical_date=logical_date)
+    sys.stdout.write(ti.log)
+    console.print(f"{task_id}: {ti.state.value}")
+    if ti.state.value not in ("success", "skipped"):
+        raise typer.Exit(1)
+
+
+@app.command("states")
+@guarded
+def states(dag_id: str, run_id: str, output: Output = OutputFormat.table,
+           dags_folder: DagsFolder = None) -> None:
+    """Every task instance of a run with its state and try number."""
+    engine = open_engine(dags_folder)
+    dag = engine.get_dag(dag_id)
+    engine.store.get_run(dag_id, run_id)
+    order = {t.task_id: i for i, t in enumerate(dag.topological_sort())}
+    records = sorted(engine.store.list_tis(dag_id, run_id),
+                     key=lambda r: (order.get(r.task_id, 0), r.map_index))
+    rows = [{"dag_id": r.dag_id, "run_id": r.run_id, "task_id": r.task_id,
+             "map_index": r.map_index, "state": r.state, "try_number": r.try_number,
+             "start_date": fmt_time(r.start_date), "end_date": fmt_time(r.end_date),
+             "duration": r.duration, "hostname": r.hostname, "pid": r.pid}
+            for r in records]
+    print_rows(rows, ["task_id", "map_index", "state", "try_number", "start_date", "end_date",
+                      "duration", "hostname", "pid", "dag_id", "run_id"], output)
+
+
+@app.command("logs")
+@guarded
+def logs(dag_id: str, task_id: str,
+         run_id: Annotated[str | None, typer.Argument(help="Default: the latest run")] = None,
+         try_number: Annotated[int | None, typer.Option("--try", "-t", help="Try number")] = None,
+         map_index: MapIndex = -1, dags_folder: DagsFolder = None) -> None:
+    """Print the log of one try of a task instance (default: its latest try)."""
+    engine = open_engine(dags_folder)
+    dag = engine.get_dag(dag_id)
+    dag.get_task(task_id)
+    if run_id is None:
+        latest = engine.store.latest_run(dag_id)
+        if latest is None:
+            raise StoreError(f"DAG {dag_id!r} has no runs yet")
+        run_id = latest.run_id
+    else:
+        engine.store.get_run(dag_id, run_id)
+    record = engine.store.get_ti(TIKey(dag_id, run_id, task_id, map_index))
+    if record is None:
+        raise TaskNotFoundError(dag_id, f"{task_id}[{map_index}]", [
+            f"{r.task_id}[{r.map_index}]" for r in engine.store.list_tis(dag_id, run_id)
+            if r.task_id == task_id])
+    ti = TaskInstance.from_record(record, None)
+    if ti.try_number == 0:
+        raise StoreError(f"{ti.key} has not run yet (state {ti.state.value})")
+    wanted = try_number or ti.try_number
+    if not 1 <= wanted <= ti.try_number:
+        raise StoreError(f"{ti.key} has tries 1..{ti.try_number}; there is no try {wanted}")
+    path = ti.log_file(wanted)
+    if path is None or not path.exists():
+        raise StoreError(f"the log of try {wanted} of {ti.key} is missing ({path})")
+    console.print(f"[dim]*** {path}[/]", markup=True)
+    sys.stdout.write(path.read_text(errors="replace"))
+
+
+@app.command("clear")
+@guarded
+def clear(dag_id: str,
+          task_regex: Annotated[str | None, typer.Option("--task", "-t",
+                                                         help="Regex of task ids")] = None,
+          run_id: Annotated[str | None, typer.Option("--run-id", "-r")] = None,
+          only_failed: Annotated[bool, typer.Option("--only-failed")] = False,
+          downstream: Annotated[bool, typer.Option("--downstream/--no-downstream")] = True,
+          wait: Annotated[bool, typer.Option("--wait", help="Re-run the cleared runs now")
+                          ] = False,
+          dags_folder: DagsFolder = None) -> None:
+    """Reset task instances (and their downstream) so they run again."""
+    engine = open_engine(dags_folder)
+    dag = engine.get_dag(dag_id)
+    cleared = engine.clear(dag, run_id=run_id, task_regex=task_regex, downstream=downstream,
+                           only_failed=only_failed)
+    console.print(f"cleared {len(cleared)} task instance(s)")
+    for key in cleared:
+        console.print(f"  {key}")
+    if wait:
+        from mlpipe.cli.dags import report_run
+
+        for rid in sorted({k.run_id for k in cleared}):
+            report_run(engine.run(dag, rid))

@@ -1,0 +1,134 @@
+"""The configured engine: settings in, store, executor and DAG runs out.
+
+The command line and tests build one ``Engine`` from ``Settings`` and call it; nothing
+here reads the environment itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlpipe.core.dag import DAG
+from mlpipe.core.states import FINISHED_STATES, TaskInstanceState
+from mlpipe.errors import DagNotFoundError, StoreError
+from mlpipe.executors import make_executor
+from mlpipe.executors.base import ExecutionEnv, Executor
+from mlpipe.runtime.dagbag import DagBag, load_dagbag
+from mlpipe.runtime.models import DagRun
+from mlpipe.scheduler.dagrun_driver import DagRunDriver, ProgressFn
+from mlpipe.scheduler.runs import create_dag_run
+from mlpipe.settings import Settings
+from mlpipe.store.entities import DagRunRecord, TIKey
+from mlpipe.store.metadata_store import MetadataStore
+
+
+@dataclass
+class Engine:
+    """Everything a command needs: settings, the metadata store and the DAGs folder."""
+
+    settings: Settings
+    store: MetadataStore
+    _bag: DagBag | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Engine:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return cls(settings, MetadataStore.open(settings.database, migrate=migrate))
+
+    @property
+    def logs_root(self) -> Path:
+        return self.settings.home.resolve() / "logs"
+
+    # -- DAGs ------------------------------------------------------------------------------
+
+    def dagbag(self, folder: Path | None = None) -> DagBag:
+        """Parse the DAGs folder (once) and record what was found in the store."""
+        if self._bag is None or (folder is not None and folder != self._bag.folder):
+            self._bag = load_dagbag(folder or self.settings.dags_folder)
+            self.store.sync_dags({d.dag_id: d.fileloc for d in self._bag.dags.values()})
+            self.store.replace_import_errors(self._bag.import_errors)
+        return self._bag
+
+    def get_dag(self, dag_id: str) -> DAG:
+        return self.dagbag().get_dag(dag_id)
+
+    def dag_provider(self, dag_id: str) -> DAG:
+        return self.get_dag(dag_id)
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def make_executor(self, name: str | None = None) -> Executor:
+        executor = make_executor(name or self.settings.executor, self.settings.parallelism)
+        executor.start(ExecutionEnv(
+            store=self.store, store_url=self.settings.database,
+            dag_provider=self.dag_provider, logs_root=self.logs_root,
+            xcom_max_bytes=self.settings.xcom_max_bytes,
+            heartbeat_interval=max(0.05, self.settings.task_heartbeat_timeout / 6),
+        ))
+        return executor
+
+    def trigger(self, dag: DAG, *, conf: Mapping[str, Any] | None = None,
+                run_id: str | None = None, logical_date: datetime | str | None = None
+                ) -> DagRunRecord:
+        """Create a manual run (queued); ``run`` executes it."""
+        return create_dag_run(self.store, dag, logical_date=logical_date, conf=conf,
+                              run_id=run_id)
+
+    def run(self, dag: DAG, run_id: str, *, executor: Executor | None = None,
+            on_progress: ProgressFn | None = None) -> DagRun:
+        """Drive the run to its end with the configured (or given) executor."""
+        own = executor is None
+        executor = executor or self.make_executor()
+        try:
+            driver = DagRunDriver(self.store, dag, run_id, executor,
+                                  heartbeat_timeout=self.settings.task_heartbeat_timeout,
+                                  xcom_max_bytes=self.settings.xcom_max_bytes,
+                                  on_progress=on_progress)
+            return driver.execute()
+        finally:
+            if own:
+                executor.shutdown()
+
+    def clear(self, dag: DAG, *, run_id: str | None = None, task_regex: str | None = None,
+              downstream: bool = True, only_failed: bool = False) -> list[TIKey]:
+        """Reset matching task instances (and their downstream) so they run again.
+
+        Like Airflow's clear: each cleared instance gets ``retries`` more tries, and its run
+        goes back to queued.
+        """
+        pattern = re.compile(task_regex) if task_regex else None
+        selected = [t for t in dag.task_dict.values()
+                    if pattern is None or pattern.search(t.task_id)]
+        if not selected:
+            raise DagNotFoundError(task_regex or "", dag.task_dict) if pattern else \
+                StoreError(f"DAG {dag.dag_id!r} has no tasks to clear")
+        task_ids = {t.task_id for t in selected}
+        if downstream:
+            for t in selected:
+                task_ids.update(d.task_id for d in t.get_descendants())
+        runs = [self.store.get_run(dag.dag_id, run_id)] if run_id else \
+            self.store.list_runs(dag.dag_id)
+        cleared: list[TIKey] = []
+        for run in runs:
+            records = self.store.list_tis(dag.dag_id, run.run_id, task_ids=task_ids)
+            if only_failed:
+                bad = {r.task_id for r in records if r.state in ("failed", "upstream_failed")}
+                records = [r for r in records if r.task_id in bad]
+            keys = self.store.clear_tis(
+                [(r.key, r.try_number + dag.get_task(r.task_id).retries) for r in records
+                 if TaskInstanceState(r.state) in FINISHED_STATES
+                 or r.state == "up_for_retry"],
+                mapped={t for t in task_ids if dag.get_task(t).is_mapped})
+            if keys:
+                self.store.set_run_state(dag.dag_id, run.run_id, "queued", end_date=None)
+            cleared.extend(keys)
+        return cleared
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
