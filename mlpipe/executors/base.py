@@ -23,6 +23,9 @@ class Workload:
     key: TIKey
     timeout: float | None = None
     resources: dict[str, float] = field(default_factory=dict)
+    #: a number the submitter picks per submission; events echo it back, so an event of an
+    #: earlier, abandoned try (its process killed late) is never mistaken for the new one
+    attempt: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,7 @@ class TaskEvent:
 
     key: TIKey
     exit_code: int | None = None
+    attempt: int = 0
     #: set by in-process executors, which know the outcome without asking the store
     state: str | None = None
     skip: tuple[str, ...] = ()

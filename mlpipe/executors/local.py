@@ -3,6 +3,9 @@
 Children are forked from this process, which has mlpipe imported and the DAGs parsed, so a
 task starts in milliseconds instead of paying a fresh interpreter and a DAG-file import.
 Each child leads its own process group: killing a task kills everything it started.
+Children are only forked from the thread that calls ``submit``/``poll`` (the driver's), never
+from a waiter thread: forking while another thread is inside SQLite would leave the child
+waiting forever on a lock it inherited held.
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ log = logging.getLogger("mlpipe.executor")
 def _child_main(env: ExecutionEnv, key: TIKey) -> None:
     os.setsid()  # own process group: kill() reaches every process the task starts
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    # Never touch the parent's pooled connections from the child.
-    env.store.engine.dispose(close=False)
+    # Never touch the parent's pooled connections: drop them (unclosed) and open new ones;
+    # the engine's compiled-statement cache comes along.
+    store = env.store
+    store.engine.dispose(close=False)
     from mlpipe.runtime.task_runner import run_task_instance
-    from mlpipe.store.metadata_store import MetadataStore
 
-    store = MetadataStore.open(env.store_url, migrate=False)
     try:
         outcome = run_task_instance(
             store, env.dag_provider(key.dag_id), key, logs_root=env.logs_root,
@@ -49,11 +52,19 @@ class LocalExecutor(Executor):
     def __init__(self, parallelism: int = 0) -> None:
         super().__init__(parallelism or os.cpu_count() or 1)
         self._pending: deque[Workload] = deque()
-        self._running: dict[TIKey, Any] = {}
+        self._running: dict[tuple[TIKey, int], Any] = {}
         self._events: queue.Queue[TaskEvent] = queue.Queue()
         self._lock = threading.Lock()
         self._context = multiprocessing.get_context("fork")
         self._outstanding = 0
+
+    def start(self, env: ExecutionEnv) -> None:
+        super().start(env)
+        # Import once here what every task needs, instead of once per forked child.
+        import jinja2.sandbox  # noqa: F401
+        import psutil  # noqa: F401
+
+        import mlpipe.runtime.task_runner  # noqa: F401
 
     def submit(self, workload: Workload) -> None:
         assert self.env is not None, "start() the executor first"
@@ -68,7 +79,7 @@ class LocalExecutor(Executor):
             process = self._context.Process(target=_child_main, args=(self.env, workload.key),
                                             name=f"mlpipe-task-{workload.key.task_id}")
             process.start()
-            self._running[workload.key] = process
+            self._running[(workload.key, workload.attempt)] = process
             threading.Thread(target=self._wait, args=(workload, process), daemon=True,
                              name=f"mlpipe-wait-{process.pid}").start()
 
@@ -80,9 +91,8 @@ class LocalExecutor(Executor):
             self._kill_group(process.pid)
             process.join()
         with self._lock:
-            self._running.pop(workload.key, None)
-            self._launch_ready()
-        self._events.put(TaskEvent(workload.key, process.exitcode))
+            self._running.pop((workload.key, workload.attempt), None)
+        self._events.put(TaskEvent(workload.key, process.exitcode, workload.attempt))
 
     @staticmethod
     def _kill_group(pid: int) -> None:
@@ -100,20 +110,16 @@ class LocalExecutor(Executor):
             pass
         with self._lock:
             self._outstanding -= len(events)
+            self._launch_ready()
         return events
 
     def kill(self, key: TIKey) -> bool:
         with self._lock:
-            process = self._running.get(key)
-        if process is None or process.pid is None:
-            return False
-        self._kill_group(process.pid)
-        return True
-
-    def pid_of(self, key: TIKey) -> int | None:
-        with self._lock:
-            process = self._running.get(key)
-        return process.pid if process is not None else None
+            processes = [p for (k, _), p in self._running.items() if k == key]
+        for process in processes:
+            if process.pid is not None:
+                self._kill_group(process.pid)
+        return bool(processes)
 
     @property
     def busy(self) -> int:

@@ -216,7 +216,8 @@ def run_task_instance(
         str(folder)
     folder.mkdir(parents=True, exist_ok=True)
     task = dag.get_task(key.task_id)
-    with open(folder / f"attempt={try_number}.log", "a", encoding="utf-8") as sink, \
+    # Line-buffered: a task that is killed or runs out of memory keeps what it logged.
+    with open(folder / f"attempt={try_number}.log", "a", encoding="utf-8", buffering=1) as sink, \
             _Heartbeat(store, key, heartbeat_interval, on_heartbeat_lost):
         outcome, xcoms, context = _execute(run, ti, task, sink)
         _record_outcome(store, ti, task, outcome, xcoms, sink)

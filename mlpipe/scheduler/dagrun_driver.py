@@ -63,7 +63,7 @@ class DagRunDriver:
         self._ready: deque[Action] = deque()
         self._retries: list[tuple[float, int, TIKey]] = []
         self._seq = itertools.count()
-        self._inflight: set[TIKey] = set()  # submitted to our executor
+        self._inflight: dict[TIKey, int] = {}  # submitted to our executor: key -> attempt
         self._adopted: set[TIKey] = set()  # running elsewhere (found after a restart)
         self._synced = 0
         self._records: dict[tuple[str, int], TaskInstanceRecord] = {}
@@ -143,12 +143,15 @@ class DagRunDriver:
             return
         task = self.dag.get_task(key.task_id)
         timeout = task.execution_timeout.total_seconds() if task.execution_timeout else None
-        self._inflight.add(key)
+        attempt = next(self._seq)
+        self._inflight[key] = attempt
         self._progress(key, "queued")
-        self.executor.submit(Workload(key, timeout, dict(task.resources)))
+        self.executor.submit(Workload(key, timeout, dict(task.resources), attempt))
 
     def _on_event(self, event: TaskEvent) -> None:
-        self._inflight.discard(event.key)
+        if self._inflight.get(event.key) != event.attempt:
+            return  # an abandoned try's process (already reaped) ended late: not news
+        del self._inflight[event.key]
         if event.state is not None:  # an in-process executor saw the outcome itself
             state = S(event.state)
             self._progress(event.key, state.value)
@@ -231,7 +234,7 @@ class DagRunDriver:
 
     def _reap_dead(self) -> None:
         """Instances marked running whose heartbeat stopped: their process is gone."""
-        watched = self._inflight | self._adopted
+        watched = set(self._inflight) | self._adopted
         if not watched:
             return
         stale = self.store.stale_running(timedelta(seconds=self.heartbeat_timeout))
@@ -239,9 +242,9 @@ class DagRunDriver:
             if record.key not in watched:
                 continue
             self.executor.kill(record.key)
-            state = self._fail_lost(record, f"no heartbeat for {self.heartbeat_timeout:.0f} s "
-                                            "(the task process died)")
-            self._inflight.discard(record.key)
+            state = self._fail_lost(record, f"no heartbeat for {self.heartbeat_timeout:g} s "
+                                            "(the task process died or hung)")
+            self._inflight.pop(record.key, None)
             self._adopted.discard(record.key)
             if state is not None:
                 self._finished(record.key, state)

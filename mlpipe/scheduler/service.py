@@ -15,7 +15,7 @@ from typing import Any
 
 from mlpipe.core.dag import DAG
 from mlpipe.core.states import FINISHED_STATES, TaskInstanceState
-from mlpipe.errors import DagNotFoundError, StoreError
+from mlpipe.errors import DagDefinitionError
 from mlpipe.executors import make_executor
 from mlpipe.executors.base import ExecutionEnv, Executor
 from mlpipe.runtime.dagbag import DagBag, load_dagbag
@@ -101,12 +101,17 @@ class Engine:
         Like Airflow's clear: each cleared instance gets ``retries`` more tries, and its run
         goes back to queued.
         """
-        pattern = re.compile(task_regex) if task_regex else None
+        try:
+            pattern = re.compile(task_regex) if task_regex else None
+        except re.error as exc:
+            raise DagDefinitionError(
+                f"--task {task_regex!r} is not a valid regular expression: {exc}") from None
         selected = [t for t in dag.task_dict.values()
                     if pattern is None or pattern.search(t.task_id)]
         if not selected:
-            raise DagNotFoundError(task_regex or "", dag.task_dict) if pattern else \
-                StoreError(f"DAG {dag.dag_id!r} has no tasks to clear")
+            raise DagDefinitionError(
+                f"no task of DAG {dag.dag_id!r} matches {task_regex!r}; tasks: "
+                f"{sorted(dag.task_dict)}")
         task_ids = {t.task_id for t in selected}
         if downstream:
             for t in selected:

@@ -292,6 +292,9 @@ class MetadataStore:
                     group = (key.dag_id, key.run_id, key.task_id)
                     if group not in replaced:
                         replaced.add(group)
+                        conn.execute(delete(_XCOM).where(
+                            _XCOM.c.dag_id == key.dag_id, _XCOM.c.run_id == key.run_id,
+                            _XCOM.c.task_id == key.task_id))
                         conn.execute(delete(_TI).where(
                             _TI.c.dag_id == key.dag_id, _TI.c.run_id == key.run_id,
                             _TI.c.task_id == key.task_id))
@@ -371,10 +374,8 @@ class MetadataStore:
             with self.writer.begin() as conn:
                 if not self.transition(key, ["running"], to_state, conn, **values):
                     return False
-                if xcoms:  # the claim cleared earlier tries' values: plain inserts suffice
-                    base = key._asdict()
-                    conn.execute(insert(_XCOM), [{**base, "key": k, "value": v}
-                                                 for k, v in xcoms.items()])
+                if xcoms:  # the returned values win over ones pushed by hand during the try
+                    self.push_xcoms(key, xcoms, conn)
                 return True
         except OperationalError as exc:
             raise StoreError(f"cannot record the end of {key}: {exc.orig}") from None
