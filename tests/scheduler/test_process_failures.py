@@ -27,7 +27,7 @@ GRACE = HEARTBEAT_TIMEOUT + 3.0
 WAYS_TO_LOSE_A_TASK = [
     pytest.param(signal.SIGKILL, "task process exited with code -9 without a result",
                  id="sigkill"),
-    pytest.param(signal.SIGSTOP, f"no heartbeat for {HEARTBEAT_TIMEOUT:.0f} s", id="sigstop",
+    pytest.param(signal.SIGSTOP, f"no heartbeat for {HEARTBEAT_TIMEOUT:g} s", id="sigstop",
                  marks=pytest.mark.slow),
 ]
 
