@@ -207,7 +207,7 @@ class RunNotFoundError(StoreError):
     def __init__(self, dag_id: str, run_id: str, known: Iterable[str] = ()) -> None:
         self.dag_id = dag_id
         self.run_id = run_id
-        recent = sorted(known)[-5:]
+        recent = list(known)[-5:]  # callers pass runs oldest first
         super().__init__(
             f"DAG {dag_id!r} has no run {run_id!r}"
             + (f"; recent runs: {recent}" if recent else "; it has no runs yet")

@@ -40,6 +40,9 @@ class DagRun:
     params: dict[str, Any] = field(default_factory=dict, repr=False)
     xcom_max_bytes: int = 48 * 1024
     keepalive: Any = field(default=None, repr=False)  # e.g. dag.test()'s temporary folder
+    #: XComs by (task_id, key) -> {map_index: text}; only when every task of the run executes
+    #: in this process (dag.test()), so nothing else can write them behind our back
+    xcom_cache: dict[tuple[str, str], dict[int, str]] | None = field(default=None, repr=False)
 
     @classmethod
     def from_record(cls, record: DagRunRecord, dag: DAG, store: MetadataStore, *,
@@ -81,6 +84,32 @@ class DagRun:
     def push_xcom(self, task_id: str, map_index: int, key: str, value: Any) -> None:
         text = self.serialize_xcom(task_id, map_index, key, value)
         self.store.push_xcoms(TIKey(self.dag_id, self.run_id, task_id, map_index), {key: text})
+        self.remember_xcoms(task_id, map_index, {key: text})
+
+    def remember_xcoms(self, task_id: str, map_index: int, values: dict[str, str]) -> None:
+        """Keep the cache (if any) in step with values just written to the store."""
+        if self.xcom_cache is None:
+            return
+        for key, text in values.items():
+            entry = self.xcom_cache.get((task_id, key))
+            if entry is not None:
+                entry[map_index] = text
+
+    def forget_xcoms(self, task_id: str, map_index: int) -> None:
+        """A new try cleared the instance's XComs in the store."""
+        if self.xcom_cache is not None:
+            for (cached_task, _), entry in self.xcom_cache.items():
+                if cached_task == task_id:
+                    entry.pop(map_index, None)
+
+    def _xcoms(self, task_id: str, key: str) -> dict[int, str]:
+        if self.xcom_cache is None:
+            return self.store.get_xcoms(self.dag_id, self.run_id, task_id, key)
+        entry = self.xcom_cache.get((task_id, key))
+        if entry is None:
+            entry = self.store.get_xcoms(self.dag_id, self.run_id, task_id, key)
+            self.xcom_cache[(task_id, key)] = entry
+        return entry
 
     def _is_mapped(self, task_id: str) -> bool:
         task = self.dag.task_dict.get(task_id)
@@ -109,13 +138,13 @@ class DagRun:
             map_indexes = requester.map_index
         if isinstance(map_indexes, int | list):
             wanted = [map_indexes] if isinstance(map_indexes, int) else map_indexes
-            found = self.store.get_xcoms(self.dag_id, self.run_id, task_id, key, wanted)
+            found = self._xcoms(task_id, key)
             if strict and len(found) < len(wanted):
                 raise XComError(f"no XCom {key!r} from task {task_id!r} map_index "
                                 f"{[i for i in wanted if i not in found]}")
             values = [deserialize(found[i]) if i in found else default for i in wanted]
             return values[0] if isinstance(map_indexes, int) else values
-        found = self.store.get_xcoms(self.dag_id, self.run_id, task_id, key)
+        found = self._xcoms(task_id, key)
         if -1 in found:
             return deserialize(found[-1])
         if self._is_mapped(task_id) and found:

@@ -159,6 +159,7 @@ class _Heartbeat:
     def __init__(self, store: MetadataStore, key: TIKey, interval: float,
                  on_lost: Callable[[], None] | None) -> None:
         self._stop = threading.Event()
+        self._interval = interval
         self._thread = threading.Thread(target=self._beat, name="mlpipe-heartbeat",
                                         args=(store, key, interval, on_lost), daemon=True)
 
@@ -178,7 +179,8 @@ class _Heartbeat:
                 return
 
     def __enter__(self) -> _Heartbeat:
-        self._thread.start()
+        if self._interval > 0:
+            self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -197,30 +199,31 @@ def run_task_instance(
     run: DagRun | None = None,
 ) -> TryOutcome | None:
     """Claim ``key`` (queued -> running) and run one try; None if it was not claimable."""
-    record = store.get_ti(key)
-    if record is None:
-        return None
     if run is None:
         run_record = store.get_run(key.dag_id, key.run_id)
         params = resolve_params(dag.params, run_record.conf)
         run = DagRun.from_record(run_record, dag, store, params=params,
                                  xcom_max_bytes=xcom_max_bytes)
     folder = log_dir(logs_root, key)
-    try_number = record.try_number + 1
     started = datetime.now(UTC)
-    if not store.claim(key, try_number=try_number, start_date=started, pid=os.getpid(),
-                       hostname=_HOSTNAME, heartbeat_at=started, log_path=str(folder)):
+    claimed = store.claim(key, start_date=started, pid=os.getpid(), hostname=_HOSTNAME,
+                          log_path=str(folder))
+    if claimed is None:
         return None
-    ti = TaskInstance.from_record(record, run)
-    ti.try_number, ti.state, ti.start_date, ti.log_path = try_number, S.RUNNING, started, \
-        str(folder)
+    try_number, max_tries, operator = claimed
+    if try_number > 1:
+        run.forget_xcoms(key.task_id, key.map_index)
+    ti = TaskInstance(key.dag_id, key.task_id, key.run_id, key.map_index, S.RUNNING,
+                      try_number, max_tries, operator, started, hostname=_HOSTNAME,
+                      pid=os.getpid(), log_path=str(folder), run=run)
     folder.mkdir(parents=True, exist_ok=True)
     task = dag.get_task(key.task_id)
     # Line-buffered: a task that is killed or runs out of memory keeps what it logged.
     with open(folder / f"attempt={try_number}.log", "a", encoding="utf-8", buffering=1) as sink, \
             _Heartbeat(store, key, heartbeat_interval, on_heartbeat_lost):
         outcome, xcoms, context = _execute(run, ti, task, sink)
-        _record_outcome(store, ti, task, outcome, xcoms, sink)
+        if _record_outcome(store, ti, task, outcome, xcoms, sink):
+            run.remember_xcoms(key.task_id, key.map_index, xcoms)
         with capture_task_output(sink):
             _run_callbacks(task, outcome, context, ti)
     return outcome
@@ -295,7 +298,7 @@ def _failure(ti: TaskInstance, task: BaseOperator, exc: BaseException) -> TryOut
 
 
 def _record_outcome(store: MetadataStore, ti: TaskInstance, task: BaseOperator,
-                    outcome: TryOutcome, xcoms: dict[str, str], sink: Any) -> None:
+                    outcome: TryOutcome, xcoms: dict[str, str], sink: Any) -> bool:
     ended = datetime.now(UTC)
     ti.state, ti.end_date = outcome.state, ended
     ti.duration = ended - (ti.start_date or ended)
@@ -312,6 +315,7 @@ def _record_outcome(store: MetadataStore, ti: TaskInstance, task: BaseOperator,
     if not recorded:
         sink.write(f"task instance {ti.key} changed state while running; outcome "
                    f"{outcome.state.value} not recorded\n")
+    return recorded
 
 
 def _run_callbacks(task: BaseOperator, outcome: TryOutcome, context: Context,

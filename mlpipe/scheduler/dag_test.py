@@ -71,10 +71,12 @@ def test_dag(dag: DAG, *, logical_date: datetime | str | None = None,
     dag.validate()
     folder, _, store, executor, settings = _temporary_engine(dag)
     record = create_dag_run(store, dag, logical_date=logical_date, conf=conf)
+    executor.env.heartbeat_interval = 0  # nothing else watches this throw-away store
     driver = DagRunDriver(store, dag, record.run_id, executor,
                           heartbeat_timeout=settings.task_heartbeat_timeout,
-                          skip_retry_delays=skip_retry_delays,
+                          skip_retry_delays=skip_retry_delays, cache_xcoms=True,
                           xcom_max_bytes=settings.xcom_max_bytes)
     run = driver.execute()
     run.keepalive = folder
+    run.xcom_cache = None  # the run is handed to the caller: read the store from now on
     return run

@@ -47,6 +47,7 @@ class DagRunDriver:
     def __init__(self, store: MetadataStore, dag: DAG, run_id: str, executor: Executor, *,
                  heartbeat_timeout: float = 30.0, skip_retry_delays: bool = False,
                  xcom_max_bytes: int = 48 * 1024, on_progress: ProgressFn | None = None,
+                 cache_xcoms: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.dag = dag
@@ -59,6 +60,8 @@ class DagRunDriver:
         self.run = DagRun.from_record(record, dag, store,
                                       params=resolve_params(dag.params, record.conf),
                                       xcom_max_bytes=xcom_max_bytes)
+        if cache_xcoms:
+            self.run.xcom_cache = {}
         self.planner = RunPlanner(dag)
         self._ready: deque[Action] = deque()
         self._retries: list[tuple[float, int, TIKey]] = []

@@ -57,7 +57,9 @@ def _alembic_config(engine: Engine, connection: Any) -> Any:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # '%' is ConfigParser's interpolation character (URL-encoded passwords, options, paths).
+    url = engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    config.set_main_option("sqlalchemy.url", url)
     config.attributes["connection"] = connection
     return config
 

@@ -8,6 +8,7 @@ one task instance from queued to running.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
@@ -252,15 +253,26 @@ class MetadataStore:
                                           "to_state": to_state, "at": _now()})
         return True
 
-    def claim(self, key: TIKey, **values: Any) -> bool:
-        """queued -> running for one try, clearing XComs of earlier tries, atomically."""
+    def claim(self, key: TIKey, *, pid: int | None = None, hostname: str = "",
+              log_path: str | None = None,
+              start_date: datetime | None = None) -> tuple[int, int, str] | None:
+        """queued -> running for the next try, clearing XComs of earlier tries, atomically.
+
+        Returns ``(try_number, max_tries, operator)``, or None if the instance was not
+        queued (another process claimed it first, or it was cleared).
+        """
+        start_date = start_date or _now()
+        params = {**key._asdict(), "start_date": start_date, "hostname": hostname,
+                  "pid": os.getpid() if pid is None else pid, "log_path": log_path}
         with self.writer.begin() as conn:
-            if not self.transition(key, ["queued"], "running", conn, end_date=None, error=None,
-                                   duration=None, next_retry_at=None, **values):
-                return False
-            if values.get("try_number", 1) > 1:
+            row = conn.execute(_CLAIM, params).first()
+            if row is None:
+                return None
+            conn.execute(_INSERT_TRANSITION, {**key._asdict(), "from_state": "queued",
+                                              "to_state": "running", "at": start_date})
+            if row.try_number > 1:
                 conn.execute(_DELETE_XCOMS, key._asdict())
-            return True
+            return row.try_number, row.max_tries, row.operator
 
     def set_tis_state(self, keys: Iterable[TIKey], to_state: str, *,
                       unless: Iterable[str] = ()) -> int:
@@ -287,27 +299,33 @@ class MetadataStore:
         replaced: set[tuple[str, str, str]] = set()
         with self.writer.begin() as conn:
             for key, max_tries in items:
-                conn.execute(_DELETE_XCOMS, key._asdict())
                 if key.task_id in mapped:
                     group = (key.dag_id, key.run_id, key.task_id)
                     if group not in replaced:
                         replaced.add(group)
-                        conn.execute(delete(_XCOM).where(
-                            _XCOM.c.dag_id == key.dag_id, _XCOM.c.run_id == key.run_id,
-                            _XCOM.c.task_id == key.task_id))
-                        conn.execute(delete(_TI).where(
-                            _TI.c.dag_id == key.dag_id, _TI.c.run_id == key.run_id,
-                            _TI.c.task_id == key.task_id))
-                        conn.execute(insert(_TI).values(
-                            dag_id=key.dag_id, run_id=key.run_id, task_id=key.task_id,
-                            map_index=-1, state="none", try_number=0, max_tries=max_tries))
+                        self._replace_mapped(conn, key, max_tries)
                     cleared.append(key)
                     continue
                 if self.transition(key, _ALL_STATES - {"none", "running", "queued"}, "none",
                                    conn, max_tries=max_tries, end_date=None,
                                    next_retry_at=None, pid=None):
+                    conn.execute(_DELETE_XCOMS, key._asdict())
                     cleared.append(key)
         return cleared
+
+    @staticmethod
+    def _replace_mapped(conn: Connection, key: TIKey, max_tries: int) -> None:
+        """All instances of a mapped task (and their XComs) become one unexpanded instance."""
+        where = (_TI.c.dag_id == key.dag_id, _TI.c.run_id == key.run_id,
+                 _TI.c.task_id == key.task_id)
+        operator = conn.execute(select(_TI.c.operator).where(*where).limit(1)).scalar()
+        conn.execute(delete(_XCOM).where(_XCOM.c.dag_id == key.dag_id,
+                                         _XCOM.c.run_id == key.run_id,
+                                         _XCOM.c.task_id == key.task_id))
+        conn.execute(delete(_TI).where(*where))
+        conn.execute(insert(_TI).values(
+            dag_id=key.dag_id, run_id=key.run_id, task_id=key.task_id, map_index=-1,
+            state="none", try_number=0, max_tries=max_tries, operator=operator or ""))
 
     def heartbeat(self, key: TIKey, pid: int) -> bool:
         """Mark a running instance alive; False if it is no longer running (stop it)."""
@@ -391,6 +409,13 @@ _SELECT_XCOMS = text(
     "SELECT map_index, value FROM xcom WHERE dag_id = :dag_id AND run_id = :run_id "
     "AND task_id = :task_id AND key = :key")
 _DELETE_XCOMS = text(f"DELETE FROM xcom WHERE {_KEY_SQL}")
+_CLAIM = text(
+    "UPDATE task_instance SET state = 'running', try_number = try_number + 1, "
+    "start_date = :start_date, heartbeat_at = :start_date, pid = :pid, hostname = :hostname, "
+    "log_path = :log_path, end_date = NULL, error = NULL, duration = NULL, "
+    f"next_retry_at = NULL WHERE {_KEY_SQL} AND state = 'queued' "
+    "RETURNING try_number, max_tries, operator"
+).bindparams(bindparam("start_date", type_=UTCDateTime()))
 _INSERT_TRANSITION = text(
     "INSERT INTO state_transition (dag_id, run_id, task_id, map_index, try_number, "
     "from_state, to_state, at) SELECT dag_id, run_id, task_id, map_index, try_number, "
