@@ -40,8 +40,8 @@ class DagRun:
     params: dict[str, Any] = field(default_factory=dict, repr=False)
     xcom_max_bytes: int = 48 * 1024
     keepalive: Any = field(default=None, repr=False)  # e.g. dag.test()'s temporary folder
-    #: XComs by (task_id, key) -> {map_index: text}; only when every task of the run executes
-    #: in this process (dag.test()), so nothing else can write them behind our back
+    #: XComs by (task_id, key) -> {map_index: text}, authoritative: only for a run that
+    #: started empty and whose every write happens through this object (dag.test())
     xcom_cache: dict[tuple[str, str], dict[int, str]] | None = field(default=None, repr=False)
 
     @classmethod
@@ -91,9 +91,7 @@ class DagRun:
         if self.xcom_cache is None:
             return
         for key, text in values.items():
-            entry = self.xcom_cache.get((task_id, key))
-            if entry is not None:
-                entry[map_index] = text
+            self.xcom_cache.setdefault((task_id, key), {})[map_index] = text
 
     def forget_xcoms(self, task_id: str, map_index: int) -> None:
         """A new try cleared the instance's XComs in the store."""
@@ -105,11 +103,7 @@ class DagRun:
     def _xcoms(self, task_id: str, key: str) -> dict[int, str]:
         if self.xcom_cache is None:
             return self.store.get_xcoms(self.dag_id, self.run_id, task_id, key)
-        entry = self.xcom_cache.get((task_id, key))
-        if entry is None:
-            entry = self.store.get_xcoms(self.dag_id, self.run_id, task_id, key)
-            self.xcom_cache[(task_id, key)] = entry
-        return entry
+        return self.xcom_cache.get((task_id, key), {})
 
     def _is_mapped(self, task_id: str) -> bool:
         task = self.dag.task_dict.get(task_id)

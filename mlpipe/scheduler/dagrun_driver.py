@@ -133,11 +133,11 @@ class DagRunDriver:
         elif state is S.UP_FOR_RETRY and record is not None:
             self._schedule_retry(key, record.next_retry_at)
         else:
-            self._queue(key)
+            self._queue(key, [state.value])
 
-    def _queue(self, key: TIKey) -> None:
-        if not self.store.transition(key, ["none", "scheduled", "up_for_retry"], "queued",
-                                     queued_at=datetime.now(UTC)):
+    def _queue(self, key: TIKey, from_states: list[str] | None = None) -> None:
+        expected = from_states or ["none", "scheduled", "up_for_retry"]
+        if not self.store.transition(key, expected, "queued", queued_at=datetime.now(UTC)):
             record = self.store.get_ti(key)
             if record is not None and S(record.state) in FINISHED_STATES:
                 self._finished(key, S(record.state))
@@ -200,7 +200,7 @@ class DagRunDriver:
     def _release_due_retries(self, now: float) -> None:
         while self._retries and (self.skip_retry_delays or self._retries[0][0] <= now):
             _, _, key = heapq.heappop(self._retries)
-            self._queue(key)
+            self._queue(key, ["up_for_retry"])
 
     def _fail_lost(self, record: TaskInstanceRecord, reason: str) -> S | None:
         """Move a task instance whose process is gone to up_for_retry or failed."""

@@ -358,15 +358,10 @@ class MetadataStore:
             with self.writer.begin() as own:
                 self.push_xcoms(key, values, own)
             return
-        base = {"dag_id": key.dag_id, "run_id": key.run_id, "task_id": key.task_id,
-                "map_index": key.map_index}
-        conn.execute(delete(_XCOM).where(
-            _XCOM.c.dag_id == key.dag_id, _XCOM.c.run_id == key.run_id,
-            _XCOM.c.task_id == key.task_id, _XCOM.c.map_index == key.map_index,
-            _XCOM.c.key.in_(list(values))))
         if values:
-            conn.execute(insert(_XCOM), [{**base, "key": k, "value": v}
-                                         for k, v in values.items()])
+            base = key._asdict()
+            conn.execute(_UPSERT_XCOM, [{**base, "key": k, "value": v}
+                                        for k, v in values.items()])
 
     def clear_xcoms(self, key: TIKey) -> None:
         with self.writer.begin() as conn:
@@ -409,6 +404,12 @@ _SELECT_XCOMS = text(
     "SELECT map_index, value FROM xcom WHERE dag_id = :dag_id AND run_id = :run_id "
     "AND task_id = :task_id AND key = :key")
 _DELETE_XCOMS = text(f"DELETE FROM xcom WHERE {_KEY_SQL}")
+# Both SQLite (3.24+) and PostgreSQL (9.5+) speak this upsert.
+_UPSERT_XCOM = text(
+    "INSERT INTO xcom (dag_id, run_id, task_id, map_index, key, value) "
+    "VALUES (:dag_id, :run_id, :task_id, :map_index, :key, :value) "
+    "ON CONFLICT (dag_id, run_id, task_id, map_index, key) DO UPDATE SET value = excluded.value"
+)
 _CLAIM = text(
     "UPDATE task_instance SET state = 'running', try_number = try_number + 1, "
     "start_date = :start_date, heartbeat_at = :start_date, pid = :pid, hostname = :hostname, "
