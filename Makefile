@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check mlpipe tests benchmarks pipelines
+	$(BIN)/ruff check mlpipe tests benchmarks examples $(wildcard pipelines)
 
 typecheck: install
 	$(BIN)/mypy mlpipe/core mlpipe/errors.py
