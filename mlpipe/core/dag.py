@@ -16,6 +16,7 @@ from mlpipe.core import authoring_context as ctx
 from mlpipe.core.operator import BaseOperator, validate_id
 from mlpipe.core.params import Param, check_defaults
 from mlpipe.core.task_group import TaskGroup
+from mlpipe.core.timetables import ScheduleError, Timetable, make_timetable
 from mlpipe.core.xcom_arg import DagParam
 from mlpipe.errors import (
     CycleError,
@@ -67,6 +68,11 @@ class DAG:
             )
         self.schedule = schedule if schedule is not None else schedule_interval
         self.start_date = _aware(start_date)
+        try:
+            self.timetable: Timetable = make_timetable(self.schedule,
+                                                       start_date=self.start_date)
+        except ScheduleError as exc:
+            raise ScheduleError(f"DAG {dag_id!r}: {exc}") from None
         self.end_date = _aware(end_date)
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise DagDefinitionError(

@@ -8,6 +8,7 @@ from typing import Any
 
 from mlpipe.core.dag import DAG
 from mlpipe.core.params import resolve_params
+from mlpipe.core.timetables import DataInterval
 from mlpipe.errors import DagDefinitionError
 from mlpipe.store.entities import DagRunRecord
 from mlpipe.store.metadata_store import MetadataStore
@@ -30,17 +31,24 @@ def parse_logical_date(value: datetime | str | None) -> datetime:
 
 def create_dag_run(store: MetadataStore, dag: DAG, *, logical_date: datetime | str | None,
                    conf: Mapping[str, Any] | None = None, run_type: str = "manual",
-                   run_id: str | None = None) -> DagRunRecord:
-    """Insert a queued run of ``dag`` with one task instance per task (conf is checked)."""
+                   run_id: str | None = None,
+                   data_interval: DataInterval | None = None) -> DagRunRecord:
+    """Insert a queued run of ``dag`` with one task instance per task (conf is checked).
+
+    Manual runs get the data interval the DAG's timetable infers for their logical date.
+    """
     if conf is not None and not isinstance(conf, Mapping):
         raise DagDefinitionError(f"conf must be a JSON object (a dict), got {type(conf).__name__}")
     conf = dict(conf or {})
     resolve_params(dag.params, conf)  # raises ParamValidationError naming the param
     when = parse_logical_date(logical_date)
+    interval = data_interval or (dag.timetable.infer_manual_interval(when)
+                                 if run_type == "manual" else DataInterval(when, when))
     now = datetime.now(UTC)
     record = DagRunRecord(
         dag_id=dag.dag_id, run_id=run_id or f"{run_type}__{when.isoformat()}", run_type=run_type,
-        logical_date=when, data_interval_start=when, data_interval_end=when, conf=conf,
+        logical_date=when, data_interval_start=interval.start,
+        data_interval_end=interval.end, conf=conf,
         state="queued", created_at=now, start_date=None, end_date=None,
     )
     instances = [(t.task_id, -1, t.task_type, t.retries) for t in dag.task_dict.values()]
