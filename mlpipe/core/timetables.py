@@ -7,6 +7,7 @@ and has ``logical_date = start``. Everything here is pure: the clock is a parame
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -131,13 +132,13 @@ class CronTimetable(Timetable):
         self.timezone = timezone
         self.description = expression
 
-    def _fires(self, moment: datetime, *, forward: bool) -> Any:
+    def _fires(self, moment: datetime, *, forward: bool) -> Iterator[datetime]:
         from croniter import croniter
 
         local = moment.astimezone(self.timezone).replace(tzinfo=None)
         it = croniter(self.expression, local - timedelta(microseconds=1) if forward else local)
         while True:
-            naive = it.get_next(datetime) if forward else it.get_prev(datetime)
+            naive: datetime = it.get_next(datetime) if forward else it.get_prev(datetime)
             yield naive.replace(tzinfo=self.timezone).astimezone(UTC)
 
     def next_fire(self, moment: datetime) -> datetime:
