@@ -70,6 +70,12 @@ class DagRunDriver:
         self._adopted: set[TIKey] = set()  # running elsewhere (found after a restart)
         self._synced = 0
         self._records: dict[tuple[str, int], TaskInstanceRecord] = {}
+        #: instances that may not start yet (pool full, DAG at max_active_tasks, past run)
+        self._waiting: list[tuple[TIKey, str]] = []
+        self.waiting_poll = 0.5
+        self._next_check = 0.0
+        self._done = False
+        self._timed_out = False
         self.logs_root = executor.env.logs_root if executor.env is not None else None
 
     def _key(self, task_id: str, map_index: int) -> TIKey:
@@ -78,31 +84,88 @@ class DagRunDriver:
     # -- the loop ----------------------------------------------------------------------------
 
     def execute(self) -> DagRun:
-        """Run until done; returns the run with its final state."""
+        """Run until done with this driver's executor; returns the run with its final state."""
+        self.start()
+        while not self.done:
+            for event in self.executor.poll(self.wait_time()):
+                self.on_event(event)
+            self.step()
+        return self.finish()
+
+    # -- the steps a loop (this driver's own, or a scheduler's over many runs) calls ---------
+
+    def start(self) -> None:
+        """Mark the run running and act on everything the store says is ready."""
         if self.executor.env is not None:
             self.executor.env.runs[(self.dag.dag_id, self.run.run_id)] = self.run
+        started = self.run.start_date or datetime.now(UTC)
+        self.run.start_date = started
         self.store.set_run_state(self.dag.dag_id, self.run.run_id, DagRunState.RUNNING.value,
-                                 start_date=self.run.start_date or datetime.now(UTC),
-                                 end_date=None)
+                                 start_date=started, end_date=None)
         self._records = {(r.task_id, r.map_index): r
                          for r in self.store.list_tis(self.dag.dag_id, self.run.run_id)}
         self._ready.extend(self.planner.start())
-        next_check = self.clock() + self._check_interval()
-        while True:
-            while self._ready:
-                self._handle(self._ready.popleft())
-            self._sync_decided()
-            if self.planner.complete or not (self._inflight or self._adopted or self._retries):
-                break
-            timeout = max(0.0, min(next_check, self._next_retry_due()) - self.clock())
-            for event in self.executor.poll(timeout):
-                self._on_event(event)
-            now = self.clock()
-            self._release_due_retries(now)
-            if now >= next_check:
-                self._reap_dead()
-                next_check = now + self._check_interval()
-        return self._finish()
+        self._next_check = self.clock() + self._check_interval()
+        self._drain()
+
+    @property
+    def done(self) -> bool:
+        return self._done or self.planner.complete or not (
+            self._inflight or self._adopted or self._retries or self._waiting)
+
+    def wait_time(self) -> float:
+        """Seconds until this driver has something to do without an executor event."""
+        due = min(self._next_check, self._next_retry_due())
+        if self._waiting:
+            due = min(due, self.clock() + self.waiting_poll)
+        return max(0.0, due - self.clock())
+
+    def on_event(self, event: TaskEvent) -> None:
+        """An executor reports one of this run's task instances as done."""
+        self._on_event(event)
+        self._drain()
+
+    def step(self) -> None:
+        """Time-driven work: due retries, waiting instances, dead tasks, the run's timeout."""
+        now = self.clock()
+        self._release_due_retries(now)
+        if self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for key, from_state in waiting:
+                self._queue(key, [from_state])
+        if now >= self._next_check:
+            self._reap_dead()
+            self._check_run_timeout()
+            self._next_check = now + self._check_interval()
+        self._drain()
+
+    def _drain(self) -> None:
+        while self._ready:
+            self._handle(self._ready.popleft())
+        self._sync_decided()
+
+    def _check_run_timeout(self) -> None:
+        timeout = self.dag.dagrun_timeout
+        if timeout is None or self.run.start_date is None:
+            return
+        if datetime.now(UTC) - self.run.start_date < timeout:
+            return
+        log.error("run %s exceeded dagrun_timeout %s: stopping it", self.run.run_id, timeout)
+        for record in self.store.list_tis(self.dag.dag_id, self.run.run_id):
+            state = S(record.state)
+            if state in (S.RUNNING, S.QUEUED):
+                self.executor.kill(record.key)
+                self.store.transition(record.key, [record.state], "failed",
+                                      error=f"dagrun_timeout {timeout} exceeded",
+                                      end_date=datetime.now(UTC))
+            elif state not in FINISHED_STATES:
+                self.store.transition(record.key, [record.state], "skipped")
+        self._inflight.clear()
+        self._adopted.clear()
+        self._retries.clear()
+        self._waiting.clear()
+        self._timed_out = True
+        self._done = True
 
     def _check_interval(self) -> float:
         return max(0.05, self.heartbeat_timeout / 3)
@@ -137,19 +200,42 @@ class DagRunDriver:
 
     def _queue(self, key: TIKey, from_states: list[str] | None = None) -> None:
         expected = from_states or ["none", "scheduled", "up_for_retry"]
-        if not self.store.transition(key, expected, "queued", queued_at=datetime.now(UTC)):
+        task = self.dag.get_task(key.task_id)
+        if task.depends_on_past and not self._past_allows(key):
+            self._waiting.append((key, expected[0]))
+            return
+        limit = self.dag.max_active_tasks
+        outcome = self.store.queue(key, expected, pool=task.pool,
+                                   dag_limit=limit if limit and limit > 0 else None)
+        if outcome in ("pool_full", "dag_full"):
+            self._waiting.append((key, expected[0]))
+            return
+        if outcome == "no_pool":
+            message = (f"pool {task.pool!r} does not exist; create it with "
+                       f"'mlpipe pools set {task.pool} SLOTS'")
+            self.store.transition(key, expected, "failed", error=message,
+                                  end_date=datetime.now(UTC))
+            log.error("%s: %s", key, message)
+            self._finished(key, S.FAILED)
+            return
+        if outcome == "moved":
             record = self.store.get_ti(key)
             if record is not None and S(record.state) in FINISHED_STATES:
                 self._finished(key, S(record.state))
             else:
                 self._adopted.add(key)
             return
-        task = self.dag.get_task(key.task_id)
         timeout = task.execution_timeout.total_seconds() if task.execution_timeout else None
         attempt = next(self._seq)
         self._inflight[key] = attempt
         self._progress(key, "queued")
         self.executor.submit(Workload(key, timeout, dict(task.resources), attempt))
+
+    def _past_allows(self, key: TIKey) -> bool:
+        """depends_on_past: the same task succeeded (or skipped) in the previous run."""
+        states = self.store.previous_ti_states(self.dag.dag_id, self.run.logical_date,
+                                               key.task_id)
+        return not states or all(s in ("success", "skipped") for s in states)
 
     def _on_event(self, event: TaskEvent) -> None:
         if self._inflight.get(event.key) != event.attempt:
@@ -276,7 +362,8 @@ class DagRunDriver:
             return
         if count:
             self.store.add_tis(self.dag.dag_id, self.run.run_id,
-                               [(task_id, i, task.task_type, task.retries) for i in range(count)],
+                               [(task_id, i, task.task_type, task.retries, task.pool)
+                                for i in range(count)],
                                drop=[(task_id, -1)])
         self._ready.extend(self.planner.expanded_task(task_id, count))
 
@@ -300,8 +387,8 @@ class DagRunDriver:
                          if not self.planner.nodes[t].decided]
             self.store.add_tis(
                 self.dag.dag_id, self.run.run_id,
-                [(t, i, self.dag.task_dict[t].task_type, self.dag.task_dict[t].retries)
-                 for t in undecided for i in range(count)],
+                [(t, i, self.dag.task_dict[t].task_type, self.dag.task_dict[t].retries,
+                  self.dag.task_dict[t].pool) for t in undecided for i in range(count)],
                 drop=[(t, -1) for t in undecided])
         self._ready.extend(self.planner.expanded_group(group_id, count))
 
@@ -335,6 +422,10 @@ class DagRunDriver:
         if self.on_progress is not None:
             self.on_progress(key, state)
 
+    def finish(self) -> DagRun:
+        """Record the run's final state (and call the DAG's callback)."""
+        return self._finish()
+
     def _finish(self) -> DagRun:
         self._sync_decided()
         records = self.store.list_tis(self.dag.dag_id, self.run.run_id)
@@ -345,7 +436,8 @@ class DagRunDriver:
         if stuck:
             log.error("run %s cannot progress: %s never became ready", self.run.run_id,
                       sorted({r.task_id for r in stuck}))
-        state = DagRunState.FAILED if failed_leaf or stuck else DagRunState.SUCCESS
+        state = (DagRunState.FAILED if failed_leaf or stuck or self._timed_out
+                 else DagRunState.SUCCESS)
         self.store.set_run_state(self.dag.dag_id, self.run.run_id, state.value,
                                  end_date=datetime.now(UTC))
         self.run.refresh()

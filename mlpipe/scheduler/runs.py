@@ -51,5 +51,5 @@ def create_dag_run(store: MetadataStore, dag: DAG, *, logical_date: datetime | s
         data_interval_end=interval.end, conf=conf,
         state="queued", created_at=now, start_date=None, end_date=None,
     )
-    instances = [(t.task_id, -1, t.task_type, t.retries) for t in dag.task_dict.values()]
+    instances = [(t.task_id, -1, t.task_type, t.retries, t.pool) for t in dag.task_dict.values()]
     return store.create_run(record, instances)

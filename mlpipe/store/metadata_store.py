@@ -20,7 +20,9 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     insert,
+    or_,
     select,
     text,
     tuple_,
@@ -41,6 +43,7 @@ from mlpipe.store.rows import (
     DagRow,
     DagRunRow,
     ImportErrorRow,
+    PoolRow,
     StateTransitionRow,
     TaskInstanceRow,
     UTCDateTime,
@@ -55,6 +58,7 @@ _XCOM = XComRow.__table__
 _TRANSITION = StateTransitionRow.__table__
 _DAG = DagRow.__table__
 _IMPORT_ERROR = ImportErrorRow.__table__
+_POOL = PoolRow.__table__
 
 
 def _now() -> datetime:
@@ -64,6 +68,13 @@ def _now() -> datetime:
 def _record(cls: type[R], row: Any) -> R:
     mapping = row._mapping
     return cls(**{f.name: mapping[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
+
+def _ti_row(dag_id: str, run_id: str, task_id: str, map_index: int, operator: str,
+            max_tries: int, pool: str | None = None) -> dict[str, Any]:
+    return {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index,
+            "operator": operator, "max_tries": max_tries, "state": "none", "try_number": 0,
+            "pool": pool}
 
 
 def _ti_where(key: TIKey) -> Any:
@@ -145,15 +156,16 @@ class MetadataStore:
     # -- runs -------------------------------------------------------------------------------
 
     def create_run(self, record: DagRunRecord,
-                   task_instances: Iterable[tuple[str, int, str, int]]) -> DagRunRecord:
-        """Insert a run and its task instances (``task_id, map_index, operator, max_tries``)."""
+                   task_instances: Iterable[tuple[Any, ...]]) -> DagRunRecord:
+        """Insert a run and its task instances.
+
+        Each instance is ``(task_id, map_index, operator, max_tries[, pool])``.
+        """
         values = {f.name: getattr(record, f.name) for f in fields(DagRunRecord)}
         try:
             with self.writer.begin() as conn:
                 conn.execute(insert(_RUN).values(**values))
-                rows = [{"dag_id": record.dag_id, "run_id": record.run_id, "task_id": t,
-                         "map_index": m, "operator": op, "max_tries": tries, "state": "none",
-                         "try_number": 0} for t, m, op, tries in task_instances]
+                rows = [_ti_row(record.dag_id, record.run_id, *ti) for ti in task_instances]
                 if rows:
                     conn.execute(insert(_TI), rows)
         except IntegrityError:
@@ -210,16 +222,14 @@ class MetadataStore:
             return [_record(TaskInstanceRecord, r) for r in conn.execute(query).all()]
 
     def add_tis(self, dag_id: str, run_id: str,
-                task_instances: Iterable[tuple[str, int, str, int]],
+                task_instances: Iterable[tuple[Any, ...]],
                 *, drop: Iterable[tuple[str, int]] = ()) -> None:
         """Add instances (a mapped task's expansion), dropping placeholders in one go."""
         with self.writer.begin() as conn:
             for task_id, map_index in drop:
                 conn.execute(delete(_TI).where(_ti_where(TIKey(dag_id, run_id, task_id,
                                                                map_index))))
-            rows = [{"dag_id": dag_id, "run_id": run_id, "task_id": t, "map_index": m,
-                     "operator": op, "max_tries": tries, "state": "none", "try_number": 0}
-                    for t, m, op, tries in task_instances]
+            rows = [_ti_row(dag_id, run_id, *ti) for ti in task_instances]
             if rows:
                 conn.execute(insert(_TI), rows)
 
@@ -312,6 +322,138 @@ class MetadataStore:
                     conn.execute(_DELETE_XCOMS, key._asdict())
                     cleared.append(key)
         return cleared
+
+    def queue(self, key: TIKey, from_states: Iterable[str], *, pool: str | None = None,
+              dag_limit: int | None = None) -> str:
+        """Queue ``key`` if its pool and its DAG have room, atomically with the check.
+
+        Returns ``queued``; ``moved`` (not in ``from_states`` any more); ``pool_full`` or
+        ``dag_full`` (try again later); or ``no_pool`` (the pool does not exist). The pool
+        and DAG rows are locked for the check (FOR UPDATE on PostgreSQL, the write lock on
+        SQLite), so concurrent schedulers never overfill a pool.
+        """
+        active = ("queued", "running")
+        with self.writer.begin() as conn:
+            if pool is not None:
+                slots = conn.execute(select(_POOL.c.slots).where(_POOL.c.name == pool)
+                                     .with_for_update()).scalar()
+                if slots is None:
+                    return "no_pool"
+                used = conn.execute(select(func.count()).select_from(_TI).where(
+                    _TI.c.pool == pool, _TI.c.state.in_(active))).scalar_one()
+                if used >= slots:
+                    return "pool_full"
+            if dag_limit is not None:
+                conn.execute(select(_DAG.c.dag_id).where(_DAG.c.dag_id == key.dag_id)
+                             .with_for_update())
+                used = conn.execute(select(func.count()).select_from(_TI).where(
+                    _TI.c.dag_id == key.dag_id, _TI.c.state.in_(active))).scalar_one()
+                if used >= dag_limit:
+                    return "dag_full"
+            if not self.transition(key, from_states, "queued", conn, queued_at=_now()):
+                return "moved"
+            return "queued"
+
+    def previous_ti_states(self, dag_id: str, logical_date: datetime,
+                           task_id: str) -> list[str] | None:
+        """States of ``task_id`` in the DAG's previous run (None: there is no previous run)."""
+        with self.engine.connect() as conn:
+            previous = conn.execute(
+                select(_RUN.c.run_id).where(_RUN.c.dag_id == dag_id,
+                                            _RUN.c.logical_date < logical_date)
+                .order_by(_RUN.c.logical_date.desc()).limit(1)).scalar()
+            if previous is None:
+                return None
+            return list(conn.execute(select(_TI.c.state).where(
+                _TI.c.dag_id == dag_id, _TI.c.run_id == previous,
+                _TI.c.task_id == task_id)).scalars())
+
+    # -- pools ------------------------------------------------------------------------------
+
+    def set_pool(self, name: str, slots: int, description: str = "") -> None:
+        with self.writer.begin() as conn:
+            changed = conn.execute(update(_POOL).where(_POOL.c.name == name).values(
+                slots=slots, description=description)).rowcount
+            if not changed:
+                conn.execute(insert(_POOL).values(name=name, slots=slots,
+                                                  description=description))
+
+    def list_pools(self) -> list[dict[str, Any]]:
+        """Pools with their slots and how many are in use (queued or running)."""
+        with self.engine.connect() as conn:
+            used = dict(conn.execute(
+                select(_TI.c.pool, func.count()).where(_TI.c.pool.is_not(None),
+                                                       _TI.c.state.in_(("queued", "running")))
+                .group_by(_TI.c.pool)).all())
+            rows = conn.execute(select(_POOL).order_by(_POOL.c.name)).all()
+        return [{"pool": r.name, "slots": r.slots, "used": used.get(r.name, 0),
+                 "description": r.description} for r in rows]
+
+    def delete_pool(self, name: str) -> bool:
+        with self.writer.begin() as conn:
+            return bool(conn.execute(delete(_POOL).where(_POOL.c.name == name)).rowcount)
+
+    # -- run leases (one scheduler drives a run at a time) -----------------------------------
+
+    def claim_runs(self, scheduler_id: str, lease: timedelta, *, dag_ids: Iterable[str],
+                   limit: int = 50) -> list[DagRunRecord]:
+        """Take queued or running runs that no live scheduler holds, oldest first.
+
+        Rows are locked with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL), so two schedulers
+        never take the same run; a run whose holder stopped renewing is taken over.
+        """
+        now = _now()
+        with self.writer.begin() as conn:
+            rows = conn.execute(
+                select(_RUN).where(
+                    _RUN.c.dag_id.in_(list(dag_ids)),
+                    _RUN.c.state.in_(("queued", "running")),
+                    or_(_RUN.c.claimed_by.is_(None), _RUN.c.claimed_by == scheduler_id,
+                        _RUN.c.lease_until < now))
+                .order_by(_RUN.c.logical_date, _RUN.c.id).limit(limit)
+                .with_for_update(skip_locked=True)).all()
+            if rows:
+                conn.execute(update(_RUN).where(_RUN.c.id.in_([r.id for r in rows])).values(
+                    claimed_by=scheduler_id, lease_until=now + lease))
+        return [_record(DagRunRecord, r) for r in rows]
+
+    def renew_leases(self, scheduler_id: str, lease: timedelta) -> None:
+        with self.writer.begin() as conn:
+            conn.execute(update(_RUN).where(_RUN.c.claimed_by == scheduler_id,
+                                            _RUN.c.state.in_(("queued", "running")))
+                         .values(lease_until=_now() + lease))
+
+    def release_runs(self, scheduler_id: str, run_ids: Iterable[tuple[str, str]] | None = None
+                     ) -> None:
+        """Give runs back (all of this scheduler's, or the given ``(dag_id, run_id)``)."""
+        with self.writer.begin() as conn:
+            query = update(_RUN).where(_RUN.c.claimed_by == scheduler_id)
+            if run_ids is not None:
+                pairs = list(run_ids)
+                if not pairs:
+                    return
+                query = query.where(tuple_(_RUN.c.dag_id, _RUN.c.run_id).in_(pairs))
+            conn.execute(query.values(claimed_by=None, lease_until=None))
+
+    def start_run_if_room(self, dag_id: str, run_id: str, max_active_runs: int) -> bool:
+        """queued -> running if the DAG has fewer than ``max_active_runs`` running runs."""
+        with self.writer.begin() as conn:
+            conn.execute(select(_DAG.c.dag_id).where(_DAG.c.dag_id == dag_id)
+                         .with_for_update())
+            running = conn.execute(select(func.count()).select_from(_RUN).where(
+                _RUN.c.dag_id == dag_id, _RUN.c.state == "running")).scalar_one()
+            if running >= max_active_runs:
+                return False
+            return bool(conn.execute(update(_RUN).where(
+                _RUN.c.dag_id == dag_id, _RUN.c.run_id == run_id, _RUN.c.state == "queued"
+            ).values(state="running", start_date=_now())).rowcount)
+
+    def latest_scheduled_run(self, dag_id: str) -> DagRunRecord | None:
+        query = (select(_RUN).where(_RUN.c.dag_id == dag_id, _RUN.c.run_type == "scheduled")
+                 .order_by(_RUN.c.logical_date.desc()).limit(1))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return _record(DagRunRecord, row) if row else None
 
     @staticmethod
     def _replace_mapped(conn: Connection, key: TIKey, max_tries: int) -> None:

@@ -88,6 +88,9 @@ class DagRunRow(Base):
     conf: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     state: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the scheduler driving this run, until ``lease_until`` (HA: one driver per run)
+    claimed_by: Mapped[str | None] = mapped_column(String(250))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     start_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -118,6 +121,15 @@ class TaskInstanceRow(Base):
     next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     log_path: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    pool: Mapped[str | None] = mapped_column(String(250))
+
+
+class PoolRow(Base):
+    __tablename__ = "pool"
+
+    name: Mapped[str] = mapped_column(ID, primary_key=True)
+    slots: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
 
 
 class XComRow(Base):
