@@ -20,12 +20,13 @@ DagsFolder = Annotated[
 Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="table or json")]
 
 
-def open_engine(dags_folder: Path | None = None, **overrides: Any) -> Engine:
+def open_engine(dags_folder: Path | None = None, *, check_folder: bool = True,
+                **overrides: Any) -> Engine:
     """Settings from env / mlpipe.toml, the store migrated, the DAGs folder checked."""
     if dags_folder is not None:
         overrides["dags_folder"] = dags_folder
     settings = load_settings(**overrides)
-    if not settings.dags_folder.is_dir():
+    if check_folder and not settings.dags_folder.is_dir():
         raise DagDefinitionError(
             f"dags folder {str(settings.dags_folder)!r} does not exist; pass --dags-folder or "
             "set MLPIPE_DAGS_FOLDER"

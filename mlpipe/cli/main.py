@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mlpipe import __version__
-from mlpipe.cli import dags, db, tasks
+from mlpipe.cli import dags, db, scheduling, tasks
 from mlpipe.cli.output import State, console
 
 app = typer.Typer(
@@ -19,6 +19,8 @@ app = typer.Typer(
 app.add_typer(dags.app, name="dags")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(db.app, name="db")
+app.add_typer(scheduling.pools_app, name="pools")
+app.command("scheduler")(scheduling.scheduler)
 
 
 def _version(value: bool) -> None:

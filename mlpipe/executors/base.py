@@ -38,6 +38,8 @@ class TaskEvent:
     key: TIKey
     exit_code: int | None = None
     attempt: int = 0
+    #: False when the worker found the instance no longer queued (another process runs it)
+    claimed: bool = True
     #: set by in-process executors, which know the outcome without asking the store
     state: str | None = None
     skip: tuple[str, ...] = ()

@@ -25,6 +25,9 @@ from mlpipe.store.entities import TIKey
 
 log = logging.getLogger("mlpipe.executor")
 
+#: exit code of a child that found its task instance no longer queued
+NOT_CLAIMED = 3
+
 
 def _child_main(env: ExecutionEnv, key: TIKey) -> None:
     os.setsid()  # own process group: kill() reaches every process the task starts
@@ -43,7 +46,7 @@ def _child_main(env: ExecutionEnv, key: TIKey) -> None:
         )
     finally:
         store.dispose()
-    os._exit(0 if outcome is not None else 3)
+    os._exit(0 if outcome is not None else NOT_CLAIMED)
 
 
 class LocalExecutor(Executor):
@@ -92,7 +95,8 @@ class LocalExecutor(Executor):
             process.join()
         with self._lock:
             self._running.pop((workload.key, workload.attempt), None)
-        self._events.put(TaskEvent(workload.key, process.exitcode, workload.attempt))
+        self._events.put(TaskEvent(workload.key, process.exitcode, workload.attempt,
+                                   claimed=process.exitcode != NOT_CLAIMED))
 
     @staticmethod
     def _kill_group(pid: int) -> None:

@@ -25,10 +25,11 @@ class SequentialExecutor(Executor):
             xcom_max_bytes=env.xcom_max_bytes, heartbeat_interval=env.heartbeat_interval,
             run=env.runs.get((key.dag_id, key.run_id)))
         if outcome is None:
-            self._events.append(TaskEvent(key, None, workload.attempt))
+            self._events.append(TaskEvent(key, None, workload.attempt, claimed=False))
         else:
-            self._events.append(TaskEvent(key, None, workload.attempt, outcome.state.value,
-                                          tuple(sorted(outcome.skip))))
+            self._events.append(TaskEvent(key, None, workload.attempt,
+                                          state=outcome.state.value,
+                                          skip=tuple(sorted(outcome.skip))))
 
     def poll(self, timeout: float | None = None) -> list[TaskEvent]:
         events = list(self._events)

@@ -79,26 +79,64 @@ def _last_line(exc: BaseException, path: Path) -> str:
 
 def load_dagbag(folder: Path) -> DagBag:
     """Import every DAG file of ``folder``; a broken file is recorded and the rest still load."""
-    bag = DagBag(folder)
-    if not folder.is_dir():
-        return bag
-    for path in dag_files(folder):
-        try:
-            dags = load_file(path)
-        except DagImportError as exc:
-            bag.import_errors[str(path)] = exc.message
-            continue
-        for dag in dags:
-            previous = bag.dags.get(dag.dag_id)
-            if previous is not None and previous is not dag:
-                bag.import_errors[str(path)] = (
-                    f"dag_id {dag.dag_id!r} is already defined in {previous.fileloc}"
-                )
-                continue
+    watcher = DagFolderWatcher(folder)
+    watcher.refresh()
+    return watcher.bag
+
+
+class DagFolderWatcher:
+    """A DAGs folder kept parsed: each refresh re-imports only files that changed."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._files: dict[Path, tuple[int, int, list[DAG] | str]] = {}
+        self.bag = DagBag(folder)
+        self.parses = 0  # files imported so far (for benchmarks and tests)
+
+    def refresh(self) -> bool:
+        """Re-import new and modified files, forget deleted ones; True if anything changed."""
+        seen = set(dag_files(self.folder)) if self.folder.is_dir() else set()
+        changed = False
+        for path in seen:
             try:
-                dag.validate()
-            except Exception as exc:  # a DAG that cannot run is an import error of its file
-                bag.import_errors[str(path)] = f"{type(exc).__name__}: {exc}"
+                stat = path.stat()
+            except FileNotFoundError:
                 continue
-            bag.dags[dag.dag_id] = dag
-    return bag
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            cached = self._files.get(path)
+            if cached is not None and cached[:2] == stamp:
+                continue
+            self.parses += 1
+            try:
+                result: list[DAG] | str = load_file(path)
+            except DagImportError as exc:
+                result = exc.message
+            self._files[path] = (*stamp, result)
+            changed = True
+        for path in set(self._files) - seen:
+            del self._files[path]
+            changed = True
+        if changed:
+            self.bag = self._assemble()
+        return changed
+
+    def _assemble(self) -> DagBag:
+        bag = DagBag(self.folder)
+        for path in sorted(self._files):
+            result = self._files[path][2]
+            if isinstance(result, str):
+                bag.import_errors[str(path)] = result
+                continue
+            for dag in result:
+                previous = bag.dags.get(dag.dag_id)
+                if previous is not None and previous is not dag:
+                    bag.import_errors[str(path)] = (
+                        f"dag_id {dag.dag_id!r} is already defined in {previous.fileloc}")
+                    continue
+                try:
+                    dag.validate()
+                except Exception as exc:
+                    bag.import_errors[str(path)] = f"{type(exc).__name__}: {exc}"
+                    continue
+                bag.dags[dag.dag_id] = dag
+        return bag

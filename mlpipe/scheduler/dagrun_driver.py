@@ -76,6 +76,9 @@ class DagRunDriver:
         self._next_check = 0.0
         self._done = False
         self._timed_out = False
+        #: False while a scheduler shuts down: nothing new is queued
+        self.accepting = True
+        self._next_adopted_check = 0.0
         self.logs_root = executor.env.logs_root if executor.env is not None else None
 
     def _key(self, task_id: str, map_index: int) -> TIKey:
@@ -102,11 +105,25 @@ class DagRunDriver:
         self.run.start_date = started
         self.store.set_run_state(self.dag.dag_id, self.run.run_id, DagRunState.RUNNING.value,
                                  start_date=started, end_date=None)
-        self._records = {(r.task_id, r.map_index): r
-                         for r in self.store.list_tis(self.dag.dag_id, self.run.run_id)}
+        records = self.store.list_tis(self.dag.dag_id, self.run.run_id)
+        for record in records:
+            if record.state == "queued":  # queued by a driver that is gone: never started
+                self.store.transition(record.key, ["queued"], "scheduled")
+        if any(r.state == "queued" for r in records):
+            records = self.store.list_tis(self.dag.dag_id, self.run.run_id)
+        self._records = {(r.task_id, r.map_index): r for r in records}
         self._ready.extend(self.planner.start())
         self._next_check = self.clock() + self._check_interval()
         self._drain()
+
+    @property
+    def inflight(self) -> list[TIKey]:
+        return list(self._inflight)
+
+    @property
+    def busy(self) -> bool:
+        """True while task instances of this run are running or queued somewhere."""
+        return bool(self._inflight or self._adopted)
 
     @property
     def done(self) -> bool:
@@ -118,6 +135,8 @@ class DagRunDriver:
         due = min(self._next_check, self._next_retry_due())
         if self._waiting:
             due = min(due, self.clock() + self.waiting_poll)
+        if self._adopted:
+            due = min(due, self._next_adopted_check)
         return max(0.0, due - self.clock())
 
     def on_event(self, event: TaskEvent) -> None:
@@ -133,6 +152,9 @@ class DagRunDriver:
             waiting, self._waiting = self._waiting, []
             for key, from_state in waiting:
                 self._queue(key, [from_state])
+        if self._adopted and now >= self._next_adopted_check:
+            self._poll_adopted()
+            self._next_adopted_check = now + 0.5
         if now >= self._next_check:
             self._reap_dead()
             self._check_run_timeout()
@@ -200,6 +222,9 @@ class DagRunDriver:
 
     def _queue(self, key: TIKey, from_states: list[str] | None = None) -> None:
         expected = from_states or ["none", "scheduled", "up_for_retry"]
+        if not self.accepting:
+            self._waiting.append((key, expected[0]))
+            return
         task = self.dag.get_task(key.task_id)
         if task.depends_on_past and not self._past_allows(key):
             self._waiting.append((key, expected[0]))
@@ -255,6 +280,9 @@ class DagRunDriver:
         if record is None:
             return
         state = S(record.state)
+        if state in (S.RUNNING, S.QUEUED) and not event.claimed:
+            self._adopted.add(event.key)  # another process holds it: watch it finish
+            return
         if state in (S.RUNNING, S.QUEUED):
             # The worker ended without recording an outcome (killed, crashed, OOM).
             reason = f"task process exited with code {event.exit_code} without a result"
@@ -337,7 +365,11 @@ class DagRunDriver:
             self._adopted.discard(record.key)
             if state is not None:
                 self._finished(record.key, state)
-        for key in list(self._adopted):  # adopted ones that finished meanwhile
+        self._poll_adopted()
+
+    def _poll_adopted(self) -> None:
+        """Instances running elsewhere (found at start): pick up those that finished."""
+        for key in list(self._adopted):
             record = self.store.get_ti(key)
             if record is not None and S(record.state) not in (S.RUNNING, S.QUEUED):
                 self._adopted.discard(key)

@@ -396,20 +396,22 @@ class MetadataStore:
     # -- run leases (one scheduler drives a run at a time) -----------------------------------
 
     def claim_runs(self, scheduler_id: str, lease: timedelta, *, dag_ids: Iterable[str],
-                   limit: int = 50) -> list[DagRunRecord]:
+                   limit: int = 50, takeover: bool = False) -> list[DagRunRecord]:
         """Take queued or running runs that no live scheduler holds, oldest first.
 
         Rows are locked with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL), so two schedulers
-        never take the same run; a run whose holder stopped renewing is taken over.
+        never take the same run; a run whose holder stopped renewing is taken over, and with
+        ``takeover`` (the only scheduler, on SQLite) every run is.
         """
         now = _now()
+        free = or_(_RUN.c.claimed_by.is_(None), _RUN.c.claimed_by == scheduler_id,
+                   _RUN.c.lease_until < now)
         with self.writer.begin() as conn:
             rows = conn.execute(
                 select(_RUN).where(
                     _RUN.c.dag_id.in_(list(dag_ids)),
                     _RUN.c.state.in_(("queued", "running")),
-                    or_(_RUN.c.claimed_by.is_(None), _RUN.c.claimed_by == scheduler_id,
-                        _RUN.c.lease_until < now))
+                    *([] if takeover else [free]))
                 .order_by(_RUN.c.logical_date, _RUN.c.id).limit(limit)
                 .with_for_update(skip_locked=True)).all()
             if rows:

@@ -1,0 +1,69 @@
+"""``mlpipe scheduler``, ``mlpipe pools ...`` and ``mlpipe dags backfill``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from mlpipe.cli.common import DagsFolder, Output, open_engine
+from mlpipe.cli.output import OutputFormat, console, guarded, print_rows
+from mlpipe.errors import StoreError
+
+pools_app = typer.Typer(help="Limit how many task instances run at once per pool.",
+                        no_args_is_help=True)
+
+
+@guarded
+def scheduler(
+    dags_folder: DagsFolder = None,
+    num_loops: Annotated[int | None, typer.Option("--num-loops", "-n",
+                                                  help="Stop after N loops")] = None,
+    grace_period: Annotated[float, typer.Option(help="Seconds running tasks get on SIGTERM")
+                            ] = 30.0,
+) -> None:
+    """Run the scheduler: create due runs, run their tasks, until SIGTERM or Ctrl-C."""
+    from mlpipe.scheduler.scheduler_job import Scheduler
+
+    logging.basicConfig(level=logging.INFO,
+                        format="[%(asctime)s] {%(name)s} %(levelname)s - %(message)s")
+    for handler in logging.getLogger().handlers:  # task output belongs in task logs only
+        handler.addFilter(lambda record: not record.name.startswith("mlpipe.task"))
+    engine = open_engine(dags_folder)
+    job = Scheduler(engine, grace_period=grace_period)
+    console.print(f"scheduler {job.id}: dags {engine.settings.dags_folder}, executor "
+                  f"{engine.settings.executor}, database "
+                  f"{engine.store.engine.url.render_as_string(hide_password=True)}")
+    job.run(max_loops=num_loops)
+
+
+@pools_app.command("set")
+@guarded
+def pools_set(name: str, slots: int,
+              description: Annotated[str, typer.Option("--description")] = "") -> None:
+    """Create or resize a pool."""
+    if slots < 0:
+        raise StoreError(f"pool {name!r}: slots must be 0 or more, got {slots}")
+    engine = open_engine(None, check_folder=False)
+    engine.store.set_pool(name, slots, description)
+    console.print(f"pool {name}: {slots} slot(s)")
+
+
+@pools_app.command("list")
+@guarded
+def pools_list(output: Output = OutputFormat.table) -> None:
+    """Pools with their slots and how many are in use."""
+    engine = open_engine(None, check_folder=False)
+    print_rows(engine.store.list_pools(), ["pool", "slots", "used", "description"], output)
+
+
+@pools_app.command("delete")
+@guarded
+def pools_delete(name: str) -> None:
+    """Delete a pool (tasks that name it will fail until it exists again)."""
+    engine = open_engine(None, check_folder=False)
+    if not engine.store.delete_pool(name):
+        known = [p["pool"] for p in engine.store.list_pools()]
+        raise StoreError(f"pool {name!r} does not exist; pools: {known}")
+    console.print(f"pool {name} deleted")

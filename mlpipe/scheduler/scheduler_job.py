@@ -1,0 +1,238 @@
+"""``mlpipe scheduler``: creates due runs and drives them, crash-safe and HA-safe.
+
+Each loop: re-import changed DAG files, create the runs that became due, take (lease) runs
+that no live scheduler drives, step every driven run, then sleep until the next thing is
+due: an executor event, a retry, a run becoming due, a lease to renew or the folder scan.
+All state lives in the database: a scheduler killed at any point is replaced by another
+that carries on. Several schedulers may share a PostgreSQL database (runs are leased with
+``FOR UPDATE SKIP LOCKED``, task instances are claimed with compare-and-set); on SQLite a
+file lock allows exactly one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from mlpipe.core.dag import DAG
+from mlpipe.core.timetables import due_intervals, next_due_at
+from mlpipe.errors import RunExistsError, StoreError
+from mlpipe.executors.base import Executor
+from mlpipe.runtime.dagbag import DagFolderWatcher
+from mlpipe.scheduler.dagrun_driver import DagRunDriver, ProgressFn
+from mlpipe.scheduler.runs import create_dag_run
+from mlpipe.scheduler.service import Engine
+
+log = logging.getLogger("mlpipe.scheduler")
+
+
+class SchedulerLock:
+    """On SQLite only one scheduler may run: an exclusive lock file beside the database."""
+
+    def __init__(self, database_url: str, home: Path) -> None:
+        self._lock: Any = None
+        if not database_url.startswith("sqlite"):
+            return
+        path = database_url.split("///", 1)[-1]
+        target = Path(path if path and path != ":memory:" else home / "mlpipe.db")
+        self.path = target.with_name(target.name + ".scheduler.lock")
+
+    def acquire(self) -> None:
+        if not hasattr(self, "path"):
+            return
+        from filelock import FileLock, Timeout
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise StoreError(
+                f"another scheduler is running on this SQLite database (lock {self.path}); "
+                "SQLite allows one scheduler: stop it, or use PostgreSQL to run several"
+            ) from None
+        self._lock = lock
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+class Scheduler:
+    """The scheduling loop over one engine (settings, store, DAGs folder)."""
+
+    def __init__(self, engine: Engine, *, executor: Executor | None = None,
+                 scheduler_id: str | None = None, lease: timedelta = timedelta(seconds=15),
+                 scan_interval: float = 2.0, grace_period: float = 30.0,
+                 on_progress: ProgressFn | None = None,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.executor = executor or engine.make_executor()
+        self.id = scheduler_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.lease = lease
+        self.scan_interval = scan_interval
+        self.grace_period = grace_period
+        self.on_progress = on_progress
+        self.now = now
+        self.watcher = DagFolderWatcher(engine.settings.dags_folder)
+        self.drivers: dict[tuple[str, str], DagRunDriver] = {}
+        self.lock = SchedulerLock(engine.settings.database, engine.settings.home)
+        self.sqlite = engine.settings.database.startswith("sqlite")
+        self._next_due: dict[str, datetime | None] = {}
+        self._next_scan = 0.0
+        self._next_renew = 0.0
+        self._stop = threading.Event()
+        self.loops = 0
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def request_stop(self, *_: Any) -> None:
+        """Stop taking new work; running tasks get ``grace_period`` seconds to finish."""
+        if not self._stop.is_set():
+            log.info("scheduler %s stopping: no new work, waiting for running tasks", self.id)
+        self._stop.set()
+
+    def run(self, *, max_loops: int | None = None,
+            until: Callable[[Scheduler], bool] | None = None) -> None:
+        """Loop until SIGTERM/SIGINT (or ``until`` says so, or ``max_loops``)."""
+        self.lock.acquire()
+        installed = threading.current_thread() is threading.main_thread()
+        previous = {}
+        if installed:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, self.request_stop)
+        try:
+            log.info("scheduler %s started (executor %s, dags %s)", self.id,
+                     self.engine.settings.executor, self.watcher.folder)
+            while not self._stop.is_set():
+                self.loop_once()
+                if (max_loops is not None and self.loops >= max_loops) or \
+                        (until is not None and until(self)):
+                    break
+            self._drain_on_stop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.store.release_runs(self.id)
+            self.executor.shutdown()
+            self.lock.release()
+
+    def _drain_on_stop(self) -> None:
+        if not self._stop.is_set():
+            return
+        for driver in self.drivers.values():
+            driver.accepting = False
+        deadline = time.monotonic() + self.grace_period
+        while any(d.busy for d in self.drivers.values()) and time.monotonic() < deadline:
+            self._dispatch(self.executor.poll(0.2))
+        for driver in self.drivers.values():
+            for key in list(driver.inflight):
+                self.executor.kill(key)
+        log.info("scheduler %s stopped", self.id)
+
+    # -- one loop --------------------------------------------------------------------------------
+
+    def loop_once(self) -> None:
+        self.loops += 1
+        clock = time.monotonic()
+        if clock >= self._next_scan:
+            self._scan()
+            self._next_scan = clock + self.scan_interval
+        paused = {d.dag_id for d in self.store.list_dags() if d.is_paused}
+        if not self._stop.is_set():
+            self._create_due_runs(paused)
+            self._take_runs(paused)
+        if clock >= self._next_renew:
+            self.store.renew_leases(self.id, self.lease)
+            self._next_renew = clock + self.lease.total_seconds() / 3
+        for key, driver in list(self.drivers.items()):
+            driver.step()
+            if driver.done:
+                driver.finish()
+                del self.drivers[key]
+                self.store.release_runs(self.id, [key])
+        self._dispatch(self.executor.poll(self._sleep_time()))
+
+    def _scan(self) -> None:
+        if self.watcher.refresh():
+            bag = self.watcher.bag
+            self.store.sync_dags({d.dag_id: d.fileloc for d in bag.dags.values()})
+            self.store.replace_import_errors(bag.import_errors)
+            self._next_due = {}
+            self.engine._bag = bag  # children of the local executor look DAGs up here
+
+    def _create_due_runs(self, paused: set[str]) -> None:
+        now = self.now()
+        for dag in self.watcher.bag.dags.values():
+            if dag.dag_id in paused or (not dag.timetable.periodic and dag.schedule != "@once"):
+                continue
+            due_at = self._next_due.get(dag.dag_id, now)
+            if due_at is None or due_at > now:
+                continue
+            latest = self.store.latest_scheduled_run(dag.dag_id)
+            after = latest.logical_date if latest else None
+            for interval in due_intervals(dag.timetable, start_date=dag.start_date,
+                                          end_date=dag.end_date, catchup=dag.catchup, now=now,
+                                          after=after):
+                self._create_run(dag, interval.start, interval)
+                after = interval.start
+            self._next_due[dag.dag_id] = next_due_at(
+                dag.timetable, start_date=dag.start_date, end_date=dag.end_date, after=after)
+
+    def _create_run(self, dag: DAG, logical_date: datetime, interval: Any) -> None:
+        try:
+            create_dag_run(self.store, dag, logical_date=logical_date, run_type="scheduled",
+                           run_id=f"scheduled__{logical_date.isoformat()}",
+                           data_interval=interval)
+            log.info("created run scheduled__%s of %s", logical_date.isoformat(), dag.dag_id)
+        except RunExistsError:
+            pass  # another scheduler created it first
+
+    def _take_runs(self, paused: set[str]) -> None:
+        dags = self.watcher.bag.dags
+        wanted = [d for d in dags if d not in paused]
+        if not wanted:
+            return
+        lease = self.lease if not self.sqlite else timedelta(days=3650)
+        for record in self.store.claim_runs(self.id, lease, dag_ids=wanted,
+                                            takeover=self.sqlite):
+            key = (record.dag_id, record.run_id)
+            if key in self.drivers:
+                continue
+            dag = dags[record.dag_id]
+            if record.state == "queued" and not self.store.start_run_if_room(
+                    dag.dag_id, record.run_id, dag.max_active_runs):
+                continue
+            driver = DagRunDriver(self.store, dag, record.run_id, self.executor,
+                                  heartbeat_timeout=self.engine.settings.task_heartbeat_timeout,
+                                  xcom_max_bytes=self.engine.settings.xcom_max_bytes,
+                                  on_progress=self.on_progress)
+            self.drivers[key] = driver
+            driver.start()
+
+    def _dispatch(self, events: list[Any]) -> None:
+        for event in events:
+            driver = self.drivers.get((event.key.dag_id, event.key.run_id))
+            if driver is not None:
+                driver.on_event(event)
+
+    def _sleep_time(self) -> float:
+        """Until the next thing is due; never a fixed multi-second tick."""
+        clock = time.monotonic()
+        waits = [self._next_scan - clock, self._next_renew - clock]
+        waits += [d.wait_time() for d in self.drivers.values()]
+        now = self.now()
+        waits += [(due - now).total_seconds() for due in self._next_due.values()
+                  if due is not None]
+        return max(0.0, min(waits))
