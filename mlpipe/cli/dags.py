@@ -177,3 +177,54 @@ def pause(dag_id: str, dags_folder: DagsFolder = None) -> None:
 def unpause(dag_id: str, dags_folder: DagsFolder = None) -> None:
     """Let the scheduler create runs of this DAG again."""
     _set_paused(dag_id, False, dags_folder)
+
+
+@app.command("backfill")
+@guarded
+def backfill(
+    dag_id: str,
+    start_date: Annotated[str, typer.Option("--start-date", "-s", help="First logical date")],
+    end_date: Annotated[str, typer.Option("--end-date", "-e", help="Last logical date")],
+    rerun_failed: Annotated[bool, typer.Option("--rerun-failed",
+                                               help="Clear and redo failed runs")] = False,
+    reset_dagruns: Annotated[bool, typer.Option("--reset-dagruns",
+                                                help="Redo every run in range")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print the intervals")
+                       ] = False,
+    max_active_runs: Annotated[int | None, typer.Option("--max-active-runs")] = None,
+    dags_folder: DagsFolder = None,
+) -> None:
+    """Run every interval whose logical date is between START and END (both inclusive)."""
+    from mlpipe.scheduler.backfill import backfill_intervals, prepare_backfill, run_backfill
+
+    engine = open_engine(dags_folder)
+    dag = engine.get_dag(dag_id)
+    intervals = backfill_intervals(dag, start_date, end_date)
+    plan = prepare_backfill(engine, dag, intervals, rerun_failed=rerun_failed,
+                            reset_dagruns=reset_dagruns, dry_run=dry_run)
+    for interval in intervals:
+        run_id = f"backfill__{interval.start.isoformat()}"
+        note = plan.skipped.get(run_id, "to run")
+        console.print(f"{interval.start.isoformat()} -> {interval.end.isoformat()}  {note}")
+    if dry_run or not plan.to_run:
+        console.print(f"{len(plan.to_run)} run(s) to do, {len(plan.skipped)} left alone")
+        return
+    failed: list[str] = []
+    done = 0
+
+    def finished(run: DagRun) -> None:
+        nonlocal done
+        done += 1
+        if run.state.value != "success":
+            failed.append(run.run_id)
+        console.print(f"[{done}/{len(plan.to_run)}] {run.run_id}: {run.state.value}")
+
+    with RunProgress(dag, engine.settings.executor) as progress:
+        progress.total = len(dag.task_dict) * len(plan.to_run)
+        run_backfill(engine, dag, plan.to_run,
+                     max_active_runs=max_active_runs or dag.max_active_runs,
+                     on_progress=progress.update, on_run_done=finished)
+    console.print(f"backfill of {dag_id}: {done - len(failed)} succeeded, {len(failed)} failed,"
+                  f" {len(plan.skipped)} left alone")
+    if failed:
+        raise typer.Exit(1)

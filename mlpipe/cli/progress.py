@@ -51,3 +51,5 @@ class RunProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.live.__exit__(None, None, None)
+        if not console.is_terminal:
+            console.print()  # the last frame of a piped display ends without a newline
