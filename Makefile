@@ -41,6 +41,8 @@ demo: install
 
 bench: install
 	$(BIN)/python benchmarks/engine_overhead.py
+	$(BIN)/python benchmarks/persisted_path.py
+	$(BIN)/python benchmarks/scheduler_latency.py
 
 clean:
 	rm -rf $(VENV) .mlpipe .pytest_cache .mypy_cache .ruff_cache

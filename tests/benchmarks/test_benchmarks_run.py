@@ -29,3 +29,19 @@ def test_engine_overhead_tiny(capsys: pytest.CaptureFixture[str]) -> None:
         assert row["ratio"] > 1  # the engine does more than a bare function call
     printed = capsys.readouterr().out
     assert "chain-5" in printed and "fan-out 1->4->1" in printed
+
+
+def test_persisted_path_tiny(capsys: pytest.CaptureFixture[str]) -> None:
+    results = load("persisted_path").main(["--chain", "3", "--big-chain", "3", "--fanout", "3"])
+    assert results["chain_s"] > 0
+    assert 0 <= results["handoff_p50_ms"] <= results["handoff_p95_ms"]
+    assert "hand-off p50" in capsys.readouterr().out
+
+
+def test_scheduler_latency_tiny(capsys: pytest.CaptureFixture[str]) -> None:
+    results = load("scheduler_latency").main(["--runs", "2", "--every", "0.5", "--dags", "5"])
+    for executor in ("sequential", "local"):
+        assert results[f"latency_{executor}"]["runs"] == 2
+        assert results[f"latency_{executor}"]["p95_ms"] >= 0
+    assert results["loop"]["files"] == 5
+    assert "one file changed" in capsys.readouterr().out
