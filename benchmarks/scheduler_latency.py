@@ -84,7 +84,7 @@ def loop_cost(tmp: Path, dags: int) -> dict[str, float]:
         job._scan()
         job._create_due_runs(set())
         idle.append(time.perf_counter() - began)
-    target = folder / "dag_007.py"
+    target = folder / f"dag_{dags // 2:03d}.py"
     os.utime(target, ns=(time.time_ns(), time.time_ns() + 1_000_000))
     began = time.perf_counter()
     job._scan()
