@@ -122,10 +122,10 @@ def trigger(
     conf: Annotated[str | None, typer.Option("--conf", "-c", help="JSON object")] = None,
     run_id: Annotated[str | None, typer.Option("--run-id", "-r")] = None,
     logical_date: Annotated[str | None, typer.Option("--logical-date", "-e")] = None,
-    wait: Annotated[bool, typer.Option(
+    wait: Annotated[bool | None, typer.Option(
         "--wait/--no-wait",
-        help="Run it now with the configured executor and show progress (default, while "
-             "no scheduler runs)")] = True,
+        help="Run it here with the configured executor and show progress (default when no "
+             "scheduler is running on this SQLite database)")] = None,
     dags_folder: DagsFolder = None,
 ) -> None:
     """Create a manual run of a DAG; with --wait, execute it and show its progress."""
@@ -134,6 +134,13 @@ def trigger(
     dag = engine.get_dag(dag_id)
     record = engine.trigger(dag, conf=run_conf, run_id=run_id, logical_date=logical_date)
     console.print(f"created run {record.run_id} of {dag_id}")
+    if wait is None:
+        from mlpipe.scheduler.scheduler_job import SchedulerLock
+
+        lock = SchedulerLock(engine.settings.database, engine.settings.home)
+        wait = not lock.held_elsewhere()
+        if not wait:
+            console.print("a scheduler is running: it will run it (pass --wait to run it here)")
     if not wait:
         return
     with RunProgress(dag, engine.settings.executor) as progress:

@@ -67,6 +67,17 @@ class SchedulerLock:
             self._lock.release()
             self._lock = None
 
+    def held_elsewhere(self) -> bool:
+        """True if another process holds the lock (a scheduler runs on this database)."""
+        if not hasattr(self, "path"):
+            return False
+        try:
+            self.acquire()
+        except StoreError:
+            return True
+        self.release()
+        return False
+
 
 class Scheduler:
     """The scheduling loop over one engine (settings, store, DAGs folder)."""
