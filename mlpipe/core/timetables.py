@@ -55,9 +55,14 @@ class Timetable(ABC):
         """The data interval of a run triggered by hand for ``logical_date``."""
         return DataInterval(logical_date, logical_date)
 
-    def latest_complete_interval(self, now: datetime) -> DataInterval | None:
-        """The newest interval whose end is at or before ``now``."""
-        return self.infer_manual_interval(now)
+    def latest_complete_interval(self, now: datetime, earliest: datetime
+                                 ) -> DataInterval | None:
+        """The newest interval starting at or after ``earliest`` that ends by ``now``.
+
+        Walks forward from ``earliest``; built-in timetables answer directly.
+        """
+        complete = [i for i in intervals_between(self, earliest, now) if i.end <= now]
+        return complete[-1] if complete else None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.description!r})"
@@ -90,19 +95,22 @@ class DeltaTimetable(Timetable):
         if delta <= timedelta(0):
             raise ScheduleError(f"schedule timedelta must be positive, got {delta}")
         self.delta = delta
-        self.anchor = anchor
+        self.anchor = as_utc(anchor)  # a fixed real duration, whatever the zone's DST does
         self.description = str(delta)
 
     def interval_starting_at_or_after(self, moment: datetime) -> DataInterval | None:
+        moment = as_utc(moment)
         steps = -((self.anchor - moment) // self.delta) if moment > self.anchor else 0
         start = self.anchor + steps * self.delta
         return DataInterval(start, start + self.delta)
 
     def infer_manual_interval(self, logical_date: datetime) -> DataInterval:
+        logical_date = as_utc(logical_date)
         return DataInterval(logical_date - self.delta, logical_date)
 
-    def latest_complete_interval(self, now: datetime) -> DataInterval | None:
-        end = self.anchor + ((now - self.anchor) // self.delta) * self.delta
+    def latest_complete_interval(self, now: datetime, earliest: datetime
+                                 ) -> DataInterval | None:
+        end = self.anchor + ((as_utc(now) - self.anchor) // self.delta) * self.delta
         return DataInterval(end - self.delta, end)
 
 
@@ -133,16 +141,31 @@ class CronTimetable(Timetable):
         self.description = expression
 
     def _fires(self, moment: datetime, *, forward: bool) -> Iterator[datetime]:
+        """Fire times in UTC from ``moment`` on (or back). A repeated local hour (DST fall
+        back) fires twice for crons that run every hour, once for the others, as Airflow."""
         from croniter import croniter
 
-        local = moment.astimezone(self.timezone).replace(tzinfo=None)
-        it = croniter(self.expression, local - timedelta(microseconds=1) if forward else local)
+        local = as_utc(moment).astimezone(self.timezone).replace(tzinfo=None)
+        # Start an hour early (late): a repeated local hour's second fire lies "behind" the
+        # wall clock. Callers filter by the real instant.
+        slack = timedelta(hours=1)
+        it = croniter(self.expression, local - slack if forward else local + slack)
         while True:
             naive: datetime = it.get_next(datetime) if forward else it.get_prev(datetime)
-            yield naive.replace(tzinfo=self.timezone).astimezone(UTC)
+            first = naive.replace(tzinfo=self.timezone, fold=0).astimezone(UTC)
+            second = naive.replace(tzinfo=self.timezone, fold=1).astimezone(UTC)
+            if second != first and self._hourly and second > first:
+                yield from ((first, second) if forward else (second, first))
+            else:
+                yield first
+
+    @property
+    def _hourly(self) -> bool:
+        return self.expression.split()[1] == "*"
 
     def next_fire(self, moment: datetime) -> datetime:
         """The first fire time at or after ``moment``."""
+        moment = as_utc(moment)
         for fire in self._fires(moment, forward=True):
             if fire >= moment:
                 return fire
@@ -154,10 +177,20 @@ class CronTimetable(Timetable):
         return DataInterval(start, end)
 
     def infer_manual_interval(self, logical_date: datetime) -> DataInterval:
+        logical_date = as_utc(logical_date)
         end = next(f for f in self._fires(logical_date + timedelta(seconds=1), forward=False)
                    if f <= logical_date)
         start = next(f for f in self._fires(end, forward=False) if f < end)
         return DataInterval(start, end)
+
+    def latest_complete_interval(self, now: datetime, earliest: datetime
+                                 ) -> DataInterval | None:
+        return self.infer_manual_interval(now)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Aware UTC; a naive datetime is taken to be UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def make_timetable(schedule: Any, *, start_date: datetime | None) -> Timetable:
@@ -182,6 +215,8 @@ def make_timetable(schedule: Any, *, start_date: datetime | None) -> Timetable:
 def intervals_between(timetable: Timetable, first: datetime, last: datetime, *,
                       end_date: datetime | None = None) -> list[DataInterval]:
     """Every interval whose start (the logical date) lies in ``[first, last]``."""
+    first, last = as_utc(first), as_utc(last)
+    end_date = as_utc(end_date) if end_date is not None else None
     found: list[DataInterval] = []
     moment = first
     while True:
@@ -207,6 +242,9 @@ def due_intervals(timetable: Timetable, *, start_date: datetime | None,
     """
     if start_date is None:
         return []
+    start_date, now = as_utc(start_date), as_utc(now)
+    end_date = as_utc(end_date) if end_date is not None else None
+    after = as_utc(after) if after is not None else None
     if not timetable.periodic:
         if after is not None:
             return []
@@ -214,7 +252,7 @@ def due_intervals(timetable: Timetable, *, start_date: datetime | None,
         return [first] if first is not None and first.end <= now else []
     begin = start_date if after is None else after + timedelta(microseconds=1)
     if not catchup:
-        latest = timetable.latest_complete_interval(now)
+        latest = timetable.latest_complete_interval(now, begin)
         if latest is None or latest.start < begin or latest.end > now:
             return []
         if end_date is not None and latest.start > end_date:
@@ -229,6 +267,9 @@ def next_due_at(timetable: Timetable, *, start_date: datetime | None,
     """When the next interval after ``after`` completes (its run becomes due), or None."""
     if start_date is None or (not timetable.periodic and after is not None):
         return None
+    start_date = as_utc(start_date)
+    end_date = as_utc(end_date) if end_date is not None else None
+    after = as_utc(after) if after is not None else None
     begin = start_date if after is None else after + timedelta(microseconds=1)
     interval = timetable.interval_starting_at_or_after(begin)
     if interval is None or (end_date is not None and interval.start > end_date):

@@ -160,3 +160,73 @@ class StateTransitionRow(Base):
     from_state: Mapped[str] = mapped_column(String(20))
     to_state: Mapped[str] = mapped_column(String(20))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConnectionRow(Base):
+    """A connection; ``password`` and ``extra`` are Fernet tokens when the flags say so."""
+
+    __tablename__ = "connection"
+
+    conn_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    conn_type: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(500))
+    schema: Mapped[str | None] = mapped_column(String(500))
+    login: Mapped[str | None] = mapped_column(Text)
+    password: Mapped[str | None] = mapped_column(Text)
+    port: Mapped[int | None] = mapped_column(Integer)
+    extra: Mapped[str | None] = mapped_column(Text)
+    is_encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_extra_encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class VariableRow(Base):
+    """A variable: a JSON value (a Fernet token when ``is_encrypted``)."""
+
+    __tablename__ = "variable"
+
+    key: Mapped[str] = mapped_column(ID, primary_key=True)
+    val: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    is_encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ArtifactRow(Base):
+    """An artifact a task instance produced: where, what, its content hash and cache key."""
+
+    __tablename__ = "artifact"
+    __table_args__ = (
+        Index("ix_artifact_uri", "uri"),
+        Index("ix_artifact_cache_key", "cache_key"),
+        Index("ix_artifact_producer", "dag_id", "run_id", "task_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uri: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(50))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int | None] = mapped_column(Integer)
+    dag_id: Mapped[str | None] = mapped_column(ID)
+    run_id: Mapped[str | None] = mapped_column(ID)
+    task_id: Mapped[str | None] = mapped_column(ID)
+    map_index: Mapped[int] = mapped_column(Integer, default=-1)
+    try_number: Mapped[int] = mapped_column(Integer, default=0)
+    cache_key: Mapped[str | None] = mapped_column(String(64))
+    config_hash: Mapped[str | None] = mapped_column(String(64))
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ArtifactInputRow(Base):
+    """A lineage edge: an artifact was made from this input (an artifact or an S3 object)."""
+
+    __tablename__ = "artifact_input"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    artifact_id: Mapped[int] = mapped_column(Integer, index=True)
+    uri: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    etag: Mapped[str | None] = mapped_column(String(200))
+    version_id: Mapped[str | None] = mapped_column(String(200))
+    size: Mapped[int | None] = mapped_column(Integer)

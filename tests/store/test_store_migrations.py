@@ -16,7 +16,8 @@ from mlpipe.store import database
 from mlpipe.store.metadata_store import MetadataStore
 from mlpipe.store.rows import Base
 
-TABLES = {"dag", "dag_run", "import_error", "pool", "state_transition", "task_instance", "xcom"}
+TABLES = {"artifact", "artifact_input", "connection", "dag", "dag_run", "import_error", "pool",
+          "state_transition", "task_instance", "variable", "xcom"}
 
 
 @pytest.fixture
