@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,6 +15,7 @@ from pydantic_settings import (
 )
 
 from mlpipe.errors import SettingsError
+from mlpipe.tracking.config import TrackingConfig
 
 
 class Settings(BaseSettings):
@@ -33,6 +34,9 @@ class Settings(BaseSettings):
     xcom_max_bytes: int = Field(default=48 * 1024, ge=1)
     dask_address: str | None = None
     task_heartbeat_timeout: float = Field(default=30.0, gt=0)
+    #: MLflow's own variable, as MLflow users set it
+    mlflow_tracking_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri"))
 
     @field_validator("executor")
     @classmethod
@@ -52,6 +56,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def tracking(self) -> TrackingConfig:
+        """MLflow: ``MLFLOW_TRACKING_URI`` or ``sqlite:///$MLPIPE_HOME/mlflow.db``."""
+        return TrackingConfig.default(self.home, self.mlflow_tracking_uri)
 
     @property
     def database(self) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mlpipe import __version__
-from mlpipe.cli import dags, db, scheduling, tasks
+from mlpipe.cli import dags, db, scheduling, tasks, ui
 from mlpipe.cli.output import State, console
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app.add_typer(tasks.app, name="tasks")
 app.add_typer(db.app, name="db")
 app.add_typer(scheduling.pools_app, name="pools")
 app.command("scheduler")(scheduling.scheduler)
+app.command("ui")(ui.ui)
 
 
 def _version(value: bool) -> None:

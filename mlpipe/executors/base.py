@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlpipe.store.entities import TIKey
+from mlpipe.tracking.config import TrackingConfig
 
 if TYPE_CHECKING:
     from mlpipe.core.dag import DAG
@@ -55,6 +56,8 @@ class ExecutionEnv:
     logs_root: Path
     xcom_max_bytes: int = 48 * 1024
     heartbeat_interval: float = 5.0
+    #: where tasks log to MLflow (None: tasks that ask for an MLflow run fail)
+    tracking: TrackingConfig | None = None
     #: runs already loaded in this process (in-process executors reuse them)
     runs: dict[tuple[str, str], DagRun] = field(default_factory=dict)
 

@@ -34,6 +34,8 @@ from mlpipe.runtime.models import SKIP_KEY, DagRun, TaskInstance
 from mlpipe.runtime.timeout import time_limit
 from mlpipe.store.entities import TIKey
 from mlpipe.store.metadata_store import MetadataStore
+from mlpipe.tracking.config import TrackingConfig
+from mlpipe.tracking.task_runs import TaskMlflowRun
 
 log = logging.getLogger("mlpipe.task")
 _HOSTNAME = socket.gethostname()
@@ -197,6 +199,7 @@ def run_task_instance(
     heartbeat_interval: float = 5.0,
     on_heartbeat_lost: Callable[[], None] | None = None,
     run: DagRun | None = None,
+    tracking: TrackingConfig | None = None,
 ) -> TryOutcome | None:
     """Claim ``key`` (queued -> running) and run one try; None if it was not claimable."""
     if run is None:
@@ -221,7 +224,9 @@ def run_task_instance(
     # Line-buffered: a task that is killed or runs out of memory keeps what it logged.
     with open(folder / f"attempt={try_number}.log", "a", encoding="utf-8", buffering=1) as sink, \
             _Heartbeat(store, key, heartbeat_interval, on_heartbeat_lost):
-        outcome, xcoms, context = _execute(run, ti, task, sink)
+        mlflow_run = TaskMlflowRun(store, run, ti, tracking)
+        outcome, xcoms, context = _execute(run, ti, task, sink, mlflow_run.lazy)
+        mlflow_run.finish(outcome.state)
         if _record_outcome(store, ti, task, outcome, xcoms, sink):
             run.remember_xcoms(key.task_id, key.map_index, xcoms)
         with capture_task_output(sink):
@@ -229,8 +234,8 @@ def run_task_instance(
     return outcome
 
 
-def _execute(run: DagRun, ti: TaskInstance, task: BaseOperator, sink: Any
-             ) -> tuple[TryOutcome, dict[str, str], Context]:
+def _execute(run: DagRun, ti: TaskInstance, task: BaseOperator, sink: Any,
+             mlflow_run: Any) -> tuple[TryOutcome, dict[str, str], Context]:
     xcoms: dict[str, str] = {}
     context: Context = {}
     with capture_task_output(sink):
@@ -240,6 +245,7 @@ def _execute(run: DagRun, ti: TaskInstance, task: BaseOperator, sink: Any
         try:
             op = instance_operator(run, task, ti.map_index)
             context = build_context(run, ti, op)
+            context["mlflow_run"] = mlflow_run
             render_fields(op, context, make_resolver(run, ti, context))
             limit = op.execution_timeout.total_seconds() if op.execution_timeout else None
             with time_limit(limit, f"task {task.task_id!r} timed out after "

@@ -35,6 +35,7 @@ from mlpipe.runtime.task_runner import (
 )
 from mlpipe.store.entities import TaskInstanceRecord, TIKey
 from mlpipe.store.metadata_store import MetadataStore
+from mlpipe.tracking.task_runs import end_parent_run
 
 log = logging.getLogger("mlpipe.scheduler")
 
@@ -473,6 +474,9 @@ class DagRunDriver:
         self.store.set_run_state(self.dag.dag_id, self.run.run_id, state.value,
                                  end_date=datetime.now(UTC))
         self.run.refresh()
+        env = self.executor.env
+        end_parent_run(self.store, env.tracking if env is not None else None,
+                       self.dag.dag_id, self.run.run_id, state.value)
         callback = (self.dag.on_success_callback if state is DagRunState.SUCCESS
                     else self.dag.on_failure_callback)
         if callback is not None:

@@ -450,6 +450,20 @@ class MetadataStore:
                 _RUN.c.dag_id == dag_id, _RUN.c.run_id == run_id, _RUN.c.state == "queued"
             ).values(state="running", start_date=_now())).rowcount)
 
+    def set_mlflow_run_id(self, dag_id: str, run_id: str, mlflow_run_id: str) -> str:
+        """Record the DAG run's MLflow parent run unless one is recorded; returns the winner."""
+        with self.writer.begin() as conn:
+            conn.execute(update(_RUN).where(_RUN.c.dag_id == dag_id, _RUN.c.run_id == run_id,
+                                            _RUN.c.mlflow_run_id.is_(None))
+                         .values(mlflow_run_id=mlflow_run_id))
+            return str(conn.execute(select(_RUN.c.mlflow_run_id).where(
+                _RUN.c.dag_id == dag_id, _RUN.c.run_id == run_id)).scalar_one())
+
+    def get_mlflow_run_id(self, dag_id: str, run_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(_RUN.c.mlflow_run_id).where(
+                _RUN.c.dag_id == dag_id, _RUN.c.run_id == run_id)).scalar()
+
     def latest_scheduled_run(self, dag_id: str) -> DagRunRecord | None:
         query = (select(_RUN).where(_RUN.c.dag_id == dag_id, _RUN.c.run_type == "scheduled")
                  .order_by(_RUN.c.logical_date.desc()).limit(1))

@@ -91,6 +91,8 @@ class DagRunRow(Base):
     #: the scheduler driving this run, until ``lease_until`` (HA: one driver per run)
     claimed_by: Mapped[str | None] = mapped_column(String(250))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: the MLflow parent run of this DAG run, once a task logged to MLflow
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
     start_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
