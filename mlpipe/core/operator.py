@@ -137,6 +137,7 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         doc_md: str | None = None,
         do_xcom_push: bool = True,
         multiple_outputs: bool = False,
+        cache: bool = False,
         dag: DAG | None = None,
         task_group: TaskGroup | None = None,
     ) -> None:
@@ -169,6 +170,8 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         self.doc_md = doc_md
         self.do_xcom_push = do_xcom_push
         self.multiple_outputs = multiple_outputs
+        #: reuse recorded outputs when operator, arguments and input artifacts are unchanged
+        self.cache = cache
         self._dag: DAG | None = dag if dag is not None else ctx.current_dag()
         self._upstream: dict[str, BaseOperator] = {}
         self._downstream: dict[str, BaseOperator] = {}

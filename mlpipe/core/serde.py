@@ -1,4 +1,7 @@
-"""XCom values as JSON: plain JSON plus datetime, date, timedelta and Path. Never pickle."""
+"""XCom values as JSON: plain JSON plus datetime, date, timedelta, Path and Artifact.
+
+Never pickle.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path, PurePath
 from typing import Any
 
+from mlpipe.core.artifact import Artifact
 from mlpipe.errors import XComError
 
 _TAG = "__mlpipe_type__"
@@ -21,6 +25,8 @@ def _encode(value: Any) -> Any:
         return {_TAG: "timedelta", "value": value.total_seconds()}
     if isinstance(value, PurePath):
         return {_TAG: "path", "value": str(value)}
+    if isinstance(value, Artifact):
+        return {_TAG: "artifact", "value": value.to_json()}
     to_json = getattr(value, "__mlpipe_json__", None)
     if callable(to_json):
         return to_json()
@@ -40,6 +46,8 @@ def _decode(obj: dict[str, Any]) -> Any:
         return timedelta(seconds=value)
     if kind == "path":
         return Path(value)
+    if kind == "artifact":
+        return Artifact.from_json(value)
     return obj
 
 
@@ -50,8 +58,8 @@ def serialize(value: Any, *, what: str, max_bytes: int) -> str:
     except (TypeError, ValueError) as exc:
         raise XComError(
             f"{what} is not JSON-serialisable ({exc}); return JSON types (dict, list, str, "
-            "int, float, bool, None) or datetime, date, timedelta, Path; for large or binary "
-            "data write an artifact and return its URI"
+            "int, float, bool, None) or datetime, date, timedelta, Path, Artifact; for large "
+            "or binary data write an artifact and return its URI"
         ) from None
     size = len(text.encode())
     if size > max_bytes:
