@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-import json
-import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from mlpipe.connections.backends import EnvSecretsBackend, SecretsBackend, get_variable
+from mlpipe.connections.errors import VariableNotFoundError
 from mlpipe.core.params import resolve_params
 from mlpipe.core.templating import Macros
 from mlpipe.errors import TemplateRenderError
+from mlpipe.store.secrets_store import MetastoreSecretsBackend, SecretsStore
 
 if TYPE_CHECKING:
     from mlpipe.core.operator import BaseOperator, Context
     from mlpipe.runtime.models import DagRun, TaskInstance
+    from mlpipe.store.metadata_store import MetadataStore
 
 
 class _Variables:
-    """``var.value.NAME`` / ``var.json.NAME``: read from ``MLPIPE_VAR_<NAME>``."""
+    """``var.value.NAME`` / ``var.json.NAME``: ``MLPIPE_VAR_<NAME>``, then the metadata DB."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, lookup: Callable[[], list[SecretsBackend]], as_json: bool) -> None:
+        self._lookup = lookup
         self._as_json = as_json
 
     def __getattr__(self, name: str) -> Any:
@@ -27,24 +31,41 @@ class _Variables:
         return self.get(name)
 
     def get(self, name: str, default_var: Any = ...) -> Any:
-        raw = os.environ.get(f"MLPIPE_VAR_{name.upper()}")
-        if raw is None:
+        """The variable ``name``, or ``default_var`` if it is not set anywhere."""
+        try:
+            return get_variable(name, deserialize_json=self._as_json, backends=self._lookup())
+        except VariableNotFoundError as exc:
             if default_var is not ...:
                 return default_var
-            raise TemplateRenderError(
-                f"variable {name!r} is not set; set MLPIPE_VAR_{name.upper()} in the environment"
-            )
-        if not self._as_json:
-            return raw
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise TemplateRenderError(f"variable {name!r} is not valid JSON: {exc}") from None
+            raise TemplateRenderError(str(exc)) from None
 
 
 class VariableAccessor:
-    value = _Variables(as_json=False)
-    json = _Variables(as_json=True)
+    """``var`` in templates and the context: ``var.value.NAME`` (text), ``var.json.NAME``.
+
+    Looks in the environment, then the run's metadata store, then the configured metadata
+    database when that is another one (``dag.test()`` runs on a throw-away store).
+    """
+
+    def __init__(self, store: MetadataStore | None) -> None:
+        self._store = store
+        self._backends: list[SecretsBackend] | None = None
+        self.value = _Variables(self._search_path, as_json=False)
+        self.json = _Variables(self._search_path, as_json=True)
+
+    def _search_path(self) -> list[SecretsBackend]:
+        if self._backends is None:
+            configured = MetastoreSecretsBackend()
+            backends: list[SecretsBackend] = [EnvSecretsBackend()]
+            if self._store is not None:
+                engine = self._store.engine
+                backends.append(SecretsStore(engine, fernet_key=configured.fernet_key))
+                if engine.url.render_as_string(hide_password=False) != configured.url:
+                    backends.append(configured)
+            else:
+                backends.append(configured)
+            self._backends = backends
+        return self._backends
 
 
 def build_context(run: DagRun, ti: TaskInstance, task: BaseOperator) -> Context:
@@ -71,7 +92,7 @@ def build_context(run: DagRun, ti: TaskInstance, task: BaseOperator) -> Context:
         "params": params,
         "conf": run.conf,
         "macros": Macros,
-        "var": VariableAccessor,
+        "var": VariableAccessor(run.store),
         "map_index": ti.map_index,
         "try_number": ti.try_number,
     }

@@ -1,4 +1,4 @@
-"""Capture a task instance's stdout, stderr and logging into its log."""
+"""Capture a task instance's stdout, stderr and logging into its log, secrets masked."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import TextIO, cast
+
+from mlpipe.connections.masking import redact
 
 FORMAT = "[%(asctime)s] {%(name)s} %(levelname)s - %(message)s"
 
@@ -61,9 +63,31 @@ class _StreamToLog(io.TextIOBase):
             self._partial = ""
 
 
+class RedactingSink:
+    """Writes to ``sink`` with every registered secret replaced by ``***``.
+
+    The streams above hand it whole lines, so a secret is never split between two writes.
+    """
+
+    def __init__(self, sink: TextIO) -> None:
+        self.sink = sink
+
+    def write(self, text: str) -> int:
+        self.sink.write(redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+
 @contextmanager
 def capture_task_output(sink: TextIO) -> Iterator[None]:
-    """Route ``print``, ``sys.stderr`` and log records at INFO and above into ``sink``."""
+    """Route ``print``, ``sys.stderr`` and log records at INFO and above into ``sink``.
+
+    Secrets that connections and variables registered (``mlpipe.connections.masking``) are
+    written as ``***``.
+    """
+    sink = cast(TextIO, RedactingSink(sink))
     root = logging.getLogger()
     handler = _StreamHandler(sink)
     old_level = root.level

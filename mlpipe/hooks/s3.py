@@ -1,0 +1,251 @@
+"""``S3Hook``: boto3's S3 client configured by an AWS connection (boto3 loads on first use).
+
+The connection's login/password are the access key id and secret; extras: ``endpoint_url``
+(MinIO or any S3-compatible server), ``region_name``, ``aws_session_token``,
+``addressing_style``, ``max_attempts``, ``connect_timeout``, ``read_timeout``, ``verify``,
+``bucket`` (what ``test_connection`` lists).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mlpipe.connections.connection import Connection
+from mlpipe.connections.errors import ConnectionFailedError, HookError
+from mlpipe.hooks.base import BaseHook
+
+#: error codes that mean the credentials (not the request) are wrong
+AUTH_ERRORS = frozenset({
+    "AccessDenied", "AuthorizationHeaderMalformed", "ExpiredToken", "InvalidAccessKeyId",
+    "InvalidClientTokenId", "InvalidToken", "SignatureDoesNotMatch", "403",
+})
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/key`` -> ``("bucket", "some/key")``."""
+    if not url.startswith("s3://"):
+        raise HookError(None, url, "not an s3:// URL (expected s3://BUCKET/KEY)")
+    bucket, _, key = url[len("s3://"):].partition("/")
+    if not bucket:
+        raise HookError(None, url, "the s3:// URL has no bucket")
+    return bucket, key
+
+
+class S3Hook(BaseHook):
+    """S3 through the connection ``aws_conn_id`` (None: boto3's default credentials)."""
+
+    def __init__(self, aws_conn_id: str | None = "aws_default", *,
+                 region_name: str | None = None, max_pool_connections: int = 32,
+                 connection: Connection | None = None) -> None:
+        super().__init__(aws_conn_id, connection=connection)
+        self.region_name = region_name
+        self.max_pool_connections = max_pool_connections
+        self._client: Any = None
+
+    @property
+    def aws_conn_id(self) -> str | None:
+        return self.conn_id
+
+    def _extra(self) -> dict[str, Any]:
+        return self.connection.extra if self.conn_id is not None else {}
+
+    def endpoint(self) -> str:
+        if self.conn_id is None:
+            return f"AWS S3 (region {self.region_name})" if self.region_name else "AWS S3"
+        return self.connection.endpoint()
+
+    def get_conn(self) -> Any:
+        """The boto3 S3 client (created once per hook)."""
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        extra = self._extra()
+        conn = self.connection if self.conn_id is not None else None
+        session = boto3.session.Session(
+            aws_access_key_id=(conn.login if conn else None) or extra.get("aws_access_key_id"),
+            aws_secret_access_key=(conn.password if conn else None)
+            or extra.get("aws_secret_access_key"),
+            aws_session_token=extra.get("aws_session_token"),
+            region_name=self.region_name or extra.get("region_name"),
+        )
+        config = Config(
+            max_pool_connections=self.max_pool_connections,
+            retries={"max_attempts": int(extra.get("max_attempts", 3)), "mode": "standard"},
+            connect_timeout=float(extra.get("connect_timeout", 10)),
+            read_timeout=float(extra.get("read_timeout", 60)),
+            s3={"addressing_style": extra.get("addressing_style", "auto")},
+        )
+        verify = extra.get("verify")
+        return session.client("s3", endpoint_url=extra.get("endpoint_url"), config=config,
+                              verify=None if verify is None else _as_verify(verify))
+
+    @contextmanager
+    def translate_errors(self, action: str) -> Iterator[None]:
+        """Turn boto errors into one line naming the connection, the endpoint and the cause."""
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            PartialCredentialsError,
+        )
+
+        try:
+            yield
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", "unknown"))
+            kind = ConnectionFailedError if code in AUTH_ERRORS else HookError
+            raise kind(self.conn_id, self.endpoint(),
+                       f"{action}: {code}: {error.get('Message') or exc}") from None
+        except (EndpointConnectionError, ConnectTimeoutError, NoCredentialsError,
+                PartialCredentialsError) as exc:
+            raise ConnectionFailedError(self.conn_id, self.endpoint(), f"{action}: {exc}"
+                                        ) from None
+        except (BotoCoreError, Boto3Error) as exc:
+            raise HookError(self.conn_id, self.endpoint(), f"{action}: {exc}") from None
+
+    # -- listing ---------------------------------------------------------------------------
+
+    def list_objects(self, bucket_name: str, prefix: str = "", *,
+                     page_size: int | None = None) -> list[dict[str, Any]]:
+        """Every object under ``prefix`` (``Key``, ``ETag``, ``Size``...), all pages."""
+        pages = {"PageSize": page_size} if page_size else {}
+        with self.translate_errors(f"list s3://{bucket_name}/{prefix}"):
+            paginator = self.get_conn().get_paginator("list_objects_v2")
+            return [obj for page in paginator.paginate(Bucket=bucket_name, Prefix=prefix,
+                                                       PaginationConfig=pages)
+                    for obj in page.get("Contents", [])]
+
+    def list_keys(self, bucket_name: str, prefix: str = "", *,
+                  page_size: int | None = None) -> list[str]:
+        """The keys under ``prefix``, all pages (``page_size`` keys per request)."""
+        return [obj["Key"] for obj in self.list_objects(bucket_name, prefix,
+                                                        page_size=page_size)]
+
+    def check_for_key(self, key: str, bucket_name: str | None = None) -> bool:
+        """True if the object exists."""
+        bucket, key = _bucket_and_key(key, bucket_name)
+        from botocore.exceptions import ClientError
+
+        with self.translate_errors(f"head s3://{bucket}/{key}"):
+            try:
+                self.get_conn().head_object(Bucket=bucket, Key=key)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                    return False
+                raise
+        return True
+
+    # -- single files ----------------------------------------------------------------------
+
+    def load_file(self, filename: str | Path, key: str, bucket_name: str | None = None, *,
+                  replace: bool = False) -> None:
+        """Upload a local file (``key`` may be a full ``s3://`` URL)."""
+        bucket, key = _bucket_and_key(key, bucket_name)
+        if not replace and self.check_for_key(key, bucket):
+            raise HookError(self.conn_id, self.endpoint(),
+                            f"s3://{bucket}/{key} exists already; pass replace=True")
+        with self.translate_errors(f"upload {filename} to s3://{bucket}/{key}"):
+            self.get_conn().upload_file(str(filename), bucket, key)
+
+    def download_file(self, key: str, bucket_name: str | None = None, *,
+                      local_path: str | Path) -> Path:
+        """Download one object to ``local_path`` (a file, or a folder to put it in)."""
+        bucket, key = _bucket_and_key(key, bucket_name)
+        target = Path(local_path)
+        if target.is_dir():
+            target = target / Path(key).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self.translate_errors(f"download s3://{bucket}/{key}"):
+            # boto3 writes a temporary file and renames it: no half file under the name
+            self.get_conn().download_file(bucket, key, str(target))
+        return target
+
+    # -- whole prefixes, in parallel ---------------------------------------------------------
+
+    def upload_prefix(self, local_dir: str | Path, bucket_name: str, prefix: str = "", *,
+                      max_workers: int = 16) -> list[str]:
+        """Upload every file under ``local_dir`` to ``prefix``; returns the keys."""
+        root = Path(local_dir)
+        if not root.is_dir():
+            raise HookError(self.conn_id, self.endpoint(), f"{root} is not a directory")
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+        keys = [_join(prefix, p.relative_to(root).as_posix()) for p in files]
+        with self._transfers(f"upload {root} to s3://{bucket_name}/{prefix}",
+                             max_workers) as manager:
+            futures = [manager.upload(str(p), bucket_name, k) for p, k in zip(files, keys,
+                                                                              strict=True)]
+            for future in futures:
+                future.result()
+        return keys
+
+    def download_prefix(self, bucket_name: str, prefix: str, local_dir: str | Path, *,
+                        max_workers: int = 16) -> list[Path]:
+        """Download every object under ``prefix`` into ``local_dir``; returns the files."""
+        root = Path(local_dir).resolve()
+        targets: list[tuple[str, Path]] = []
+        for key in self.list_keys(bucket_name, prefix):
+            if key.endswith("/"):  # a folder marker
+                continue
+            target = (root / key[len(prefix):].lstrip("/")).resolve()
+            if not target.is_relative_to(root):
+                raise HookError(self.conn_id, self.endpoint(),
+                                f"key {key!r} would be written outside {root}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            targets.append((key, target))
+        with self._transfers(f"download s3://{bucket_name}/{prefix}", max_workers) as manager:
+            futures = [manager.download(bucket_name, k, str(t)) for k, t in targets]
+            for future in futures:
+                future.result()
+        return [t for _, t in targets]
+
+    @contextmanager
+    def _transfers(self, action: str, max_workers: int) -> Iterator[Any]:
+        from boto3.s3.transfer import TransferConfig, create_transfer_manager
+
+        config = TransferConfig(max_concurrency=max_workers, use_threads=True)
+        with self.translate_errors(action), \
+                create_transfer_manager(self.get_conn(), config) as manager:
+            yield manager
+
+    # -- checking ------------------------------------------------------------------------------
+
+    def test_connection(self) -> str:
+        """List the ``bucket`` extra (or the schema) if set, else list the buckets."""
+        bucket = self._extra().get("bucket") or (self.connection.schema if self.conn_id
+                                                  else None)
+        client = self.get_conn()
+        if bucket:
+            with self.translate_errors(f"list bucket {bucket!r}"):
+                client.list_objects_v2(Bucket=bucket, MaxKeys=1)
+            return f"listed bucket {bucket!r}"
+        with self.translate_errors("list buckets"):
+            buckets = client.list_buckets().get("Buckets", [])
+        return f"{len(buckets)} bucket(s) visible"
+
+
+def _bucket_and_key(key: str, bucket_name: str | None) -> tuple[str, str]:
+    return (bucket_name, key) if bucket_name else parse_s3_url(key)
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix.rstrip('/')}/{name}" if prefix else name
+
+
+def _as_verify(value: Any) -> bool | str:
+    if isinstance(value, str) and value.lower() in ("false", "0", "no"):
+        return False
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes"):
+        return True
+    return value if isinstance(value, str) else bool(value)
