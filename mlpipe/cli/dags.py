@@ -209,9 +209,9 @@ def backfill(
     intervals = backfill_intervals(dag, start_date, end_date)
     plan = prepare_backfill(engine, dag, intervals, rerun_failed=rerun_failed,
                             reset_dagruns=reset_dagruns, dry_run=dry_run)
+    notes = {run_id.split("__", 1)[-1]: note for run_id, note in plan.skipped.items()}
     for interval in intervals:
-        run_id = f"backfill__{interval.start.isoformat()}"
-        note = plan.skipped.get(run_id, "to run")
+        note = notes.get(interval.start.isoformat(), "to run")
         console.print(f"{interval.start.isoformat()} -> {interval.end.isoformat()}  {note}")
     if dry_run or not plan.to_run:
         console.print(f"{len(plan.to_run)} run(s) to do, {len(plan.skipped)} left alone")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mlpipe import __version__
-from mlpipe.cli import dags, db, scheduling, tasks, ui
+from mlpipe.cli import connections, dags, db, lineage, scheduling, tasks, ui, variables
 from mlpipe.cli.output import State, console
 
 app = typer.Typer(
@@ -20,8 +20,11 @@ app.add_typer(dags.app, name="dags")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(db.app, name="db")
 app.add_typer(scheduling.pools_app, name="pools")
+app.add_typer(connections.app, name="connections")
+app.add_typer(variables.app, name="variables")
 app.command("scheduler")(scheduling.scheduler)
 app.command("ui")(ui.ui)
+app.command("lineage")(lineage.lineage)
 
 
 def _version(value: bool) -> None:

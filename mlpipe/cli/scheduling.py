@@ -26,12 +26,14 @@ def scheduler(
     """Run the scheduler: create due runs, run their tasks, until SIGTERM or Ctrl-C."""
     from mlpipe.scheduler.scheduler_job import Scheduler
 
+    engine = open_engine(dags_folder)
+    job = Scheduler(engine, grace_period=grace_period)
+    job.lock.acquire()  # refuse a second scheduler before printing anything
     logging.basicConfig(level=logging.INFO,
                         format="[%(asctime)s] {%(name)s} %(levelname)s - %(message)s")
     for handler in logging.getLogger().handlers:  # task output belongs in task logs only
-        handler.addFilter(lambda record: not record.name.startswith("mlpipe.task"))
-    engine = open_engine(dags_folder)
-    job = Scheduler(engine, grace_period=grace_period)
+        handler.addFilter(lambda record: record.name.startswith("mlpipe.")
+                          and not record.name.startswith("mlpipe.task"))
     console.print(f"scheduler {job.id}: dags {engine.settings.dags_folder}, executor "
                   f"{engine.settings.executor}, database "
                   f"{engine.store.engine.url.render_as_string(hide_password=True)}")

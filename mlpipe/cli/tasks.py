@@ -126,12 +126,16 @@ def clear(dag_id: str,
           downstream: Annotated[bool, typer.Option("--downstream/--no-downstream")] = True,
           wait: Annotated[bool, typer.Option("--wait", help="Re-run the cleared runs now")
                           ] = False,
+          no_cache: Annotated[bool, typer.Option(
+              "--no-cache", help="Run them for real even if cached outputs are intact")] = False,
           dags_folder: DagsFolder = None) -> None:
     """Reset task instances (and their downstream) so they run again."""
     engine = open_engine(dags_folder)
     dag = engine.get_dag(dag_id)
     cleared = engine.clear(dag, run_id=run_id, task_regex=task_regex, downstream=downstream,
                            only_failed=only_failed)
+    if no_cache and cleared:
+        engine.store.forget_cache(dag_id, run_id, {k.task_id for k in cleared})
     console.print(f"cleared {len(cleared)} task instance(s)")
     for key in cleared:
         console.print(f"  {key}")

@@ -24,10 +24,12 @@ from mlpipe.core.mapping import MappedOperator, mapped_length, values_at
 from mlpipe.core.operator import BaseOperator, Context
 from mlpipe.core.params import resolve_params
 from mlpipe.core.retries import retry_delay_for
+from mlpipe.core.serde import deserialize
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.core.templating import environment_for, render_value
 from mlpipe.core.xcom_arg import RETURN_VALUE, DagParam, MappedArgument, XComArg
 from mlpipe.errors import TaskError, TaskSkipped, TaskTimeoutError, XComError
+from mlpipe.runtime import lineage
 from mlpipe.runtime.context import build_context
 from mlpipe.runtime.log_capture import capture_task_output
 from mlpipe.runtime.models import SKIP_KEY, DagRun, TaskInstance
@@ -247,6 +249,16 @@ def _execute(run: DagRun, ti: TaskInstance, task: BaseOperator, sink: Any,
             context = build_context(run, ti, op)
             context["mlflow_run"] = mlflow_run
             render_fields(op, context, make_resolver(run, ti, context))
+            arguments = lineage.rendered_arguments(op)
+            inputs = lineage.find_artifacts(arguments)
+            key = lineage.cache_key(op, arguments, inputs) if op.cache else None
+            hit = lineage.lookup(run.store, key, _verifier()) if key else None
+            if hit is not None:
+                log.info("Cache hit: reusing %s, recorded by %s (key %s); not running the task",
+                         [a.uri for a in hit["artifacts"]], hit["producer"], key[:12])
+                cached = hit["xcoms"]
+                skip = set(deserialize(cached[SKIP_KEY])) if SKIP_KEY in cached else set()
+                return TryOutcome(S.SUCCESS, skip=skip), cached, context
             limit = op.execution_timeout.total_seconds() if op.execution_timeout else None
             with time_limit(limit, f"task {task.task_id!r} timed out after "
                                    f"{op.execution_timeout}"):
@@ -258,6 +270,8 @@ def _execute(run: DagRun, ti: TaskInstance, task: BaseOperator, sink: Any,
                     result = None  # sys.exit(0) ends the task normally
 
             xcoms = result_xcoms(run, ti, op, result)
+            lineage.record(run.store, ti.key, ti.try_number, op, lineage.find_artifacts(result),
+                           inputs, cache=key, xcoms=xcoms)
             skip = set(op.downstream_to_skip(result, context))
             if skip:
                 xcoms[SKIP_KEY] = run.serialize_xcom(ti.task_id, ti.map_index, SKIP_KEY,
@@ -273,6 +287,22 @@ def _execute(run: DagRun, ti: TaskInstance, task: BaseOperator, sink: Any,
                 stop_child_processes()
             outcome = _failure(ti, task, exc)
     return outcome, xcoms, context
+
+
+def _verifier() -> lineage.Verifier:
+    """Checks recorded outputs through their stores (S3 via the aws_default connection)."""
+    options: dict[str, Any] | None = None
+    try:
+        from mlpipe.connections import get_connection
+
+        conn = get_connection("aws_default")
+        extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else dict(conn.extra or {})
+        options = {"endpoint_url": extra.get("endpoint_url"),
+                   "region_name": extra.get("region_name"),
+                   "aws_access_key_id": conn.login, "aws_secret_access_key": conn.password}
+    except Exception:  # no such connection: the default credential chain applies
+        options = None
+    return lineage.verify_with_stores(options)
 
 
 def stop_child_processes() -> None:

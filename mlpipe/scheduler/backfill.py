@@ -8,7 +8,7 @@ from datetime import datetime
 
 from mlpipe.core.dag import DAG
 from mlpipe.core.timetables import DataInterval, intervals_between
-from mlpipe.errors import DagDefinitionError, RunNotFoundError
+from mlpipe.errors import DagDefinitionError
 from mlpipe.executors.base import Executor
 from mlpipe.runtime.models import DagRun
 from mlpipe.scheduler.dagrun_driver import DagRunDriver, ProgressFn
@@ -63,11 +63,9 @@ def prepare_backfill(engine: Engine, dag: DAG, intervals: list[DataInterval], *,
     """
     plan = BackfillPlan(intervals)
     for interval in intervals:
-        run_id = f"backfill__{interval.start.isoformat()}"
-        try:
-            existing = engine.store.get_run(dag.dag_id, run_id)
-        except RunNotFoundError:
-            existing = None
+        # One run per logical date, as in Airflow: a scheduled run counts too.
+        existing = engine.store.automated_run_at(dag.dag_id, interval.start)
+        run_id = existing.run_id if existing else f"backfill__{interval.start.isoformat()}"
         if existing is None:
             if not dry_run:
                 create_dag_run(engine.store, dag, logical_date=interval.start,

@@ -47,7 +47,7 @@ class SchedulerLock:
         self.path = target.with_name(target.name + ".scheduler.lock")
 
     def acquire(self) -> None:
-        if not hasattr(self, "path"):
+        if not hasattr(self, "path") or self._lock is not None:
             return
         from filelock import FileLock, Timeout
 
@@ -202,6 +202,8 @@ class Scheduler:
                 dag.timetable, start_date=dag.start_date, end_date=dag.end_date, after=after)
 
     def _create_run(self, dag: DAG, logical_date: datetime, interval: Any) -> None:
+        if self.store.automated_run_at(dag.dag_id, logical_date) is not None:
+            return  # one run per logical date: a backfill already made this one
         try:
             create_dag_run(self.store, dag, logical_date=logical_date, run_type="scheduled",
                            run_id=f"scheduled__{logical_date.isoformat()}",

@@ -34,6 +34,8 @@ class Engine:
     settings: Settings
     store: MetadataStore
     _bag: DagBag | None = field(default=None, repr=False)
+    #: DAG objects handed to ``run`` directly (not from the folder), by id
+    _given: dict[str, DAG] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Engine:
@@ -58,7 +60,8 @@ class Engine:
         return self.dagbag().get_dag(dag_id)
 
     def dag_provider(self, dag_id: str) -> DAG:
-        return self.get_dag(dag_id)
+        given = self._given.get(dag_id)
+        return given if given is not None else self.get_dag(dag_id)
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -83,6 +86,7 @@ class Engine:
     def run(self, dag: DAG, run_id: str, *, executor: Executor | None = None,
             on_progress: ProgressFn | None = None) -> DagRun:
         """Drive the run to its end with the configured (or given) executor."""
+        self._given[dag.dag_id] = dag
         own = executor is None
         executor = executor or self.make_executor()
         try:

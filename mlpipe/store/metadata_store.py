@@ -40,6 +40,8 @@ from mlpipe.store.entities import (
     TIKey,
 )
 from mlpipe.store.rows import (
+    ArtifactInputRow,
+    ArtifactRow,
     DagRow,
     DagRunRow,
     ImportErrorRow,
@@ -59,6 +61,8 @@ _TRANSITION = StateTransitionRow.__table__
 _DAG = DagRow.__table__
 _IMPORT_ERROR = ImportErrorRow.__table__
 _POOL = PoolRow.__table__
+_ARTIFACT = ArtifactRow.__table__
+_ARTIFACT_INPUT = ArtifactInputRow.__table__
 
 
 def _now() -> datetime:
@@ -109,18 +113,17 @@ class MetadataStore:
     # -- DAGs ------------------------------------------------------------------------------
 
     def sync_dags(self, files: dict[str, str], *, paused_on_creation: bool = False) -> None:
-        """Record DAGs seen while parsing (``dag_id -> file``); new ones get a row."""
+        """Record DAGs seen while parsing (``dag_id -> file``); new ones get a row.
+
+        An upsert, so schedulers parsing the same folder at once never collide.
+        """
+        if not files:
+            return
         now = _now()
         with self.writer.begin() as conn:
-            known = {r.dag_id for r in conn.execute(select(_DAG.c.dag_id))}
-            for dag_id, fileloc in files.items():
-                if dag_id in known:
-                    conn.execute(update(_DAG).where(_DAG.c.dag_id == dag_id)
-                                 .values(fileloc=fileloc, last_parsed_at=now))
-                else:
-                    conn.execute(insert(_DAG).values(dag_id=dag_id, fileloc=fileloc,
-                                                     is_paused=paused_on_creation,
-                                                     last_parsed_at=now))
+            conn.execute(_UPSERT_DAG, [
+                {"dag_id": d, "fileloc": f, "paused": paused_on_creation, "at": now}
+                for d, f in files.items()])
 
     def set_paused(self, dag_id: str, paused: bool) -> None:
         with self.writer.begin() as conn:
@@ -140,13 +143,16 @@ class MetadataStore:
         return [_record(DagRecord, r) for r in rows]
 
     def replace_import_errors(self, errors: dict[str, str]) -> None:
+        """Make the recorded import errors exactly ``errors`` (file -> error line)."""
         now = _now()
         with self.writer.begin() as conn:
-            conn.execute(delete(_IMPORT_ERROR))
+            stale = delete(_IMPORT_ERROR)
             if errors:
-                conn.execute(insert(_IMPORT_ERROR), [
-                    {"filename": f, "error": e, "recorded_at": now} for f, e in errors.items()
-                ])
+                stale = stale.where(_IMPORT_ERROR.c.filename.not_in(list(errors)))
+            conn.execute(stale)
+            if errors:
+                conn.execute(_UPSERT_IMPORT_ERROR, [
+                    {"filename": f, "error": e, "at": now} for f, e in errors.items()])
 
     def import_errors(self) -> dict[str, str]:
         with self.engine.connect() as conn:
@@ -450,6 +456,77 @@ class MetadataStore:
                 _RUN.c.dag_id == dag_id, _RUN.c.run_id == run_id, _RUN.c.state == "queued"
             ).values(state="running", start_date=_now())).rowcount)
 
+    # -- artifacts and lineage -----------------------------------------------------------
+
+    def record_artifacts(self, key: TIKey, try_number: int, outputs: list[dict[str, Any]],
+                         inputs: list[dict[str, Any]], *, cache_key: str | None = None,
+                         config_hash: str | None = None, git_commit: str | None = None
+                         ) -> list[int]:
+        """Record what a try produced and what each output was made from; returns row ids.
+
+        ``outputs``: dicts with uri, kind, sha256, size, extra. ``inputs``: dicts with uri
+        and optionally sha256, etag, version_id, size (artifacts or source objects).
+        """
+        now = _now()
+        ids: list[int] = []
+        with self.writer.begin() as conn:
+            for out in outputs:
+                row_id = conn.execute(insert(_ARTIFACT).values(
+                    uri=out["uri"], kind=out.get("kind", "file"), sha256=out.get("sha256"),
+                    size=out.get("size"), dag_id=key.dag_id, run_id=key.run_id,
+                    task_id=key.task_id, map_index=key.map_index, try_number=try_number,
+                    cache_key=cache_key, config_hash=config_hash, git_commit=git_commit,
+                    extra=out.get("extra") or {}, created_at=now,
+                ).returning(_ARTIFACT.c.id)).scalar_one()
+                ids.append(int(row_id))
+                if inputs:
+                    conn.execute(insert(_ARTIFACT_INPUT), [
+                        {"artifact_id": row_id, "uri": i["uri"], "sha256": i.get("sha256"),
+                         "etag": i.get("etag"), "version_id": i.get("version_id"),
+                         "size": i.get("size")} for i in inputs])
+        return ids
+
+    def artifacts_with_cache_key(self, cache_key: str) -> list[dict[str, Any]]:
+        """Artifacts recorded under ``cache_key``, newest try first."""
+        query = (select(_ARTIFACT).where(_ARTIFACT.c.cache_key == cache_key)
+                 .order_by(_ARTIFACT.c.id.desc()))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query).all()]
+
+    def artifact_by_uri(self, uri: str) -> dict[str, Any] | None:
+        """The newest record of ``uri`` (a trailing slash does not matter)."""
+        candidates = {uri, uri.rstrip("/"), uri.rstrip("/") + "/"}
+        query = (select(_ARTIFACT).where(_ARTIFACT.c.uri.in_(candidates))
+                 .order_by(_ARTIFACT.c.id.desc()).limit(1))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return dict(row._mapping) if row else None
+
+    def artifact_inputs(self, artifact_id: int) -> list[dict[str, Any]]:
+        query = (select(_ARTIFACT_INPUT).where(_ARTIFACT_INPUT.c.artifact_id == artifact_id)
+                 .order_by(_ARTIFACT_INPUT.c.id))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query).all()]
+
+    def forget_cache(self, dag_id: str, run_id: str | None, task_ids: Iterable[str]) -> int:
+        """Drop cache keys of what these tasks produced, so their next try runs for real."""
+        query = update(_ARTIFACT).where(_ARTIFACT.c.dag_id == dag_id,
+                                        _ARTIFACT.c.task_id.in_(list(task_ids)))
+        if run_id is not None:
+            query = query.where(_ARTIFACT.c.run_id == run_id)
+        with self.writer.begin() as conn:
+            return int(conn.execute(query.values(cache_key=None)).rowcount)
+
+    def automated_run_at(self, dag_id: str, logical_date: datetime) -> DagRunRecord | None:
+        """A scheduled or backfill run of ``dag_id`` for ``logical_date``, if any."""
+        query = (select(_RUN).where(_RUN.c.dag_id == dag_id,
+                                    _RUN.c.logical_date == logical_date,
+                                    _RUN.c.run_type.in_(("scheduled", "backfill")))
+                 .order_by(_RUN.c.id).limit(1))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return _record(DagRunRecord, row) if row else None
+
     def set_mlflow_run_id(self, dag_id: str, run_id: str, mlflow_run_id: str) -> str:
         """Record the DAG run's MLflow parent run unless one is recorded; returns the winner."""
         with self.writer.begin() as conn:
@@ -465,7 +542,9 @@ class MetadataStore:
                 _RUN.c.dag_id == dag_id, _RUN.c.run_id == run_id)).scalar()
 
     def latest_scheduled_run(self, dag_id: str) -> DagRunRecord | None:
-        query = (select(_RUN).where(_RUN.c.dag_id == dag_id, _RUN.c.run_type == "scheduled")
+        """The newest automated run (scheduled or backfill) by logical date."""
+        query = (select(_RUN).where(_RUN.c.dag_id == dag_id,
+                                    _RUN.c.run_type.in_(("scheduled", "backfill")))
                  .order_by(_RUN.c.logical_date.desc()).limit(1))
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
@@ -562,7 +641,17 @@ _SELECT_XCOMS = text(
     "SELECT map_index, value FROM xcom WHERE dag_id = :dag_id AND run_id = :run_id "
     "AND task_id = :task_id AND key = :key")
 _DELETE_XCOMS = text(f"DELETE FROM xcom WHERE {_KEY_SQL}")
-# Both SQLite (3.24+) and PostgreSQL (9.5+) speak this upsert.
+# Both SQLite (3.24+) and PostgreSQL (9.5+) speak these upserts.
+_UPSERT_DAG = text(
+    "INSERT INTO dag (dag_id, is_paused, fileloc, last_parsed_at) "
+    "VALUES (:dag_id, :paused, :fileloc, :at) ON CONFLICT (dag_id) DO UPDATE SET "
+    "fileloc = excluded.fileloc, last_parsed_at = excluded.last_parsed_at"
+).bindparams(bindparam("at", type_=UTCDateTime()))
+_UPSERT_IMPORT_ERROR = text(
+    "INSERT INTO import_error (filename, error, recorded_at) VALUES (:filename, :error, :at) "
+    "ON CONFLICT (filename) DO UPDATE SET error = excluded.error, "
+    "recorded_at = excluded.recorded_at"
+).bindparams(bindparam("at", type_=UTCDateTime()))
 _UPSERT_XCOM = text(
     "INSERT INTO xcom (dag_id, run_id, task_id, map_index, key, value) "
     "VALUES (:dag_id, :run_id, :task_id, :map_index, :key, :value) "

@@ -1,0 +1,136 @@
+"""Recording what tasks produce (lineage) and reusing it when nothing changed (cache).
+
+Every ``Artifact`` a task returns is recorded with its producer, the artifacts it was made
+from (the ``Artifact``s among the task's rendered arguments) and, for sources outside
+mlpipe, the objects listed in its ``extra["sources"]`` (S3 keys with ETags). A task that
+opts in (``cache=True``) first computes a key from its operator class and version, its
+rendered arguments and its input artifacts' hashes; if a recorded try with that key left
+outputs that are still intact, it is marked success with a "cache hit" line and reuses
+them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from mlpipe.core.artifact import Artifact
+from mlpipe.core.operator import BaseOperator
+from mlpipe.store.entities import TIKey
+from mlpipe.store.metadata_store import MetadataStore
+from mlpipe.tracking.provenance import config_hash, dag_folder_commit
+
+log = logging.getLogger("mlpipe.task")
+
+XCOMS_KEY = "_mlpipe_xcoms"  # the producing try's XComs, kept with its artifacts for reuse
+
+Verifier = Callable[[Artifact], bool]
+
+
+def find_artifacts(value: Any) -> list[Artifact]:
+    """Every ``Artifact`` inside ``value`` (lists, tuples, dicts), in order, de-duplicated."""
+    found: list[Artifact] = []
+    stack = [value]
+    while stack:
+        item = stack.pop(0)
+        if isinstance(item, Artifact):
+            if all(a.uri != item.uri or a.sha256 != item.sha256 for a in found):
+                found.append(item)
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+    return found
+
+
+def rendered_arguments(op: BaseOperator) -> dict[str, Any]:
+    """The operator's templated (rendered, resolved) arguments: what a cache key covers."""
+    return {name: getattr(op, name, None) for name in op.template_fields}
+
+
+def cache_key(op: BaseOperator, arguments: Mapping[str, Any], inputs: Iterable[Artifact]
+              ) -> str:
+    """sha256 over operator class and version, rendered arguments and input hashes."""
+    payload = {
+        "operator": f"{type(op).__module__}.{type(op).__qualname__}",
+        "version": op.operator_version,
+        "arguments": arguments,
+        "inputs": sorted((a.uri, a.sha256) for a in inputs),
+    }
+    text = json.dumps(payload, sort_keys=True, default=_stable, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stable(value: Any) -> Any:
+    if isinstance(value, Artifact):
+        return value.to_json()
+    if callable(value):
+        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value)}"
+    return repr(value)
+
+
+def verify_with_stores(s3_options: Mapping[str, Any] | None = None) -> Verifier:
+    """A check that an artifact still exists with the recorded hash (through its store)."""
+
+    def intact(artifact: Artifact) -> bool:
+        from mlpipe.artifacts import open_store
+
+        try:
+            return open_store(artifact.uri, s3_options=s3_options).stat(artifact.uri).sha256 \
+                == artifact.sha256
+        except Exception:  # missing, unreadable or unknown: not reusable
+            return False
+
+    return intact
+
+
+def lookup(store: MetadataStore, key: str, verify: Verifier) -> dict[str, Any] | None:
+    """The newest try recorded under ``key`` whose outputs are all intact.
+
+    Returns ``{"xcoms": {...}, "artifacts": [...], "producer": "dag/run/task try N"}``.
+    """
+    rows = store.artifacts_with_cache_key(key)
+    tries: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        producer = (row["dag_id"], row["run_id"], row["task_id"], row["map_index"],
+                    row["try_number"])
+        tries.setdefault(producer, []).append(row)
+    for producer, outputs in tries.items():
+        artifacts = [_artifact_of(row) for row in outputs]
+        if all(verify(a) for a in artifacts):
+            xcoms = outputs[0]["extra"].get(XCOMS_KEY, {})
+            return {"xcoms": dict(xcoms), "artifacts": artifacts,
+                    "producer": f"{producer[0]}/{producer[1]}/{producer[2]} try {producer[4]}"}
+    return None
+
+
+def _artifact_of(row: Mapping[str, Any]) -> Artifact:
+    extra = {k: v for k, v in (row["extra"] or {}).items() if not k.startswith("_mlpipe")}
+    return Artifact(uri=row["uri"], kind=row["kind"], sha256=row["sha256"],
+                    size=row["size"] or 0, extra=extra)
+
+
+def record(store: MetadataStore, key: TIKey, try_number: int, op: BaseOperator,
+           outputs: list[Artifact], inputs: list[Artifact], *, cache: str | None,
+           xcoms: Mapping[str, str]) -> None:
+    """Record the try's output artifacts with their inputs, provenance and cache key."""
+    if not outputs:
+        return
+    sources: list[dict[str, Any]] = [
+        {"uri": a.uri, "sha256": a.sha256, "size": a.size,
+         "etag": a.extra.get("etag"), "version_id": a.extra.get("version_id")}
+        for a in inputs
+    ]
+    for artifact in outputs:
+        for source in artifact.extra.get("sources", []) or []:
+            if isinstance(source, Mapping) and "uri" in source:
+                sources.append(dict(source))
+    rows = [{"uri": a.uri, "kind": a.kind.value, "sha256": a.sha256, "size": a.size,
+             "extra": {**a.extra, XCOMS_KEY: dict(xcoms)}} for a in outputs]
+    store.record_artifacts(
+        key, try_number, rows, sources, cache_key=cache,
+        config_hash=config_hash(rendered_arguments(op)),
+        git_commit=dag_folder_commit(op.dag.fileloc) if op.dag is not None else None)
