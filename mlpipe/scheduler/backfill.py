@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mlpipe.core.dag import DAG
 from mlpipe.core.timetables import DataInterval, intervals_between
@@ -92,6 +94,9 @@ def run_backfill(engine: Engine, dag: DAG, run_ids: list[str], *, max_active_run
     """Drive the runs, oldest first, at most ``max_active_runs`` at a time."""
     own = executor is None
     executor = executor or engine.make_executor()
+    holder = f"backfill:{socket.gethostname()}-{os.getpid()}"
+    for run_id in run_ids:  # a running scheduler leaves leased runs to us
+        engine.store.lease_run(holder, dag.dag_id, run_id, timedelta(hours=12))
     pending = list(run_ids)
     active: dict[str, DagRunDriver] = {}
     finished: list[DagRun] = []
@@ -121,6 +126,7 @@ def run_backfill(engine: Engine, dag: DAG, run_ids: list[str], *, max_active_run
                 if driver is not None:
                     driver.on_event(event)
     finally:
+        engine.store.release_runs(holder, [(dag.dag_id, r) for r in run_ids])
         if own:
             executor.shutdown()
     return finished

@@ -284,6 +284,10 @@ class DagRunDriver:
         if state in (S.RUNNING, S.QUEUED) and not event.claimed:
             self._adopted.add(event.key)  # another process holds it: watch it finish
             return
+        if state in (S.NONE, S.SCHEDULED):
+            # Another driver reset it before our worker could claim it: queue it again.
+            self._queue(event.key, [state.value])
+            return
         if state in (S.RUNNING, S.QUEUED):
             # The worker ended without recording an outcome (killed, crashed, OOM).
             reason = f"task process exited with code {event.exit_code} without a result"

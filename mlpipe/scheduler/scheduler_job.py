@@ -90,7 +90,8 @@ class Scheduler:
         self.engine = engine
         self.store = engine.store
         self.executor = executor or engine.make_executor()
-        self.id = scheduler_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.id = scheduler_id or \
+            f"scheduler:{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.lease = lease
         self.scan_interval = scan_interval
         self.grace_period = grace_period
@@ -118,6 +119,8 @@ class Scheduler:
             until: Callable[[Scheduler], bool] | None = None) -> None:
         """Loop until SIGTERM/SIGINT (or ``until`` says so, or ``max_loops``)."""
         self.lock.acquire()
+        if self.sqlite:  # we hold the lock: any other scheduler's leases are stale
+            self.store.release_dead_schedulers(self.id)
         installed = threading.current_thread() is threading.main_thread()
         previous = {}
         if installed:
@@ -165,7 +168,11 @@ class Scheduler:
             self._create_due_runs(paused)
             self._take_runs(paused)
         if clock >= self._next_renew:
-            self.store.renew_leases(self.id, self.lease)
+            held = self.store.renew_leases(self.id, self.lease)
+            for key in [k for k in self.drivers if k not in held]:
+                log.warning("lost the lease of run %s/%s (another scheduler took it over); "
+                            "stopping to drive it", *key)
+                del self.drivers[key]
             self._next_renew = clock + self.lease.total_seconds() / 3
         for key, driver in list(self.drivers.items()):
             driver.step()
@@ -217,9 +224,7 @@ class Scheduler:
         wanted = [d for d in dags if d not in paused]
         if not wanted:
             return
-        lease = self.lease if not self.sqlite else timedelta(days=3650)
-        for record in self.store.claim_runs(self.id, lease, dag_ids=wanted,
-                                            takeover=self.sqlite):
+        for record in self.store.claim_runs(self.id, self.lease, dag_ids=wanted):
             key = (record.dag_id, record.run_id)
             if key in self.drivers:
                 continue

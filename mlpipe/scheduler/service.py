@@ -6,10 +6,12 @@ here reads the environment itself.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,10 @@ class Engine:
             on_progress: ProgressFn | None = None) -> DagRun:
         """Drive the run to its end with the configured (or given) executor."""
         self._given[dag.dag_id] = dag
+        holder = f"cli:{socket.gethostname()}-{os.getpid()}"
+        # Lease the run so a scheduler leaves it to us (renewed by the long lease; released
+        # at the end). If a live scheduler holds it, we drive it too: claims stay safe.
+        self.store.lease_run(holder, dag.dag_id, run_id, timedelta(hours=12))
         own = executor is None
         executor = executor or self.make_executor()
         try:
@@ -96,6 +102,7 @@ class Engine:
                                   on_progress=on_progress)
             return driver.execute()
         finally:
+            self.store.release_runs(holder, [(dag.dag_id, run_id)])
             if own:
                 executor.shutdown()
 

@@ -425,11 +425,32 @@ class MetadataStore:
                     claimed_by=scheduler_id, lease_until=now + lease))
         return [_record(DagRunRecord, r) for r in rows]
 
-    def renew_leases(self, scheduler_id: str, lease: timedelta) -> None:
+    def renew_leases(self, scheduler_id: str, lease: timedelta) -> set[tuple[str, str]]:
+        """Extend this holder's leases; returns the ``(dag_id, run_id)`` it still holds."""
         with self.writer.begin() as conn:
             conn.execute(update(_RUN).where(_RUN.c.claimed_by == scheduler_id,
                                             _RUN.c.state.in_(("queued", "running")))
                          .values(lease_until=_now() + lease))
+            held = conn.execute(select(_RUN.c.dag_id, _RUN.c.run_id).where(
+                _RUN.c.claimed_by == scheduler_id)).all()
+        return {(r.dag_id, r.run_id) for r in held}
+
+    def lease_run(self, holder: str, dag_id: str, run_id: str, lease: timedelta) -> bool:
+        """Take one run for ``holder`` unless another live holder has it."""
+        now = _now()
+        with self.writer.begin() as conn:
+            return bool(conn.execute(update(_RUN).where(
+                _RUN.c.dag_id == dag_id, _RUN.c.run_id == run_id,
+                or_(_RUN.c.claimed_by.is_(None), _RUN.c.claimed_by == holder,
+                    _RUN.c.lease_until < now)
+            ).values(claimed_by=holder, lease_until=now + lease)).rowcount)
+
+    def release_dead_schedulers(self, alive: str) -> int:
+        """Free runs held by other schedulers (on SQLite, where only ``alive`` can run)."""
+        with self.writer.begin() as conn:
+            return int(conn.execute(update(_RUN).where(
+                _RUN.c.claimed_by.like("scheduler:%"), _RUN.c.claimed_by != alive
+            ).values(claimed_by=None, lease_until=None)).rowcount)
 
     def release_runs(self, scheduler_id: str, run_ids: Iterable[tuple[str, str]] | None = None
                      ) -> None:
