@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         return TrackingConfig.default(self.home, self.mlflow_tracking_uri)
 
     @property
+    def artifacts(self) -> str:
+        """``MLPIPE_ARTIFACT_ROOT`` or ``file://$MLPIPE_HOME/artifacts``."""
+        return self.artifact_root or (self.home.resolve() / "artifacts").as_uri()
+
+    @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.home.resolve() / 'mlpipe.db'}"
 

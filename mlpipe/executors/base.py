@@ -58,6 +58,8 @@ class ExecutionEnv:
     heartbeat_interval: float = 5.0
     #: where tasks log to MLflow (None: tasks that ask for an MLflow run fail)
     tracking: TrackingConfig | None = None
+    #: where tasks write artifacts (context["artifact_prefix"] is under it)
+    artifact_root: str | None = None
     #: runs already loaded in this process (in-process executors reuse them)
     runs: dict[tuple[str, str], DagRun] = field(default_factory=dict)
 

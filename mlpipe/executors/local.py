@@ -42,7 +42,7 @@ def _child_main(env: ExecutionEnv, key: TIKey) -> None:
         outcome = run_task_instance(
             store, env.dag_provider(key.dag_id), key, logs_root=env.logs_root,
             xcom_max_bytes=env.xcom_max_bytes, heartbeat_interval=env.heartbeat_interval,
-            tracking=env.tracking,
+            tracking=env.tracking, artifact_root=env.artifact_root,
             on_heartbeat_lost=lambda: os.kill(os.getpid(), signal.SIGTERM),
         )
     finally:

@@ -23,7 +23,7 @@ class SequentialExecutor(Executor):
         outcome = run_task_instance(
             env.store, env.dag_provider(key.dag_id), key, logs_root=env.logs_root,
             xcom_max_bytes=env.xcom_max_bytes, heartbeat_interval=env.heartbeat_interval,
-            tracking=env.tracking,
+            tracking=env.tracking, artifact_root=env.artifact_root,
             run=env.runs.get((key.dag_id, key.run_id)))
         if outcome is None:
             self._events.append(TaskEvent(key, None, workload.attempt, claimed=False))

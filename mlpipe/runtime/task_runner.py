@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from mlpipe.connections.masking import redact
+from mlpipe.core.artifact import artifact_prefix
 from mlpipe.core.dag import DAG
 from mlpipe.core.mapping import MappedOperator, mapped_length, values_at
 from mlpipe.core.operator import BaseOperator, Context
@@ -202,6 +204,7 @@ def run_task_instance(
     on_heartbeat_lost: Callable[[], None] | None = None,
     run: DagRun | None = None,
     tracking: TrackingConfig | None = None,
+    artifact_root: str | None = None,
 ) -> TryOutcome | None:
     """Claim ``key`` (queued -> running) and run one try; None if it was not claimable."""
     if run is None:
@@ -227,7 +230,7 @@ def run_task_instance(
     with open(folder / f"attempt={try_number}.log", "a", encoding="utf-8", buffering=1) as sink, \
             _Heartbeat(store, key, heartbeat_interval, on_heartbeat_lost):
         mlflow_run = TaskMlflowRun(store, run, ti, tracking)
-        outcome, xcoms, context = _execute(run, ti, task, sink, mlflow_run.lazy)
+        outcome, xcoms, context = _execute(run, ti, task, sink, mlflow_run.lazy, artifact_root)
         mlflow_run.finish(outcome.state)
         if _record_outcome(store, ti, task, outcome, xcoms, sink):
             run.remember_xcoms(key.task_id, key.map_index, xcoms)
@@ -237,7 +240,8 @@ def run_task_instance(
 
 
 def _execute(run: DagRun, ti: TaskInstance, task: BaseOperator, sink: Any,
-             mlflow_run: Any) -> tuple[TryOutcome, dict[str, str], Context]:
+             mlflow_run: Any, artifact_root: str | None
+             ) -> tuple[TryOutcome, dict[str, str], Context]:
     xcoms: dict[str, str] = {}
     context: Context = {}
     with capture_task_output(sink):
@@ -248,6 +252,9 @@ def _execute(run: DagRun, ti: TaskInstance, task: BaseOperator, sink: Any,
             op = instance_operator(run, task, ti.map_index)
             context = build_context(run, ti, op)
             context["mlflow_run"] = mlflow_run
+            if artifact_root is not None:
+                context["artifact_prefix"] = artifact_prefix(
+                    artifact_root, run.dag_id, run.run_id, ti.task_id, map_index=ti.map_index)
             render_fields(op, context, make_resolver(run, ti, context))
             arguments = lineage.rendered_arguments(op)
             inputs = lineage.find_artifacts(arguments)
@@ -319,7 +326,7 @@ def stop_child_processes() -> None:
 
 
 def _failure(ti: TaskInstance, task: BaseOperator, exc: BaseException) -> TryOutcome:
-    ti.error = f"{type(exc).__name__}: {exc}"
+    ti.error = redact(f"{type(exc).__name__}: {exc}")  # stored and shown: never a secret
     if isinstance(exc, TaskTimeoutError | TaskError):
         log.error("Task failed: %s", ti.error)
     else:

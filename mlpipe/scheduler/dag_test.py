@@ -39,7 +39,8 @@ def _temporary_engine(dag: DAG) -> tuple[Any, str, MetadataStore, SequentialExec
     executor.start(ExecutionEnv(store=store, store_url=url, dag_provider=lambda _: dag,
                                 logs_root=root / "logs", xcom_max_bytes=settings.xcom_max_bytes,
                                 heartbeat_interval=settings.task_heartbeat_timeout / 6,
-                                tracking=settings.tracking))
+                                tracking=settings.tracking,
+                                artifact_root=settings.artifacts))
     return folder, url, store, executor, settings
 
 

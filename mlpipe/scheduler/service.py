@@ -74,7 +74,7 @@ class Engine:
             dag_provider=self.dag_provider, logs_root=self.logs_root,
             xcom_max_bytes=self.settings.xcom_max_bytes,
             heartbeat_interval=max(0.05, self.settings.task_heartbeat_timeout / 6),
-            tracking=self.settings.tracking,
+            tracking=self.settings.tracking, artifact_root=self.settings.artifacts,
         ))
         return executor
 
