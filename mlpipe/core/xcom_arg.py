@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.core.dependencies import DependencyMixin
+from mlpipe.core.nested import find_instances
 
 if TYPE_CHECKING:
     from mlpipe.core.operator import BaseOperator
@@ -79,14 +80,4 @@ class DagParam:
 
 def find_references(value: Any) -> list[XComArg | MappedArgument]:
     """Every XComArg and MappedArgument inside ``value`` (lists, tuples, sets, dicts)."""
-    found: list[XComArg | MappedArgument] = []
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, XComArg | MappedArgument):
-            found.append(item)
-        elif isinstance(item, list | tuple | set | frozenset):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-    return found
+    return find_instances(value, (XComArg, MappedArgument))

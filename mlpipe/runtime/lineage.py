@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mlpipe.core.artifact import Artifact
+from mlpipe.core.nested import find_instances
 from mlpipe.core.operator import BaseOperator
 from mlpipe.store.entities import TIKey
 from mlpipe.store.metadata_store import MetadataStore
@@ -32,18 +33,10 @@ Verifier = Callable[[Artifact], bool]
 
 def find_artifacts(value: Any) -> list[Artifact]:
     """Every ``Artifact`` inside ``value`` (lists, tuples, dicts), in order, de-duplicated."""
-    found: list[Artifact] = []
-    stack = [value]
-    while stack:
-        item = stack.pop(0)
-        if isinstance(item, Artifact):
-            if all(a.uri != item.uri or a.sha256 != item.sha256 for a in found):
-                found.append(item)
-        elif isinstance(item, list | tuple | set | frozenset):
-            stack.extend(item)
-        elif isinstance(item, Mapping):
-            stack.extend(item.values())
-    return found
+    unique: dict[tuple[str, str], Artifact] = {}
+    for artifact in find_instances(value, Artifact):
+        unique.setdefault((artifact.uri, artifact.sha256), artifact)
+    return list(unique.values())
 
 
 def rendered_arguments(op: BaseOperator) -> dict[str, Any]:
