@@ -80,6 +80,10 @@ class DagRunDriver:
         #: False while a scheduler shuts down: nothing new is queued
         self.accepting = True
         self._next_adopted_check = 0.0
+        #: a gate refused since the last event: later instances wait without asking again
+        self._dag_full = False
+        self._full_pools: set[str] = set()
+        self._next_gate_check = 0.0
         self.logs_root = executor.env.logs_root if executor.env is not None else None
 
     def _key(self, task_id: str, map_index: int) -> TIKey:
@@ -150,6 +154,10 @@ class DagRunDriver:
         now = self.clock()
         self._release_due_retries(now)
         if self._waiting:
+            if now >= self._next_gate_check:  # other drivers may have freed slots
+                self._dag_full = False
+                self._full_pools.clear()
+                self._next_gate_check = now + self.waiting_poll
             waiting, self._waiting = self._waiting, []
             for key, from_state in waiting:
                 self._queue(key, [from_state])
@@ -230,10 +238,17 @@ class DagRunDriver:
         if task.depends_on_past and not self._past_allows(key):
             self._waiting.append((key, expected[0]))
             return
+        if self._dag_full or (task.pool is not None and task.pool in self._full_pools):
+            self._waiting.append((key, expected[0]))  # no slot freed since the last refusal
+            return
         limit = self.dag.max_active_tasks
         outcome = self.store.queue(key, expected, pool=task.pool,
                                    dag_limit=limit if limit and limit > 0 else None)
         if outcome in ("pool_full", "dag_full"):
+            if outcome == "dag_full":
+                self._dag_full = True
+            elif task.pool is not None:
+                self._full_pools.add(task.pool)
             self._waiting.append((key, expected[0]))
             return
         if outcome == "no_pool":
@@ -264,6 +279,8 @@ class DagRunDriver:
         return not states or all(s in ("success", "skipped") for s in states)
 
     def _on_event(self, event: TaskEvent) -> None:
+        self._dag_full = False  # a slot may have freed: try the gates again
+        self._full_pools.clear()
         if self._inflight.get(event.key) != event.attempt:
             return  # an abandoned try's process (already reaped) ended late: not news
         del self._inflight[event.key]
