@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from mlpipe.operators.bash import BashOperator
 from mlpipe.operators.empty import EmptyOperator
+from mlpipe.operators.evaluate import EvaluateModelOperator
+from mlpipe.operators.image import ImagePreprocessOperator
 from mlpipe.operators.python import BranchPythonOperator, PythonOperator, ShortCircuitOperator
+from mlpipe.operators.s3 import S3DownloadOperator, S3UploadOperator
 from mlpipe.operators.sql import SQLExecuteQueryOperator
+from mlpipe.operators.train import TorchTrainOperator
 
 __all__ = [
     "BashOperator",
     "BranchPythonOperator",
     "EmptyOperator",
+    "EvaluateModelOperator",
+    "ImagePreprocessOperator",
     "PythonOperator",
+    "S3DownloadOperator",
+    "S3UploadOperator",
     "SQLExecuteQueryOperator",
     "ShortCircuitOperator",
+    "TorchTrainOperator",
 ]

@@ -150,6 +150,8 @@ class Scheduler:
         deadline = time.monotonic() + self.grace_period
         while any(d.busy for d in self.drivers.values()) and time.monotonic() < deadline:
             self._dispatch(self.executor.poll(0.2))
+            for driver in self.drivers.values():
+                driver.step()  # notices adopted instances that finished elsewhere
         for driver in self.drivers.values():
             for key in list(driver.inflight):
                 self.executor.kill(key)

@@ -1,0 +1,5 @@
+"""Machine-learning building blocks: data sets, preprocessing, (later) models and training.
+
+The only subpackage that imports torch; every module here imports it lazily, inside the
+functions that need it, so importing ``mlpipe.ml`` (or anything that names it) stays cheap.
+"""

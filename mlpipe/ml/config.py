@@ -1,0 +1,129 @@
+"""``TrainConfig``: what ``TorchTrainOperator`` trains, checked before any work starts.
+
+Loaded from a ``TrainConfig``, a dict or a YAML file (either the fields at the top level or
+under a ``train:`` key). Every problem is reported in one line naming the field path and the
+file, e.g. ``configs/x.yaml: train.lr: Input should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mlpipe.errors import MlpipeError, did_you_mean
+
+__all__ = ["ConfigError", "TrainConfig", "known_model_names", "load_train_config"]
+
+SIMPLE_CNN = "simple_cnn"
+SECTION = "train"
+
+
+class ConfigError(MlpipeError):
+    """A training config (or a model/device named in it) cannot be used.
+
+    ``source`` is the file the config came from (``None`` for objects and dicts) and
+    ``problems`` lists ``(field path, message)`` pairs.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]], source: str | None = None) -> None:
+        self.source = source
+        self.problems = list(problems)
+        text = "; ".join(f"{path}: {msg}" if path else msg for path, msg in self.problems)
+        super().__init__(f"{source}: {text}" if source else text)
+
+
+def known_model_names() -> list[str]:
+    """``simple_cnn`` and every torchvision classification model, sorted."""
+    import torchvision  # lazy: heavy, and only needed once a model name is checked
+
+    return sorted([SIMPLE_CNN, *torchvision.models.list_models(module=torchvision.models)])
+
+
+class TrainConfig(BaseModel):
+    """Hyper-parameters and runtime options of one training run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = SIMPLE_CNN
+    epochs: int = Field(10, ge=1, le=1000)
+    batch_size: int = Field(64, ge=1, le=65536)
+    optimizer: Literal["sgd", "adam", "adamw"] = "adamw"
+    lr: float = Field(1e-3, gt=0, le=10)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    lr_schedule: Literal["none", "cosine", "step"] = "none"
+    step_size: int = Field(10, ge=1)
+    gamma: float = Field(0.1, gt=0, le=1)
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    amp: bool = False
+    channels_last: bool = False
+    early_stopping_patience: int | None = Field(None, ge=1)
+    num_workers: int = Field(0, ge=0)
+    checkpoint_every: int = Field(1, ge=1)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value == SIMPLE_CNN:
+            return value
+        known = known_model_names()
+        if value not in known:
+            raise ValueError(
+                f"unknown model {value!r}; use 'simple_cnn' or a torchvision classification "
+                f"model (torchvision.models.list_models()){did_you_mean(value, known)}"
+            )
+        return value
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> TrainConfig:
+        """Read a YAML file; raise ``ConfigError`` naming the file and field on any problem."""
+        source = str(path)
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError([("", f"cannot read config file: {exc.strerror}")], source) from exc
+        except yaml.YAMLError as exc:
+            detail = " ".join(str(exc).split())
+            raise ConfigError([("", f"invalid YAML: {detail}")], source) from exc
+        if data is None:
+            data = {}
+        if isinstance(data, dict) and set(data) == {SECTION} and isinstance(data[SECTION], dict):
+            data = data[SECTION]
+        return _validate(data, source)
+
+
+def _validate(data: object, source: str | None) -> TrainConfig:
+    if not isinstance(data, dict):
+        got = type(data).__name__
+        raise ConfigError([(SECTION, f"expected a mapping of settings, got {got}")], source)
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            (".".join([SECTION, *map(str, err["loc"])]), _message(err)) for err in exc.errors()
+        ]
+        raise ConfigError(problems, source) from None
+
+
+def _message(err: Any) -> str:
+    msg = str(err["msg"])
+    # pydantic prefixes messages raised from validators with "Value error, ".
+    return msg.removeprefix("Value error, ")
+
+
+def load_train_config(value: TrainConfig | dict[str, Any] | str | os.PathLike[str]) -> TrainConfig:
+    """Return ``value`` as a checked ``TrainConfig`` (from itself, a dict or a YAML path)."""
+    if isinstance(value, TrainConfig):
+        return value
+    if isinstance(value, dict):
+        return _validate(value, None)
+    if isinstance(value, str | os.PathLike):
+        return TrainConfig.from_yaml(value)
+    raise ConfigError(
+        [("", f"expected a TrainConfig, a dict or a YAML path, got {type(value).__name__}")]
+    )

@@ -1,0 +1,291 @@
+"""The training loop behind ``TorchTrainOperator``: deterministic, checkpointed, resumable.
+
+Given the same config and data, a run on CPU gives the same weights every time, and a run
+that crashed and is resumed from its last checkpoint ends with the same weights and the same
+number of epochs as one that never stopped: the checkpoint carries the model, optimizer,
+scheduler, AMP scaler, the RNG states (global and the data loader's generator), the history
+and the early-stopping counters.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlpipe.ml.config import ConfigError, TrainConfig, load_train_config
+from mlpipe.ml.models import build_model, pick_device
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = ["CHECKPOINT_NAME", "MetricsLogger", "TrainResult", "train"]
+
+CHECKPOINT_NAME = "last.pt"
+MetricsLogger = Callable[[dict[str, float], int], object]
+# Fields that may change between a crashed run and its resumption without changing results.
+RESUME_SAFE_FIELDS = frozenset({"epochs", "num_workers", "checkpoint_every", "device"})
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns: the final model and one history dict per epoch."""
+
+    model: nn.Module
+    history: list[dict[str, float]]
+    best_val_acc: float
+    epochs_run: int
+    resumed_from_epoch: int = 0
+    stopped_early: bool = False
+    checkpoint_path: Path | None = None
+
+
+@dataclass
+class _State:
+    """Everything that moves from epoch to epoch, and is written to a checkpoint."""
+
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_val_loss: float = float("inf")
+    bad_epochs: int = 0
+    stopped_early: bool = False
+
+
+def train(
+    config: TrainConfig | dict[str, Any] | str | os.PathLike[str],
+    train_data: tuple[torch.Tensor, torch.Tensor],
+    val_data: tuple[torch.Tensor, torch.Tensor],
+    *,
+    num_classes: int,
+    checkpoint_dir: Path,
+    log: MetricsLogger | None = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Train a classifier on ``train_data`` (images ``(N, C, H, W)``, integer labels ``(N,)``).
+
+    ``log(metrics, step)`` is called once per epoch (before that epoch's checkpoint, so an
+    epoch whose metrics were not logged is run again after a crash). With ``resume``, the run
+    continues from ``checkpoint_dir/last.pt`` if it exists.
+    """
+    import torch
+
+    cfg = load_train_config(config)
+    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.device)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled())
+    # fork_rng: seeding for this run must not change the caller's random streams.
+    with torch.random.fork_rng(devices=devices):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            return _Trainer(cfg, train_data, val_data, num_classes, device).run(
+                checkpoint_dir, log, resume
+            )
+        finally:
+            torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+class _Trainer:
+    """One training run; split out of ``train`` to keep each step small."""
+
+    def __init__(
+        self, cfg: TrainConfig, train_data: tuple[torch.Tensor, torch.Tensor],
+        val_data: tuple[torch.Tensor, torch.Tensor], num_classes: int, device: torch.device,
+    ) -> None:
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+
+        self.cfg = cfg
+        self.device = device
+        cuda = device.type == "cuda"
+        self.amp = cfg.amp and cuda
+        self.channels_last = cfg.channels_last and cuda
+        torch.manual_seed(cfg.seed)
+        if cuda:
+            torch.backends.cudnn.benchmark = False
+        x, y = train_data
+        self.model = build_model(
+            cfg.model, in_channels=x.shape[1], num_classes=num_classes, image_size=x.shape[-1]
+        ).to(device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        # A last batch of one sample breaks BatchNorm in training mode; drop it instead.
+        drop_last = len(x) > 1 and len(x) % cfg.batch_size == 1
+        self.train_loader = DataLoader(
+            TensorDataset(x, y), batch_size=cfg.batch_size, shuffle=True, drop_last=drop_last,
+            generator=self.generator, num_workers=cfg.num_workers, pin_memory=cuda,
+        )
+        self.val_loader = DataLoader(
+            TensorDataset(*val_data), batch_size=cfg.batch_size, shuffle=False,
+            num_workers=cfg.num_workers, pin_memory=cuda,
+        )
+        self.optimizer = _make_optimizer(cfg, self.model)
+        self.scheduler = _make_scheduler(cfg, self.optimizer)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+
+    def run(self, checkpoint_dir: Path, log: MetricsLogger | None, resume: bool) -> TrainResult:
+        path = checkpoint_dir / CHECKPOINT_NAME
+        state = self._load(path) if resume and path.exists() else _State()
+        resumed_from = state.epoch
+        while state.epoch < self.cfg.epochs and not state.stopped_early:
+            metrics = self._epoch(state.epoch + 1)
+            state.epoch += 1
+            state.history.append(metrics)
+            self._early_stopping(state, metrics["val_loss"])
+            if log is not None:
+                log({k: v for k, v in metrics.items() if k != "epoch"}, state.epoch)
+            last = state.epoch == self.cfg.epochs or state.stopped_early
+            if last or state.epoch % self.cfg.checkpoint_every == 0:
+                self._save(path, state)
+        accs = [h["val_acc"] for h in state.history]
+        return TrainResult(
+            model=self.model, history=state.history, best_val_acc=max(accs, default=0.0),
+            epochs_run=state.epoch, resumed_from_epoch=resumed_from,
+            stopped_early=state.stopped_early, checkpoint_path=path if path.exists() else None,
+        )
+
+    def _early_stopping(self, state: _State, val_loss: float) -> None:
+        if val_loss < state.best_val_loss:
+            state.best_val_loss, state.bad_epochs = val_loss, 0
+            return
+        state.bad_epochs += 1
+        patience = self.cfg.early_stopping_patience
+        if patience is not None and state.bad_epochs >= patience:
+            state.stopped_early = True
+
+    def _epoch(self, epoch: int) -> dict[str, float]:
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        started = time.perf_counter()
+        train_loss, train_acc, seen = self._pass(self.train_loader, training=True)
+        seconds = time.perf_counter() - started
+        val_loss, val_acc, _ = self._pass(self.val_loader, training=False)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return {
+            "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+            "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
+            "epoch_seconds": seconds, "images_per_s": seen / seconds if seconds > 0 else 0.0,
+        }
+
+    def _pass(self, loader: Any, *, training: bool) -> tuple[float, float, int]:
+        """One pass over ``loader``; returns mean loss, accuracy and the number of samples."""
+        import torch
+
+        self.model.train(training)
+        total_loss, correct, seen = 0.0, 0, 0
+        with torch.set_grad_enabled(training):
+            for xb, yb in loader:
+                xb = xb.to(self.device, non_blocking=True)
+                yb = yb.to(self.device, non_blocking=True)
+                if self.channels_last:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                    logits = self.model(xb)
+                    loss = self.loss_fn(logits, yb)
+                if training:
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.scaler.scale(loss).backward()
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                total_loss += float(loss.detach()) * len(yb)
+                correct += int((logits.argmax(dim=1) == yb).sum())
+                seen += len(yb)
+        if seen == 0:
+            return float("nan"), 0.0, 0
+        return total_loss / seen, correct / seen, seen
+
+    def _save(self, path: Path, state: _State) -> None:
+        """Write the checkpoint to a temporary file, then rename it over the old one."""
+        import torch
+
+        payload = {
+            "format": 1,
+            "config": self.cfg.model_dump(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "rng_loader": self.generator.get_state(),
+            "epoch": state.epoch,
+            "history": state.history,
+            "best_val_loss": state.best_val_loss,
+            "bad_epochs": state.bad_epochs,
+            "stopped_early": state.stopped_early,
+        }
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                torch.save(payload, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _load(self, path: Path) -> _State:
+        import torch
+
+        ckpt = torch.load(path, map_location=self.device, weights_only=True)
+        saved = ckpt["config"]
+        changed = sorted(
+            k for k, v in self.cfg.model_dump().items()
+            if k not in RESUME_SAFE_FIELDS and saved.get(k) != v
+        )
+        if changed:
+            raise ConfigError([("train", (
+                f"checkpoint {path} was written with different settings {changed}; "
+                "delete the checkpoint directory or run with resume=False to start over"
+            ))])
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler is not None and ckpt["scheduler"] is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng_cpu"].cpu())
+        if self.device.type == "cuda" and ckpt["rng_cuda"]:
+            torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["rng_cuda"]])
+        self.generator.set_state(ckpt["rng_loader"].cpu())
+        return _State(
+            epoch=ckpt["epoch"], history=list(ckpt["history"]),
+            best_val_loss=ckpt["best_val_loss"], bad_epochs=ckpt["bad_epochs"],
+            stopped_early=ckpt["stopped_early"],
+        )
+
+
+def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    import torch
+
+    params = model.parameters()
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _make_scheduler(
+    cfg: TrainConfig, optimizer: torch.optim.Optimizer
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    import torch
+
+    if cfg.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    if cfg.lr_schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=cfg.step_size, gamma=cfg.gamma
+        )
+    return None

@@ -1,0 +1,103 @@
+"""``TorchTrainOperator``: train a PyTorch image classifier on a preprocessed dataset.
+
+Heavy work lives in ``mlpipe.ml`` and is imported inside ``execute``: importing this module
+(or ``mlpipe.operators``) loads neither torch nor mlflow.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from mlpipe.core.artifact import Artifact
+from mlpipe.core.operator import BaseOperator, Context
+from mlpipe.errors import TaskError
+
+log = logging.getLogger("mlpipe.task")
+
+#: what the logged model needs at serving time (kept explicit: inferring costs 5-10 s)
+PIP_REQUIREMENTS = ["torch", "torchvision"]
+
+
+def local_path(uri: str) -> Path:
+    """The local path of a ``file://`` URI (a task's dataset or artifact prefix)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise TaskError(f"expected a file:// URI for local training data, got {uri!r}")
+    return Path(unquote(parsed.path))
+
+
+class TorchTrainOperator(BaseOperator):
+    """Train ``config.model`` on ``dataset_uri`` (from ImagePreprocessOperator).
+
+    Logs params, per-epoch metrics (one batched call per epoch) and the model to the task's
+    nested MLflow run; checkpoints every ``checkpoint_every`` epochs under the task's
+    artifact prefix, so a retry resumes where the failed try stopped. Returns the model
+    URI (``runs:/<run_id>/model``).
+    """
+
+    template_fields = ("dataset_uri", "config")
+    operator_version = "1"
+
+    def __init__(self, task_id: str, *, dataset_uri: Any, config: Any,
+                 cache: bool = True, **kwargs: Any) -> None:
+        super().__init__(task_id, cache=cache, **kwargs)
+        self.dataset_uri = dataset_uri
+        self.config = config
+
+    def execute(self, context: Context) -> Any:
+        from mlpipe.ml.config import load_train_config
+        from mlpipe.ml.preprocess import load_split
+        from mlpipe.ml.training import train
+
+        config = load_train_config(resolve_config(self.config,
+                                                  self.dag.folder if self.dag else None))
+        uri = self.dataset_uri.uri if isinstance(self.dataset_uri, Artifact) else \
+            str(self.dataset_uri)
+        dataset = local_path(uri)
+        x_train, y_train, manifest = load_split(dataset, "train")
+        x_val, y_val, _ = load_split(dataset, "val")
+        num_classes = len(manifest["classes"])
+        mlflow_run = context["mlflow_run"]
+        mlflow_run.log_params({**config.model_dump(mode="json"), "dataset": uri,
+                               "num_classes": num_classes, "train_images": len(y_train)})
+        checkpoints = local_path(context["artifact_prefix"]) / "checkpoints"
+
+        def log_epoch(metrics: dict[str, float], step: int) -> None:
+            mlflow_run.log_metrics(metrics, step=step)
+            log.info("epoch %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in
+                                                     metrics.items()))
+
+        result = train(config, (x_train, y_train), (x_val, y_val), num_classes=num_classes,
+                       checkpoint_dir=checkpoints, log=log_epoch, resume=True)
+        if result.resumed_from_epoch:
+            log.info("resumed from the checkpoint of epoch %d", result.resumed_from_epoch)
+        return self._log_model(result.model, x_train[:2], mlflow_run, manifest)
+
+    @staticmethod
+    def _log_model(model: Any, example: Any, mlflow_run: Any, manifest: dict[str, Any]) -> str:
+        """Log the model into the try's own run (resumed by id) and return its URI."""
+        from mlpipe.tracking.models import log_pytorch_model
+
+        uri = log_pytorch_model(mlflow_run.client.tracking_uri, mlflow_run.run_id,
+                                model.cpu().eval(), input_example=example.cpu().numpy(),
+                                pip_requirements=PIP_REQUIREMENTS,
+                                extra_json={"classes.json": {"classes": manifest["classes"]}})
+        log.info("logged model %s", uri)
+        return uri
+
+
+def resolve_config(config: Any, dag_folder: Path | None) -> Any:
+    """A relative YAML path is looked up in the working directory, then next to the DAG
+    file and one folder up (``configs/`` beside ``pipelines/``)."""
+    if not isinstance(config, str | Path) or Path(config).is_absolute():
+        return config
+    candidates = [Path.cwd() / config]
+    if dag_folder is not None:
+        candidates += [dag_folder / config, dag_folder.parent / config]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    return config

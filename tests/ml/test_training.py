@@ -1,0 +1,199 @@
+"""train(): determinism, checkpoint/resume equal to an uninterrupted run, early stopping,
+lr schedules, optimizers and per-epoch logging, on tiny separable data on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlpipe.ml.config import ConfigError, TrainConfig
+
+torch = pytest.importorskip("torch")
+
+from mlpipe.ml.training import CHECKPOINT_NAME, train  # noqa: E402
+
+Data = tuple[Any, Any]
+
+
+def make_data(n: int, seed: int) -> Data:
+    """``n`` 1x8x8 images of 3 classes: class k is bright in the k-th band of rows."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=gen)
+    x = torch.randn(n, 1, 8, 8, generator=gen) * 0.3
+    for k in range(3):
+        x[y == k, :, 2 * k : 2 * k + 3, :] += 1.5
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[Data, Data]:
+    return make_data(200, seed=1), make_data(60, seed=2)
+
+
+def config(**overrides: Any) -> TrainConfig:
+    base: dict[str, Any] = {
+        "model": "simple_cnn", "epochs": 3, "batch_size": 32, "optimizer": "adam",
+        "lr": 0.01, "seed": 7, "device": "cpu",
+    }
+    return TrainConfig(**{**base, **overrides})
+
+
+def run(cfg: TrainConfig, data: tuple[Data, Data], ckpt: Path, **kwargs: Any) -> Any:
+    train_data, val_data = data
+    return train(cfg, train_data, val_data, num_classes=3, checkpoint_dir=ckpt, **kwargs)
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def losses(history: list[dict[str, float]]) -> list[tuple[float, float]]:
+    return [(h["train_loss"], h["val_loss"]) for h in history]
+
+
+def test_history_and_logging(data: tuple[Data, Data], tmp_path: Path) -> None:
+    logged: list[tuple[dict[str, float], int]] = []
+    ckpt = tmp_path / "ckpt"
+    result = run(config(), data, ckpt, log=lambda m, step: logged.append((m, step)))
+    assert result.epochs_run == 3
+    assert result.resumed_from_epoch == 0
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert set(result.history[0]) == {
+        "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
+        "epoch_seconds", "images_per_s",
+    }
+    assert [step for _, step in logged] == [1, 2, 3]  # once per epoch, not per batch
+    assert "epoch" not in logged[0][0]
+    assert logged[-1][0]["val_acc"] == result.history[-1]["val_acc"]
+    assert result.best_val_acc == max(h["val_acc"] for h in result.history)
+    assert result.best_val_acc > 0.9
+    assert [p.name for p in ckpt.iterdir()] == [CHECKPOINT_NAME]  # no temp files left
+
+
+def test_same_seed_gives_identical_runs(data: tuple[Data, Data], tmp_path: Path) -> None:
+    cfg = config(epochs=2)
+    first = run(cfg, data, tmp_path / "a")
+    second = run(cfg, data, tmp_path / "b")
+    assert same_weights(first.model, second.model)
+    assert losses(first.history) == losses(second.history)
+    other = run(cfg.model_copy(update={"seed": 8}), data, tmp_path / "c")
+    assert losses(other.history) != losses(first.history)
+
+
+def test_train_leaves_global_rng_and_determinism_flag_alone(
+    data: tuple[Data, Data], tmp_path: Path
+) -> None:
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    run(config(epochs=1), data, tmp_path)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_after_crash_matches_uninterrupted_run(
+    data: tuple[Data, Data], tmp_path: Path
+) -> None:
+    # Cosine depends on the total epochs, and dropout-free BN models still use the RNG
+    # through shuffling: both must be restored exactly for the weights to match.
+    cfg = config(epochs=4, checkpoint_every=1, lr_schedule="cosine", optimizer="sgd")
+    straight = run(cfg, data, tmp_path / "straight")
+
+    def crash_at_3(metrics: dict[str, float], step: int) -> None:
+        if step == 3:
+            raise Crash
+
+    ckpt = tmp_path / "crashed"
+    with pytest.raises(Crash):
+        run(cfg, data, ckpt, log=crash_at_3)
+    logged: list[int] = []
+    resumed = run(cfg, data, ckpt, log=lambda m, step: logged.append(step))
+    assert resumed.resumed_from_epoch == 2
+    assert resumed.epochs_run == 4
+    assert logged == [3, 4]
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert losses(resumed.history) == losses(straight.history)
+    assert same_weights(resumed.model, straight.model)
+
+
+def test_extending_epochs_continues_from_checkpoint(
+    data: tuple[Data, Data], tmp_path: Path
+) -> None:
+    straight = run(config(epochs=4), data, tmp_path / "straight")
+    ckpt = tmp_path / "extended"
+    assert run(config(epochs=2), data, ckpt).epochs_run == 2
+    resumed = run(config(epochs=4), data, ckpt)
+    assert (resumed.resumed_from_epoch, resumed.epochs_run) == (2, 4)
+    assert same_weights(resumed.model, straight.model)
+    # A finished run resumed again does no more work.
+    again = run(config(epochs=4), data, ckpt)
+    assert (again.resumed_from_epoch, again.epochs_run) == (4, 4)
+    assert same_weights(again.model, straight.model)
+
+
+def test_resume_false_starts_over(data: tuple[Data, Data], tmp_path: Path) -> None:
+    run(config(epochs=2), data, tmp_path)
+    result = run(config(epochs=2), data, tmp_path, resume=False)
+    assert result.resumed_from_epoch == 0
+    assert result.epochs_run == 2
+
+
+def test_resume_with_changed_settings_is_refused(
+    data: tuple[Data, Data], tmp_path: Path
+) -> None:
+    run(config(epochs=1), data, tmp_path)
+    with pytest.raises(ConfigError, match=r"different settings \['lr'\]"):
+        run(config(epochs=2, lr=0.05), data, tmp_path)
+
+
+def test_early_stopping_stops_before_the_last_epoch(
+    data: tuple[Data, Data], tmp_path: Path
+) -> None:
+    # Validation labels unrelated to the images: the val loss gets worse as the model fits.
+    train_data, (val_x, val_y) = data
+    shuffled = val_y[torch.randperm(len(val_y), generator=torch.Generator().manual_seed(0))]
+    noisy = (train_data, (val_x, (shuffled + 1) % 3))
+    cfg = config(epochs=20, early_stopping_patience=2)
+    result = run(cfg, noisy, tmp_path)
+    assert result.stopped_early
+    assert result.epochs_run < 20
+    assert len(result.history) == result.epochs_run
+    again = run(cfg, noisy, tmp_path)  # a stopped run stays stopped when resumed
+    assert again.epochs_run == result.epochs_run
+
+
+@pytest.mark.parametrize(
+    ("schedule", "extra", "expected"),
+    [
+        ("step", {"step_size": 1, "gamma": 0.5}, [0.01, 0.005, 0.0025]),
+        ("cosine", {}, [0.01, 0.0075, 0.0025]),
+        ("none", {}, [0.01, 0.01, 0.01]),
+    ],
+)
+def test_lr_schedule_shows_in_history(
+    data: tuple[Data, Data], tmp_path: Path, schedule: str, extra: dict[str, Any],
+    expected: list[float],
+) -> None:
+    result = run(config(lr_schedule=schedule, **extra), data, tmp_path)
+    assert [h["lr"] for h in result.history] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("optimizer", "lr"), [("sgd", 0.05), ("adam", 0.01), ("adamw", 0.01)])
+def test_every_optimizer_learns(
+    data: tuple[Data, Data], tmp_path: Path, optimizer: str, lr: float
+) -> None:
+    result = run(config(optimizer=optimizer, lr=lr), data, tmp_path)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.history[-1]["val_acc"] > 0.8
+
+
+def test_yaml_config_path_is_accepted(data: tuple[Data, Data], tmp_path: Path) -> None:
+    path = tmp_path / "train.yaml"
+    path.write_text("train:\n  epochs: 1\n  batch_size: 64\n  device: cpu\n")
+    assert run(str(path), data, tmp_path / "ckpt").epochs_run == 1

@@ -1,0 +1,61 @@
+"""Digits -> preprocess -> TorchTrainOperator -> EvaluateModelOperator, logged to MLflow."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mlpipe import DAG
+from mlpipe.operators import EvaluateModelOperator, ImagePreprocessOperator, TorchTrainOperator
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mlpipe.ml.datasets import write_digits_pngs
+
+    folder = tmp_path_factory.mktemp("digits")
+    write_digits_pngs(folder, limit=600)
+    return folder
+
+
+def build(digits: Path, config: dict, *, kill_marker: Path | None = None) -> DAG:
+    with DAG("digits_train", default_args={"retries": 1, "retry_delay": timedelta(0)}) as dag:
+        prep = ImagePreprocessOperator(task_id="preprocess", input_uri=digits.as_uri(),
+                                       image_size=(8, 8), grayscale=True, num_workers=1)
+        train = TorchTrainOperator(task_id="train", dataset_uri=prep.output, config=config)
+        EvaluateModelOperator(task_id="evaluate", model_uri=train.output,
+                              dataset_uri=prep.output, split="test")
+    return dag
+
+
+def test_train_and_evaluate_log_params_metrics_model_and_confusion_matrix(
+        digits: Path, isolated_env: Path) -> None:
+    config = {"model": "simple_cnn", "epochs": 3, "batch_size": 64, "lr": 0.01, "seed": 0}
+    run = build(digits, config).test()
+    assert run.state == "success", [(t.task_id, t.error) for t in run.task_instances]
+    model_uri = run.get_task_instance("train").xcom_pull()
+    assert model_uri.startswith("runs:/") and model_uri.endswith("/model")
+    report = run.get_task_instance("evaluate").xcom_pull()
+    assert report["accuracy"] > 0.8
+    assert set(report["per_class"]) == {str(d) for d in range(10)}
+    assert len(report["confusion_matrix"]) == 10
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{isolated_env / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("digits_train")
+    runs = client.search_runs([experiment.experiment_id])
+    by_task = {r.data.tags.get("mlpipe.task_id"): r for r in runs}
+    train_run, eval_run = by_task["train"], by_task["evaluate"]
+    assert train_run.data.params["model"] == "simple_cnn"
+    history = client.get_metric_history(train_run.info.run_id, "val_acc")
+    assert [m.step for m in history] == [1, 2, 3]
+    assert eval_run.data.metrics["test_accuracy"] == pytest.approx(report["accuracy"])
+    artifacts = {a.path for a in client.list_artifacts(eval_run.info.run_id)}
+    assert {"confusion_matrix.png", "metrics.json"} <= artifacts
+    model_files = {a.path for a in client.list_artifacts(train_run.info.run_id, "model")}
+    assert "model/classes.json" in model_files
