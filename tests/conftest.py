@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
+
+# Read on import: the autouse ``isolated_env`` fixture removes MLPIPE_* before each test.
+POSTGRES_URL = os.environ.get("MLPIPE_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(autouse=True)
@@ -21,3 +28,41 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.chdir(tmp_path)
     yield home
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine]:
+    """An autocommit engine on the PostgreSQL server, for creating scratch databases.
+
+    Skips when the server is unreachable, except on CI (``CI`` set), where it fails.
+    """
+    engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        engine.dispose()
+        reason = f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc.orig}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_admin: Engine) -> Iterator[Callable[[], str]]:
+    """``new()``: the URL of a fresh, empty database; all of them are dropped at the end."""
+    created: list[str] = []
+
+    def new() -> str:
+        name = f"mlpipe_test_{uuid.uuid4().hex[:12]}"
+        with postgres_admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return postgres_admin.url.set(database=name).render_as_string(hide_password=False)
+
+    yield new
+    with postgres_admin.connect() as conn:
+        for name in created:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -7,47 +7,25 @@ Without a server the PostgreSQL half is skipped (a failure on CI).
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, text
 
 from mlpipe.connections import generate_key
 from mlpipe.settings import load_settings
 from mlpipe.store.metadata_store import MetadataStore
 from mlpipe.store.secrets_store import SecretsStore
 
-POSTGRES_URL = os.environ.get("MLPIPE_TEST_POSTGRES_URL",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
 
 @pytest.fixture(scope="session")
-def postgres_metadata() -> Iterator[MetadataStore]:
+def postgres_metadata(postgres_databases: Callable[[], str]) -> Iterator[MetadataStore]:
     """A migrated metadata store in a scratch PostgreSQL database, dropped at the end."""
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect():
-            pass
-    except OperationalError as exc:
-        admin.dispose()
-        reason = f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc.orig}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    name = f"mlpipe_secrets_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    store = MetadataStore.open(admin.url.set(database=name).render_as_string(
-        hide_password=False))
+    store = MetadataStore.open(postgres_databases())
     yield store
     store.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

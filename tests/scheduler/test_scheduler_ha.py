@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,42 +31,19 @@ from scheduler_procs import (
     stop,
     wait_until,
 )
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from mlpipe.scheduler.scheduler_job import Scheduler, SchedulerLock
 from mlpipe.scheduler.service import Engine
 from mlpipe.settings import load_settings
 from mlpipe.store.metadata_store import MetadataStore
 
-# Read on import: the autouse ``isolated_env`` fixture removes MLPIPE_* before each test.
-POSTGRES_URL = os.environ.get("MLPIPE_TEST_POSTGRES_URL",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 WIDE_RUN = f"scheduled__{datetime(2024, 1, 1, tzinfo=UTC).isoformat()}"
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """The URL of a fresh scratch database, dropped (with its connections) afterwards."""
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect():
-            pass
-    except OperationalError as exc:
-        admin.dispose()
-        reason = f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc.orig}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    name = f"mlpipe_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def postgres_url(postgres_databases: Callable[[], str]) -> str:
+    """The URL of a fresh scratch database (dropped at the end of the session)."""
+    return postgres_databases()
 
 
 @pytest.fixture

@@ -9,65 +9,24 @@ PostgreSQL half is skipped, except on CI (``CI`` set), where that is a failure.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import text
 
 from mlpipe.store.entities import DagRunRecord, TIKey
 from mlpipe.store.metadata_store import MetadataStore
 from mlpipe.store.rows import Base
 
 BACKENDS = ["sqlite", "postgresql"]
-# Read on import: the autouse ``isolated_env`` fixture removes MLPIPE_* before each test.
-POSTGRES_URL = os.environ.get("MLPIPE_TEST_POSTGRES_URL",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 #: a logical date with microseconds, so a store that drops them is caught
 LOGICAL_DATE = datetime(2024, 1, 31, 2, 0, 0, 123456, tzinfo=UTC)
 #: ``(task_id, map_index)`` of the default run: three plain tasks and one unexpanded mapped one
 TASKS = (("extract", -1), ("transform", -1), ("load", -1), ("fan", -1))
-
-
-@pytest.fixture(scope="session")
-def postgres_admin() -> Iterator[Engine]:
-    """An autocommit engine on the PostgreSQL server, for creating scratch databases."""
-    engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect():
-            pass
-    except OperationalError as exc:
-        engine.dispose()
-        reason = f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc.orig}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def postgres_databases(postgres_admin: Engine) -> Iterator[Callable[[], str]]:
-    """``new()``: the URL of a fresh, empty database; all of them are dropped at the end."""
-    created: list[str] = []
-
-    def new() -> str:
-        name = f"mlpipe_test_{uuid.uuid4().hex[:12]}"
-        with postgres_admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        created.append(name)
-        return postgres_admin.url.set(database=name).render_as_string(hide_password=False)
-
-    yield new
-    with postgres_admin.connect() as conn:
-        for name in created:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
