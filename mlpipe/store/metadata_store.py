@@ -338,23 +338,21 @@ class MetadataStore:
         and DAG rows are locked for the check (FOR UPDATE on PostgreSQL, the write lock on
         SQLite), so concurrent schedulers never overfill a pool.
         """
-        active = ("queued", "running")
+        # Prebuilt statements: this runs once per task instance. SQLite's BEGIN IMMEDIATE
+        # already serialises writers, so the row locks are for PostgreSQL only.
+        locks = self.engine.dialect.name != "sqlite"
         with self.writer.begin() as conn:
             if pool is not None:
-                slots = conn.execute(select(_POOL.c.slots).where(_POOL.c.name == pool)
-                                     .with_for_update()).scalar()
+                slots = conn.execute(_POOL_SLOTS_LOCKED if locks else _POOL_SLOTS,
+                                     {"pool": pool}).scalar()
                 if slots is None:
                     return "no_pool"
-                used = conn.execute(select(func.count()).select_from(_TI).where(
-                    _TI.c.pool == pool, _TI.c.state.in_(active))).scalar_one()
-                if used >= slots:
+                if conn.execute(_POOL_USED, {"pool": pool}).scalar_one() >= slots:
                     return "pool_full"
             if dag_limit is not None:
-                conn.execute(select(_DAG.c.dag_id).where(_DAG.c.dag_id == key.dag_id)
-                             .with_for_update())
-                used = conn.execute(select(func.count()).select_from(_TI).where(
-                    _TI.c.dag_id == key.dag_id, _TI.c.state.in_(active))).scalar_one()
-                if used >= dag_limit:
+                if locks:
+                    conn.execute(_LOCK_DAG, {"dag_id": key.dag_id})
+                if conn.execute(_DAG_USED, {"dag_id": key.dag_id}).scalar_one() >= dag_limit:
                     return "dag_full"
             if not self.transition(key, from_states, "queued", conn, queued_at=_now()):
                 return "moved"
@@ -662,6 +660,12 @@ _SELECT_XCOMS = text(
     "SELECT map_index, value FROM xcom WHERE dag_id = :dag_id AND run_id = :run_id "
     "AND task_id = :task_id AND key = :key")
 _DELETE_XCOMS = text(f"DELETE FROM xcom WHERE {_KEY_SQL}")
+_ACTIVE = "state IN ('queued', 'running')"
+_POOL_SLOTS = text("SELECT slots FROM pool WHERE name = :pool")
+_POOL_SLOTS_LOCKED = text("SELECT slots FROM pool WHERE name = :pool FOR UPDATE")
+_POOL_USED = text(f"SELECT count(*) FROM task_instance WHERE pool = :pool AND {_ACTIVE}")
+_LOCK_DAG = text("SELECT dag_id FROM dag WHERE dag_id = :dag_id FOR UPDATE")
+_DAG_USED = text(f"SELECT count(*) FROM task_instance WHERE dag_id = :dag_id AND {_ACTIVE}")
 # Both SQLite (3.24+) and PostgreSQL (9.5+) speak these upserts.
 _UPSERT_DAG = text(
     "INSERT INTO dag (dag_id, is_paused, fileloc, last_parsed_at) "
