@@ -7,6 +7,7 @@ from mlpipe.operators.empty import EmptyOperator
 from mlpipe.operators.evaluate import EvaluateModelOperator
 from mlpipe.operators.image import ImagePreprocessOperator
 from mlpipe.operators.python import BranchPythonOperator, PythonOperator, ShortCircuitOperator
+from mlpipe.operators.register import RegisterModelOperator
 from mlpipe.operators.s3 import S3DownloadOperator, S3UploadOperator
 from mlpipe.operators.sql import SQLExecuteQueryOperator
 from mlpipe.operators.train import TorchTrainOperator
@@ -18,6 +19,7 @@ __all__ = [
     "EvaluateModelOperator",
     "ImagePreprocessOperator",
     "PythonOperator",
+    "RegisterModelOperator",
     "S3DownloadOperator",
     "S3UploadOperator",
     "SQLExecuteQueryOperator",

@@ -32,3 +32,27 @@ def load_pytorch_model(model_uri: str, tracking_uri: str) -> Any:
 
     mlflow.set_tracking_uri(tracking_uri)
     return mlflow.pytorch.load_model(model_uri, map_location="cpu")
+
+
+def register_model(tracking_uri: str, model_uri: str, name: str,
+                   tags: dict[str, str]) -> str:
+    """Register ``model_uri`` as a new version of ``name`` with ``tags`` (lineage) on it.
+
+    The training run's ``mlpipe.*`` tags are copied onto the version too. Returns the
+    version number.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    version = mlflow.register_model(model_uri, name)
+    copied: dict[str, str] = {}
+    if model_uri.startswith("runs:/"):
+        run_id = model_uri.split("/")[1]
+        copied = {k: v for k, v in client.get_run(run_id).data.tags.items()
+                  if k.startswith("mlpipe.")}
+        copied["mlpipe.training_run_id"] = run_id
+    for key, value in {**copied, **tags}.items():
+        client.set_model_version_tag(name, version.version, key, value)
+    return str(version.version)

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from mlpipe import DAG
-from mlpipe.operators import EvaluateModelOperator, ImagePreprocessOperator, TorchTrainOperator
+from mlpipe.operators import (
+    EvaluateModelOperator,
+    ImagePreprocessOperator,
+    RegisterModelOperator,
+    TorchTrainOperator,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -27,8 +32,11 @@ def build(digits: Path, config: dict, *, kill_marker: Path | None = None) -> DAG
         prep = ImagePreprocessOperator(task_id="preprocess", input_uri=digits.as_uri(),
                                        image_size=(8, 8), grayscale=True, num_workers=1)
         train = TorchTrainOperator(task_id="train", dataset_uri=prep.output, config=config)
-        EvaluateModelOperator(task_id="evaluate", model_uri=train.output,
-                              dataset_uri=prep.output, split="test")
+        evaluate = EvaluateModelOperator(task_id="evaluate", model_uri=train.output,
+                                         dataset_uri=prep.output, split="test")
+        register = RegisterModelOperator(task_id="register", model_uri=train.output,
+                                         name="digits_cnn")
+        evaluate >> register
     return dag
 
 
@@ -59,3 +67,11 @@ def test_train_and_evaluate_log_params_metrics_model_and_confusion_matrix(
     assert {"confusion_matrix.png", "metrics.json"} <= artifacts
     model_files = {a.path for a in client.list_artifacts(train_run.info.run_id, "model")}
     assert "model/classes.json" in model_files
+    registered = run.get_task_instance("register").xcom_pull()
+    assert registered == "models:/digits_cnn/1"
+    version = client.get_model_version("digits_cnn", "1")
+    assert version.run_id == train_run.info.run_id
+    assert version.tags["mlpipe.dag_id"] == "digits_train"
+    assert version.tags["mlpipe.task_id"] == "train"
+    assert version.tags["mlpipe.registered_by_run_id"] == run.run_id
+    assert len(version.tags["mlpipe.config_hash"]) == 64

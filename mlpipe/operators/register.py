@@ -1,0 +1,37 @@
+"""``RegisterModelOperator``: a new version in the MLflow Model Registry, with lineage tags."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mlpipe.core.operator import BaseOperator, Context
+
+log = logging.getLogger("mlpipe.task")
+
+
+class RegisterModelOperator(BaseOperator):
+    """Register ``model_uri`` under ``name``; returns ``models:/<name>/<version>``.
+
+    The version carries the training run's ``mlpipe.*`` tags (DAG, run, task, try, git
+    commit, config hash) and this task's DAG run, so a deployed model traces back to the
+    run and data that made it.
+    """
+
+    template_fields = ("model_uri", "name")
+
+    def __init__(self, task_id: str, *, model_uri: Any, name: str, **kwargs: Any) -> None:
+        super().__init__(task_id, **kwargs)
+        self.model_uri = model_uri
+        self.name = name
+
+    def execute(self, context: Context) -> str:
+        from mlpipe.tracking.models import register_model
+
+        tracking_uri = context["mlflow_run"].client.tracking_uri
+        tags = {"mlpipe.registered_by_dag_id": context["dag"].dag_id,
+                "mlpipe.registered_by_run_id": context["run_id"]}
+        version = register_model(tracking_uri, str(self.model_uri), self.name, tags)
+        uri = f"models:/{self.name}/{version}"
+        log.info("registered %s as %s", self.model_uri, uri)
+        return uri
