@@ -32,12 +32,7 @@ pytest: install
 test: lint typecheck contracts pytest
 
 demo: install
-	@echo "make demo will, once the ML pipeline lands (issue 6): start an S3-compatible server"
-	@echo "on 127.0.0.1, seed it with scikit-learn's 1,797 real digit images, run the"
-	@echo "image_classifier DAG end to end (download, preprocess, train, evaluate, register,"
-	@echo "deploy) and print the run, its accuracy and the MLflow UI command."
-	@echo "Today it runs the example DAG from the README with the engine that exists:"
-	$(BIN)/mlpipe dags test example_etl --dags-folder examples
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlpipe demo
 
 bench: install
 	$(BIN)/python benchmarks/engine_overhead.py

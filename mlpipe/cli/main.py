@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mlpipe import __version__
-from mlpipe.cli import connections, dags, db, lineage, scheduling, tasks, ui, variables
+from mlpipe.cli import connections, dags, db, demo, lineage, scheduling, tasks, ui, variables
 from mlpipe.cli.output import State, console
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(variables.app, name="variables")
 app.command("scheduler")(scheduling.scheduler)
 app.command("ui")(ui.ui)
 app.command("lineage")(lineage.lineage)
+app.command("demo")(demo.demo)
 
 
 def _version(value: bool) -> None:

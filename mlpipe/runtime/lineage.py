@@ -39,6 +39,29 @@ def find_artifacts(value: Any) -> list[Artifact]:
     return list(unique.values())
 
 
+def without_sources(value: Any) -> Any:
+    """``value`` with every Artifact's ``extra["sources"]`` taken out (kept: a count).
+
+    Source lists (an S3 download's objects with ETags) can be large: lineage records them
+    from the task's return value, and XCom carries the slim reference.
+    """
+    if isinstance(value, Artifact):
+        sources = value.extra.get("sources")
+        if not sources:
+            return value
+        extra = {k: v for k, v in value.extra.items() if k != "sources"}
+        extra["sources_count"] = len(sources)
+        return Artifact(uri=value.uri, kind=value.kind, sha256=value.sha256, size=value.size,
+                        extra=extra)
+    if isinstance(value, list):
+        return [without_sources(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(without_sources(v) for v in value)
+    if isinstance(value, dict):
+        return {k: without_sources(v) for k, v in value.items()}
+    return value
+
+
 def rendered_arguments(op: BaseOperator) -> dict[str, Any]:
     """The operator's templated (rendered, resolved) arguments: what a cache key covers."""
     return {name: getattr(op, name, None) for name in op.template_fields}
@@ -58,8 +81,8 @@ def cache_key(op: BaseOperator, arguments: Mapping[str, Any], inputs: Iterable[A
 
 
 def _stable(value: Any) -> Any:
-    if isinstance(value, Artifact):
-        return value.to_json()
+    if isinstance(value, Artifact):  # identity is location + content, not its notes
+        return {"uri": value.uri, "sha256": value.sha256}
     if callable(value):
         return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value)}"
     return repr(value)

@@ -276,7 +276,7 @@ def _execute(run: DagRun, ti: TaskInstance, task: BaseOperator, sink: Any,
                         raise
                     result = None  # sys.exit(0) ends the task normally
 
-            xcoms = result_xcoms(run, ti, op, result)
+            xcoms = result_xcoms(run, ti, op, lineage.without_sources(result))
             lineage.record(run.store, ti.key, ti.try_number, op, lineage.find_artifacts(result),
                            inputs, cache=key, xcoms=xcoms)
             skip = set(op.downstream_to_skip(result, context))

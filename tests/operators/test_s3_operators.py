@@ -105,7 +105,9 @@ def _local(artifact: Artifact) -> Path:
 
 def test_first_run_downloads_every_object_with_its_layout_and_a_manifest(
         bucket: str, isolated_env: Path) -> None:
-    artifact, log = _download(bucket)
+    run, ti = _run_download(bucket)
+    assert ti.state == "success", ti.log
+    artifact, log = ti.xcom_pull(key="return_value"), ti.log
 
     root = _local(artifact)
     assert root == (isolated_env / "artifacts" / "s3_pull" / "datasets" / "pull").resolve()
@@ -126,9 +128,13 @@ def test_first_run_downloads_every_object_with_its_layout_and_a_manifest(
     assert artifact.kind == "dataset"
     assert artifact.extra["objects"] == 100
     assert artifact.extra["downloaded"] == 100
-    assert len(artifact.extra["sources"]) == 100
-    assert {"uri": f"s3://{bucket}/images/dogs/007.png", "etag": entry["etag"], "size": 6,
-            "version_id": None} in artifact.extra["sources"]
+    # XCom carries the slim reference; lineage holds every source object with its ETag
+    assert artifact.extra["sources_count"] == 100 and "sources" not in artifact.extra
+    recorded = run.store.artifact_by_uri(artifact.uri)
+    inputs = run.store.artifact_inputs(recorded["id"])
+    assert len(inputs) == 100
+    dog = next(i for i in inputs if i["uri"] == f"s3://{bucket}/images/dogs/007.png")
+    assert (dog["etag"], dog["size"], dog["version_id"]) == (entry["etag"], 6, None)
     assert "downloaded 100, skipped 0 (unchanged), removed 0" in log
 
 
