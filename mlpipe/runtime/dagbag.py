@@ -30,7 +30,6 @@ class DagBag:
             error = DagNotFoundError(dag_id, self.dags)
             if self.import_errors:
                 files = ", ".join(sorted(self.import_errors))
-                error = DagNotFoundError(dag_id, self.dags)
                 error.args = (f"{error.args[0]} (files that failed to import: {files})",)
             raise error from None
 

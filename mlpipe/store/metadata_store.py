@@ -400,12 +400,11 @@ class MetadataStore:
     # -- run leases (one scheduler drives a run at a time) -----------------------------------
 
     def claim_runs(self, scheduler_id: str, lease: timedelta, *, dag_ids: Iterable[str],
-                   limit: int = 50, takeover: bool = False) -> list[DagRunRecord]:
+                   limit: int = 50) -> list[DagRunRecord]:
         """Take queued or running runs that no live scheduler holds, oldest first.
 
         Rows are locked with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL), so two schedulers
-        never take the same run; a run whose holder stopped renewing is taken over, and with
-        ``takeover`` (the only scheduler, on SQLite) every run is.
+        never take the same run; a run whose holder stopped renewing is taken over.
         """
         now = _now()
         free = or_(_RUN.c.claimed_by.is_(None), _RUN.c.claimed_by == scheduler_id,
@@ -415,7 +414,7 @@ class MetadataStore:
                 select(_RUN).where(
                     _RUN.c.dag_id.in_(list(dag_ids)),
                     _RUN.c.state.in_(("queued", "running")),
-                    *([] if takeover else [free]))
+                    free)
                 .order_by(_RUN.c.logical_date, _RUN.c.id).limit(limit)
                 .with_for_update(skip_locked=True)).all()
             if rows:
@@ -708,4 +707,4 @@ def _update_statement(columns: tuple[str, ...]) -> Any:
 _ALL_STATES = frozenset({"none", "scheduled", "queued", "running", "success", "failed",
                          "skipped", "up_for_retry", "upstream_failed", "removed"})
 
-__all__ = ["MetadataStore", "tuple_"]
+__all__ = ["MetadataStore"]

@@ -7,16 +7,16 @@ An interval ``[start, end)`` is complete, and its run due, once ``end`` has pass
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
+from timetable_support import WeekdaysAt2, utc
 
 from mlpipe import DAG
 from mlpipe.core.timetables import (
     DataInterval,
-    Timetable,
     due_intervals,
     make_timetable,
     next_due_at,
@@ -28,32 +28,11 @@ DAY = timedelta(days=1)
 TICK = timedelta(microseconds=1)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
-
 
 def days(*numbers: int, month: int = 1) -> list[datetime]:
     return [utc(2024, month, n) for n in numbers]
 
 
-class WeekdaysAt2(Timetable):
-    """Mon-Fri at 02:00 UTC; Friday's interval runs until Monday 02:00."""
-
-    description = "weekdays at 02:00 UTC"
-
-    @staticmethod
-    def _fire(moment: datetime) -> datetime:
-        moment = moment.astimezone(UTC)
-        fire = datetime.combine(moment.date(), time(2), UTC)
-        if fire < moment:
-            fire += DAY
-        while fire.weekday() >= 5:
-            fire += DAY
-        return fire
-
-    def interval_starting_at_or_after(self, moment: datetime) -> DataInterval | None:
-        start = self._fire(moment)
-        return DataInterval(start, self._fire(start + timedelta(seconds=1)))
 
 
 def due(schedule: object, *, start_date: datetime | None, now: datetime, catchup: bool,

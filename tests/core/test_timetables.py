@@ -11,6 +11,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
+from timetable_support import WeekdaysAt2, utc
 
 from mlpipe import DAG
 from mlpipe.core.timetables import (
@@ -32,9 +33,6 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
-
 
 def iv(start: datetime, end: datetime) -> DataInterval:
     return DataInterval(start, end)
@@ -49,24 +47,6 @@ def cron(expression: str, zone: tzinfo = UTC) -> Timetable:
     return make_timetable(expression, start_date=datetime(2020, 1, 1, tzinfo=zone))
 
 
-class WeekdaysAt2(Timetable):
-    """Mon-Fri at 02:00 UTC; Friday's interval runs until Monday 02:00."""
-
-    description = "weekdays at 02:00 UTC"
-
-    @staticmethod
-    def _next_weekday_fire(moment: datetime) -> datetime:
-        moment = moment.astimezone(UTC)
-        fire = datetime.combine(moment.date(), time(2), UTC)
-        if fire < moment:
-            fire += DAY
-        while fire.weekday() >= 5:
-            fire += DAY
-        return fire
-
-    def interval_starting_at_or_after(self, moment: datetime) -> DataInterval | None:
-        start = self._next_weekday_fire(moment)
-        return DataInterval(start, self._next_weekday_fire(start + timedelta(seconds=1)))
 
 
 # ---------------------------------------------------------------- make_timetable ---------
