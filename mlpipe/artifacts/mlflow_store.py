@@ -36,6 +36,7 @@ __all__ = ["MlflowArtifactStore"]
 
 _T = TypeVar("_T")
 _MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+_REGISTRY_FILES = frozenset({"registered_model_meta"})
 
 
 @dataclass(frozen=True)
@@ -132,11 +133,17 @@ class MlflowArtifactStore(ArtifactStore):
             return []
 
     def stat(self, uri: str) -> ArtifactStat:
-        """Size and sha256 (or manifest hash) of the downloaded artifact."""
+        """Size and sha256 (or manifest hash) of the downloaded artifact.
+
+        A model directory's hash leaves out the file the registry adds on registration.
+        """
         with tempfile.TemporaryDirectory(prefix="mlpipe-mlflow-") as tmp:
             local = self._download(uri, Path(tmp))
             if local.is_dir():
-                return localfs.tree_stat(localfs.tree_entries(local))
+                # MLflow adds registered_model_meta to a model when it is registered: that
+                # is registry bookkeeping, not model content, so it is not hashed.
+                return localfs.tree_stat(e for e in localfs.tree_entries(local)
+                                         if e[0] not in _REGISTRY_FILES)
             with open(local, "rb") as stream:
                 size, sha = localfs.hash_stream(stream)
         return ArtifactStat(size=size, sha256=sha)

@@ -43,7 +43,10 @@ __all__ = [
     "CorruptImageError",
     "DatasetError",
     "PreprocessOptions",
+    "decode_bytes",
     "load_split",
+    "load_split_pixels",
+    "normalise",
     "preprocess_images",
     "read_manifest",
     "split_of",
@@ -120,11 +123,25 @@ def split_of(sha256: str, *, seed: int, val_fraction: float, test_fraction: floa
 
 def decode_image(root: str, size: tuple[int, int], grayscale: bool, relpath: str) -> _Decoded:
     """Read, hash, decode and resize one file (runs in a worker process)."""
-    import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
 
     data = (Path(root) / relpath).read_bytes()
     sha = hashlib.sha256(data).hexdigest()
+    try:
+        pixels = decode_bytes(data, size, grayscale)
+    except CorruptImageError as exc:
+        return _Decoded(relpath, sha, None, exc.reason)
+    return _Decoded(relpath, sha, pixels, None)
+
+
+def decode_bytes(data: bytes, size: tuple[int, int], grayscale: bool) -> np.ndarray:
+    """One encoded image as uint8 (C, H, W), decoded and resized exactly as for training.
+
+    Raises:
+        CorruptImageError: the bytes are not a decodable image (``path`` is ``"<bytes>"``).
+    """
+    import numpy as np
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data)) as opened:
             opened.load()
@@ -132,12 +149,23 @@ def decode_image(root: str, size: tuple[int, int], grayscale: bool, relpath: str
             img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             pixels = np.asarray(img, dtype=np.uint8)
     except UnidentifiedImageError:
-        return _Decoded(relpath, sha, None, "not a recognised image format")
+        raise CorruptImageError("<bytes>", "not a recognised image format") from None
     except Exception as exc:  # Pillow raises many types for damaged files
-        return _Decoded(relpath, sha, None, _ADDRESS.sub("<data>", f"{type(exc).__name__}: "
-                                                                     f"{exc}"))
+        raise CorruptImageError("<bytes>", _ADDRESS.sub(
+            "<data>", f"{type(exc).__name__}: {exc}")) from None
     pixels = pixels[None, :, :] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
-    return _Decoded(relpath, sha, np.ascontiguousarray(pixels), None)
+    return np.ascontiguousarray(pixels)
+
+
+def normalise(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """uint8 NCHW pixels to float32 scaled to 0..1 and normalised per channel."""
+    import torch
+
+    c = x.shape[1]
+    m = torch.tensor(mean, dtype=torch.float32).view(1, c, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, c, 1, 1)
+    s = torch.where(s > 0, s, torch.ones_like(s))  # a constant channel stays 0
+    return (x.float() / 255.0 - m) / s
 
 
 def _decode_all(root: Path, files: list[str], options: PreprocessOptions) -> list[_Decoded]:
@@ -273,6 +301,13 @@ def load_split(dataset_dir: Path, split: str
         ``x`` float32 NCHW normalised with the manifest's train mean/std, ``y`` int64
         labels (indices into ``manifest["classes"]``), and the manifest.
     """
+    pixels, y, manifest = load_split_pixels(dataset_dir, split)
+    return normalise(pixels, manifest["mean"], manifest["std"]), y, manifest
+
+
+def load_split_pixels(dataset_dir: Path, split: str
+                      ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """One split as stored: uint8 NCHW pixels, int64 labels and the manifest."""
     import torch
 
     manifest = read_manifest(dataset_dir)
@@ -287,7 +322,4 @@ def load_split(dataset_dir: Path, split: str
     h, w = manifest["image_size"]
     x = torch.cat(xs) if xs else torch.empty((0, c, h, w), dtype=torch.uint8)
     y = torch.cat(ys) if ys else torch.empty(0, dtype=torch.long)
-    mean = torch.tensor(manifest["mean"], dtype=torch.float32).view(1, c, 1, 1)
-    std = torch.tensor(manifest["std"], dtype=torch.float32).view(1, c, 1, 1)
-    std = torch.where(std > 0, std, torch.ones_like(std))  # a constant channel stays 0
-    return (x.float() / 255.0 - mean) / std, y, manifest
+    return x, y, manifest

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import tempfile
 from pathlib import Path
@@ -9,7 +11,7 @@ from typing import Any
 
 from mlpipe.core.artifact import Artifact
 from mlpipe.core.operator import BaseOperator, Context
-from mlpipe.operators.train import local_path
+from mlpipe.operators.train import local_path, uri_of
 
 log = logging.getLogger("mlpipe.task")
 
@@ -59,36 +61,33 @@ class EvaluateModelOperator(BaseOperator):
 
     Logs ``<split>_accuracy``, ``<split>_macro_f1`` and per-class precision/recall/F1 as
     metrics, the confusion matrix as ``confusion_matrix.png`` and the full report as
-    ``metrics.json``; returns the report (accuracy, macro_f1, per_class, confusion_matrix).
+    ``metrics.json``; returns the report (accuracy, macro_f1, per_class, confusion_matrix,
+    and ``report``: the logged ``metrics.json`` as an Artifact, which makes the task
+    cacheable on an unchanged model and data set).
     """
 
     template_fields = ("model_uri", "dataset_uri", "split")
-    operator_version = "1"
+    operator_version = "2"
 
     def __init__(self, task_id: str, *, model_uri: Any, dataset_uri: Any, split: str = "test",
-                 batch_size: int = 512, **kwargs: Any) -> None:
-        super().__init__(task_id, **kwargs)
+                 batch_size: int = 512, cache: bool = True, **kwargs: Any) -> None:
+        super().__init__(task_id, cache=cache, **kwargs)
         self.model_uri = model_uri
         self.dataset_uri = dataset_uri
         self.split = split
         self.batch_size = batch_size
 
     def execute(self, context: Context) -> Any:
-        import torch
-
+        from mlpipe.ml.inference import predict_labels
         from mlpipe.ml.preprocess import load_split
-
-        uri = self.dataset_uri.uri if isinstance(self.dataset_uri, Artifact) else \
-            str(self.dataset_uri)
-        x, y, manifest = load_split(local_path(uri), self.split)
-        mlflow_run = context["mlflow_run"]
         from mlpipe.tracking.models import load_pytorch_model
 
+        x, y, manifest = load_split(local_path(uri_of(self.dataset_uri)), self.split)
+        mlflow_run = context["mlflow_run"]
+        model_uri = uri_of(self.model_uri)
         # Loaded ready for inference (eval mode, or an exported pt2 program).
-        model = load_pytorch_model(str(self.model_uri), mlflow_run.client.tracking_uri)
-        with torch.no_grad():
-            predictions = torch.cat([model(x[i:i + self.batch_size]).argmax(dim=1)
-                                     for i in range(0, len(x), self.batch_size)])
+        model = load_pytorch_model(model_uri, mlflow_run.client.tracking_uri)
+        predictions = predict_labels(model, x, self.batch_size)
         classes = [str(c) for c in manifest["classes"]]
         report = classification_metrics(y.numpy(), predictions.numpy(), classes)
         metrics = {f"{self.split}_accuracy": report["accuracy"],
@@ -97,16 +96,20 @@ class EvaluateModelOperator(BaseOperator):
             for key in ("precision", "recall", "f1"):
                 metrics[f"{self.split}_{key}_{name}"] = values[key]
         mlflow_run.log_metrics(metrics)
-        mlflow_run.log_params({"model_uri": str(self.model_uri), "split": self.split})
+        mlflow_run.log_params({"model_uri": model_uri, "split": self.split})
         with tempfile.TemporaryDirectory() as tmp:
             png = plot_confusion_matrix(report["confusion_matrix"], classes,
                                         Path(tmp) / "confusion_matrix.png")
             mlflow_run.log_artifact(str(png))
+            payload = json.dumps(report, indent=2).encode()
             report_path = Path(tmp) / "metrics.json"
-            import json
-
-            report_path.write_text(json.dumps(report, indent=2))
+            report_path.write_bytes(payload)
             mlflow_run.log_artifact(str(report_path))
         log.info("%s accuracy %.4f, macro F1 %.4f on %d images", self.split,
                  report["accuracy"], report["macro_f1"], len(y))
+        # The report file as an Artifact makes evaluation cacheable (same model and data).
+        uri = f"runs:/{mlflow_run.run_id}/metrics.json"
+        report["report"] = Artifact(uri=uri, kind="metrics", size=len(payload),
+                                    sha256=hashlib.sha256(payload).hexdigest())
         return report
+

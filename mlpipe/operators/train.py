@@ -34,12 +34,12 @@ class TorchTrainOperator(BaseOperator):
 
     Logs params, per-epoch metrics (one batched call per epoch) and the model to the task's
     nested MLflow run; checkpoints every ``checkpoint_every`` epochs under the task's
-    artifact prefix, so a retry resumes where the failed try stopped. Returns the model
-    URI (``runs:/<run_id>/model``).
+    artifact prefix, so a retry resumes where the failed try stopped. Returns the logged
+    model as an ``Artifact`` (``models:/m-...``, usable wherever a model URI is expected).
     """
 
     template_fields = ("dataset_uri", "config")
-    operator_version = "1"
+    operator_version = "2"
 
     def __init__(self, task_id: str, *, dataset_uri: Any, config: Any,
                  cache: bool = True, **kwargs: Any) -> None:
@@ -54,8 +54,7 @@ class TorchTrainOperator(BaseOperator):
 
         config = load_train_config(resolve_config(self.config,
                                                   self.dag.folder if self.dag else None))
-        uri = self.dataset_uri.uri if isinstance(self.dataset_uri, Artifact) else \
-            str(self.dataset_uri)
+        uri = uri_of(self.dataset_uri)
         dataset = local_path(uri)
         x_train, y_train, manifest = load_split(dataset, "train")
         x_val, y_val, _ = load_split(dataset, "val")
@@ -77,16 +76,34 @@ class TorchTrainOperator(BaseOperator):
         return self._log_model(result.model, x_train[:2], mlflow_run, manifest)
 
     @staticmethod
-    def _log_model(model: Any, example: Any, mlflow_run: Any, manifest: dict[str, Any]) -> str:
-        """Log the model into the try's own run (resumed by id) and return its URI."""
-        from mlpipe.tracking.models import log_pytorch_model
+    def _log_model(model: Any, example: Any, mlflow_run: Any, manifest: dict[str, Any]
+                   ) -> Artifact:
+        """Log the model into the try's own run (resumed by id); return it as an Artifact.
 
-        uri = log_pytorch_model(mlflow_run.client.tracking_uri, mlflow_run.run_id,
-                                model.cpu().eval(), input_example=example.cpu().numpy(),
-                                pip_requirements=PIP_REQUIREMENTS,
-                                extra_json={"classes.json": {"classes": manifest["classes"]}})
-        log.info("logged model %s", uri)
-        return uri
+        The model carries its serving spec (classes, preprocessing) in its metadata, and its
+        content hash makes the training task cacheable: an unchanged data set and config
+        reuse the logged model as long as it still exists with that hash.
+        """
+        from mlpipe.artifacts import open_store
+        from mlpipe.ml.inference import ModelSpec
+        from mlpipe.tracking.models import SPEC_KEY, log_pytorch_model
+
+        tracking_uri = mlflow_run.client.tracking_uri
+        logged = log_pytorch_model(tracking_uri, mlflow_run.run_id, model.cpu().eval(),
+                                   input_example=example.cpu().numpy(),
+                                   pip_requirements=PIP_REQUIREMENTS,
+                                   metadata={SPEC_KEY: ModelSpec.from_manifest(manifest)
+                                             .to_dict()})
+        stat = open_store(logged.model_uri, mlflow_options={"tracking_uri": tracking_uri}
+                          ).stat(logged.model_uri)
+        log.info("logged model %s (run %s)", logged.model_uri, logged.run_id)
+        return Artifact(uri=logged.model_uri, kind="model", sha256=stat.sha256, size=stat.size,
+                        extra={"run_id": logged.run_id})
+
+
+def uri_of(value: Any) -> str:
+    """The URI of an ``Artifact`` argument, or the argument itself as a string."""
+    return value.uri if isinstance(value, Artifact) else str(value)
 
 
 def resolve_config(config: Any, dag_folder: Path | None) -> Any:

@@ -45,8 +45,9 @@ def test_train_and_evaluate_log_params_metrics_model_and_confusion_matrix(
     config = {"model": "simple_cnn", "epochs": 3, "batch_size": 64, "lr": 0.01, "seed": 0}
     run = build(digits, config).test()
     assert run.state == "success", [(t.task_id, t.error) for t in run.task_instances]
-    model_uri = run.get_task_instance("train").xcom_pull()
-    assert model_uri.startswith("runs:/") and model_uri.endswith("/model")
+    model = run.get_task_instance("train").xcom_pull()
+    assert model.kind == "model" and model.uri.startswith("models:/m-")
+    assert len(model.sha256) == 64 and model.size > 0
     report = run.get_task_instance("evaluate").xcom_pull()
     assert report["accuracy"] > 0.8
     assert set(report["per_class"]) == {str(d) for d in range(10)}
@@ -65,8 +66,13 @@ def test_train_and_evaluate_log_params_metrics_model_and_confusion_matrix(
     assert eval_run.data.metrics["test_accuracy"] == pytest.approx(report["accuracy"])
     artifacts = {a.path for a in client.list_artifacts(eval_run.info.run_id)}
     assert {"confusion_matrix.png", "metrics.json"} <= artifacts
-    model_files = {a.path for a in client.list_artifacts(train_run.info.run_id, "model")}
-    assert "model/classes.json" in model_files
+    assert model.extra["run_id"] == train_run.info.run_id
+    from mlpipe.tracking.models import SPEC_KEY, load_model
+
+    spec = load_model(model.uri, client.tracking_uri).metadata[SPEC_KEY]
+    assert spec["classes"] == [str(d) for d in range(10)]
+    assert spec["image_size"] == [8, 8] and spec["grayscale"] is True
+    assert report["report"].uri == f"runs:/{eval_run.info.run_id}/metrics.json"
     registered = run.get_task_instance("register").xcom_pull()
     assert registered == "models:/digits_cnn/1"
     version = client.get_model_version("digits_cnn", "1")
