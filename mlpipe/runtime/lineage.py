@@ -89,14 +89,23 @@ def _stable(value: Any) -> Any:
 
 
 def verify_with_stores(s3_options: Mapping[str, Any] | None = None) -> Verifier:
-    """A check that an artifact still exists with the recorded hash (through its store)."""
+    """A check that an artifact still exists with the recorded hash (through its store).
+
+    ``runs:/`` and ``models:/`` artifacts are looked up in the configured MLflow store.
+    """
 
     def intact(artifact: Artifact) -> bool:
         from mlpipe.artifacts import open_store
 
+        mlflow_options = None
+        if artifact.uri.startswith(("runs:/", "models:/")):
+            from mlpipe.settings import load_settings
+
+            mlflow_options = {"tracking_uri": load_settings().tracking.tracking_uri}
         try:
-            return open_store(artifact.uri, s3_options=s3_options).stat(artifact.uri).sha256 \
-                == artifact.sha256
+            store = open_store(artifact.uri, s3_options=s3_options,
+                               mlflow_options=mlflow_options)
+            return store.stat(artifact.uri).sha256 == artifact.sha256
         except Exception:  # missing, unreadable or unknown: not reusable
             return False
 
