@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
+pytest_plugins = ["model_fixtures"]
+
 # Read on import: the autouse ``isolated_env`` fixture removes MLPIPE_* before each test.
 POSTGRES_URL = os.environ.get("MLPIPE_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -7,7 +7,18 @@ from typing import Annotated
 import typer
 
 from mlpipe import __version__
-from mlpipe.cli import connections, dags, db, demo, lineage, scheduling, tasks, ui, variables
+from mlpipe.cli import (
+    connections,
+    dags,
+    db,
+    demo,
+    lineage,
+    scheduling,
+    serve,
+    tasks,
+    ui,
+    variables,
+)
 from mlpipe.cli.output import State, console
 
 app = typer.Typer(
@@ -26,6 +37,7 @@ app.command("scheduler")(scheduling.scheduler)
 app.command("ui")(ui.ui)
 app.command("lineage")(lineage.lineage)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
 
 
 def _version(value: bool) -> None:

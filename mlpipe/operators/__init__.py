@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlpipe.operators.bash import BashOperator
+from mlpipe.operators.deploy import DeployGate, DeployModelOperator
 from mlpipe.operators.empty import EmptyOperator
 from mlpipe.operators.evaluate import EvaluateModelOperator
 from mlpipe.operators.image import ImagePreprocessOperator
@@ -15,6 +16,8 @@ from mlpipe.operators.train import TorchTrainOperator
 __all__ = [
     "BashOperator",
     "BranchPythonOperator",
+    "DeployGate",
+    "DeployModelOperator",
     "EmptyOperator",
     "EvaluateModelOperator",
     "ImagePreprocessOperator",
