@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check mlpipe tests benchmarks examples $(wildcard pipelines)
+	$(BIN)/ruff check mlpipe tests benchmarks examples pipelines notebooks
 
 typecheck: install
 	$(BIN)/mypy mlpipe/core mlpipe/errors.py

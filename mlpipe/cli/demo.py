@@ -1,14 +1,19 @@
 """``mlpipe demo``: the image_classifier pipeline end to end, with nothing configured.
 
 Starts an S3-compatible server on 127.0.0.1 (moto's server mode, a free port), seeds
-bucket ``mlpipe-demo`` with scikit-learn's real 8x8 handwritten digits as PNGs, runs
-``image_classifier`` with the SQLite metadata DB and the local MLflow store, and prints
-where to look. A second run finds every object unchanged and reuses the preprocessing.
+bucket ``mlpipe-demo`` with scikit-learn's real 8x8 handwritten digits as PNGs, starts
+``mlpipe serve models:/digits_classifier@production`` on a free port, runs
+``image_classifier`` with the SQLite metadata DB and the local MLflow store (its deploy task
+reloads and smoke-tests that endpoint), asks the endpoint for a sample prediction and prints
+where to look. A second run finds every object unchanged and reuses the cached results.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +22,7 @@ from urllib.parse import quote
 
 import typer
 
-from mlpipe.cli.common import open_engine
+from mlpipe.cli.common import open_engine, parse_conf
 from mlpipe.cli.output import OutputFormat, console, guarded, print_rows
 
 BUCKET = "mlpipe-demo"
@@ -52,13 +57,46 @@ def _seed(endpoint: str, images: Path, limit: int | None) -> int:
     return len(files)
 
 
+def _start_serving(model_uri: str, tracking_uri: str, log_path: Path) -> tuple[Any, str]:
+    """``mlpipe serve model_uri`` in a subprocess on a free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    log_file = log_path.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlpipe", "serve", model_uri, "--port", str(port)],
+        env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _wait_listening(process: Any, url: str, log_path: Path, deadline_s: float = 120) -> None:
+    from mlpipe.serving.client import ServingClient, ServingError
+
+    client = ServingClient(url, timeout=5)
+    deadline = time.monotonic() + deadline_s
+    while True:
+        if process.poll() is not None:
+            raise ServingError(f"mlpipe serve exited early; see {log_path}")
+        try:
+            client.health()
+            return
+        except ServingError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 @guarded
 def demo(
     limit: Annotated[int | None, typer.Option(help="Use only the first N images")] = None,
     epochs: Annotated[int | None, typer.Option(help="Override the config's epochs")] = None,
+    conf: Annotated[str | None, typer.Option(
+        help='More run parameters as JSON, e.g. \'{"gate_threshold": 0.8}\'')] = None,
 ) -> None:
     """Run image_classifier end to end on a local S3-compatible server seeded with digits."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    extra = parse_conf(conf) or {}
     began = time.perf_counter()
     server, endpoint = _start_s3()
     try:
@@ -73,16 +111,31 @@ def demo(
             from mlpipe.ml.datasets import write_digits_pngs
 
             write_digits_pngs(images)
+        dag = engine.get_dag("image_classifier")
+        model_name = dag.params["model_name"].value
+        serve_log = engine.settings.home.resolve() / "demo-serve.log"
+        serving, serving_url = _start_serving(f"models:/{model_name}@production",
+                                              engine.settings.tracking.tracking_uri, serve_log)
         count = _seed(endpoint, images, limit)
         console.print(f"S3-compatible server on {endpoint}: s3://{BUCKET}/digits/ holds "
                       f"{count} real 8x8 digit images (scikit-learn's load_digits)")
-        dag = engine.get_dag("image_classifier")
-        conf: dict[str, Any] = {"epochs": epochs} if epochs else {}
-        record = engine.trigger(dag, conf=conf)
+        _wait_listening(serving, serving_url, serve_log)
+        console.print(f"serving endpoint {serving_url} follows models:/{model_name}@production")
+        run_conf: dict[str, Any] = {**extra, "serving_url": serving_url}
+        if epochs:
+            run_conf["epochs"] = epochs
+        record = engine.trigger(dag, conf=run_conf)
         run = engine.run(dag, record.run_id)
         _report(engine, run, time.perf_counter() - began)
+        if run.state.value == "success":
+            _sample_prediction(serving_url, images)
+        console.print(f"Inspect runs, metrics and the model in MLflow: mlpipe ui   (store "
+                      f"{engine.settings.tracking.tracking_uri})")
     finally:
         server.stop()
+        if "serving" in locals():
+            serving.terminate()
+            serving.wait(timeout=30)
     if run.state.value != "success":
         raise typer.Exit(1)
 
@@ -102,11 +155,33 @@ def _report(engine: Any, run: Any, seconds: float) -> None:
     registered = register.xcom_pull() if register is not None else None
     if registered:
         console.print(f"registered model: {registered}")
+    deploy = run.get_task_instance("deploy")
+    if deploy is not None and deploy.state.value == "success":
+        result = deploy.xcom_pull()
+        console.print(f"deployed: models:/{result['model_name']}@{result['alias']} -> version "
+                      f"{result['version']} (was {result['previous_version'] or 'unset'})")
+    elif deploy is not None and deploy.state.value == "skipped":
+        reason = next((line.split("Skipping task: ", 1)[1] for line in deploy.log.splitlines()
+                       if "Skipping task: " in line), "see the task log")
+        console.print(f"deploy skipped: {reason}")
     console.print(f"DAG run {run.run_id}: {run.state.value} in {seconds:.1f} s")
-    console.print("Not in this demo yet: deploying behind an alias and serving predictions "
-                  "(the next part of the ML path).")
-    console.print(f"Inspect runs, metrics and the model in MLflow: mlpipe ui   (store "
-                  f"{engine.settings.tracking.tracking_uri})")
+
+
+def _sample_prediction(url: str, images: Path) -> None:
+    """Ask the endpoint about one real digit and print its answer."""
+    from mlpipe.serving.client import ServingClient
+
+    client = ServingClient(url)
+    health = client.health()
+    if health["status"] != "ok":
+        console.print(f"no sample prediction: {health['detail']}")
+        return
+    sample = sorted(images.glob("7/*.png"))[0]
+    answer = client.predict([(sample.name, sample.read_bytes())])
+    best = answer["predictions"][0]
+    console.print(f"sample prediction from {url}/predict for a handwritten 7 ({sample.name}): "
+                  f"{best['label']} with probability {best['probability']:.3f} (model version "
+                  f"{answer['model_version']})")
 
 
 def _note(ti: Any) -> str:

@@ -1,0 +1,1 @@
+"""Reusable task layouts that the shipped pipelines (``pipelines/``) are built from."""
