@@ -72,6 +72,9 @@ class TaskMlflowRun:
         self._client = client
         log.info("MLflow run %s (parent %s) in experiment %r", self._child, parent,
                  self.run.dag_id)
+        if ti.try_number > 1:  # an earlier try that was killed never ended its own run
+            end_lost_children(client, experiment, parent, status="FAILED",
+                              task=(ti.task_id, ti.map_index), before_try=ti.try_number)
         return client, self._child
 
     def finish(self, state: S) -> None:
@@ -94,11 +97,35 @@ def end_parent_run(store: MetadataStore, config: TrackingConfig | None, dag_id: 
     from mlpipe.tracking.mlflow_runs import client_for
 
     try:
-        client_for(config).set_terminated(parent, status="FINISHED" if state == "success"
-                                          else "FAILED")
+        client = client_for(config)
+        experiment = client.get_run(parent).info.experiment_id
+        # Children still running belong to tries whose process died (SIGKILL, OOM).
+        end_lost_children(client, experiment, parent, status="FAILED")
+        client.set_terminated(parent, status="FINISHED" if state == "success" else "FAILED")
     except Exception:
         log.exception("could not end MLflow parent run %s", parent)
 
 
-__all__ = ["TaskMlflowRun", "end_parent_run", "run_tags"]
+def end_lost_children(client: MlflowClient, experiment: str, parent: str, *, status: str,
+                      task: tuple[str, int] | None = None, before_try: int | None = None
+                      ) -> list[str]:
+    """End the still-RUNNING child runs of ``parent`` (optionally of one task's earlier
+    tries) with ``status``; returns their ids. A try whose process was killed leaves its run
+    RUNNING: nothing else would ever end it."""
+    query = f"tags.mlflow.parentRunId = '{parent}' and attributes.status = 'RUNNING'"
+    if task is not None:
+        query += (f" and tags.`mlpipe.task_id` = '{task[0]}'"
+                  f" and tags.`mlpipe.map_index` = '{task[1]}'")
+    ended = []
+    for child in client.search_runs([experiment], filter_string=query, max_results=1000):
+        try_number = int(child.data.tags.get("mlpipe.try_number", "0"))
+        if before_try is not None and try_number >= before_try:
+            continue
+        client.set_terminated(child.info.run_id, status=status)
+        ended.append(child.info.run_id)
+        log.info("ended MLflow run %s of a lost try (%s)", child.info.run_id, status)
+    return ended
+
+
+__all__ = ["TaskMlflowRun", "end_lost_children", "end_parent_run", "run_tags"]
 

@@ -199,8 +199,6 @@ def test_the_retry_resumes_from_the_checkpoint_and_trains_only_the_remaining_epo
     assert [h["epoch"] for h in state["history"]] == list(range(1, EPOCHS + 1))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "nothing ends the MLflow run of a try whose process was killed: it stays RUNNING"))
 def test_the_mlflow_run_of_the_killed_try_is_marked_failed(outcome: Outcome) -> None:
     runs = outcome.train_runs()
     assert runs[2].info.status == "FINISHED"
