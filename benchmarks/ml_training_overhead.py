@@ -1,0 +1,238 @@
+"""Training overhead: ``TorchTrainOperator`` against a hand-written PyTorch loop.
+
+Data: scikit-learn's 1,797 real 8x8 digits as PNGs (``write_digits_pngs``), preprocessed
+once as ``configs/image_classifier.yaml`` says (16x16 grayscale, its splits and seed).
+Model and hyper-parameters: that file's ``train`` section (``simple_cnn``, AdamW, batch 64,
+lr, seed) with ``--epochs`` epochs. Per repeat:
+- mlpipe: a DAG with one ``TorchTrainOperator`` run through ``dag.test()``, MLflow on (a
+  ``sqlite:///`` tracking store in a temporary folder; the task's run nested under the DAG
+  run's). Its training time is ``execute`` less the one-off model logging (``_log_model``,
+  timed by a subclass that changes nothing else); model logging is its own figure;
+- baseline: the same data (``load_split``), ``build_model("simple_cnn", ...)``, seed,
+  shuffling, optimizer, batch size and epochs, with a validation pass per epoch, in a plain
+  loop: no checkpoints, no metric logging, no tracking.
+A warm-up of each (one epoch) runs first, so neither pays imports or the store's creation.
+Both run with ``--threads`` torch threads (default 1): on a machine shared with other work,
+OpenMP's barriers between threads make multi-threaded epoch times vary several-fold.
+Checks: both train the same number of epochs and end with the same losses and accuracy
+(same seed, same order of batches: the operator's history is read back from MLflow).
+Reported: medians; the overhead % of the operator's training time over the loop's.
+Usage: ``python benchmarks/ml_training_overhead.py [--epochs 10] [--repeat 5] [--quick]
+[--json PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _ml_data import median, scratch_env, timed
+from _report import Figure, add_arguments, emit
+
+from mlpipe import DAG
+from mlpipe.core.operator import Context
+from mlpipe.operators import TorchTrainOperator
+
+CONFIG_FILE = Path(__file__).resolve().parents[1] / "configs" / "image_classifier.yaml"
+OVERHEAD_TARGET = "<= 5%"
+
+
+class TimedTrainOperator(TorchTrainOperator):
+    """``TorchTrainOperator`` unchanged, but timing ``execute`` and the model logging."""
+
+    timings: ClassVar[dict[str, float]] = {}
+
+    def execute(self, context: Context) -> Any:
+        started = time.perf_counter()
+        try:
+            return super().execute(context)
+        finally:
+            self.timings["execute"] = time.perf_counter() - started
+
+    @staticmethod
+    def _log_model(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return TorchTrainOperator._log_model(*args, **kwargs)
+        finally:
+            TimedTrainOperator.timings["log_model"] = time.perf_counter() - started
+
+
+@dataclass
+class HandResult:
+    """What the hand-written loop ends with (to compare with the operator's history)."""
+
+    epochs: int
+    train_loss: float
+    val_acc: float
+
+
+def prepare_dataset(root: Path, settings: dict[str, Any], limit: int | None = None) -> Path:
+    """Digits PNGs preprocessed as the shipped pipeline does; returns the data set folder."""
+    from mlpipe.ml.datasets import write_digits_pngs
+    from mlpipe.ml.preprocess import PreprocessOptions, preprocess_images
+
+    write_digits_pngs(root / "digits", limit=limit)
+    options = PreprocessOptions(
+        image_size=tuple(settings["image_size"]), grayscale=settings["grayscale"],
+        val_fraction=settings["val_fraction"], test_fraction=settings["test_fraction"],
+        seed=settings["seed"], num_workers=1)
+    preprocess_images(root / "digits", root / "dataset", options)
+    return root / "dataset"
+
+
+def run_operator(dataset: Path, config: dict[str, Any]) -> dict[str, float]:
+    """One ``dag.test()`` of a one-task DAG; returns the timings and the final metrics."""
+    from mlflow import MlflowClient
+
+    TimedTrainOperator.timings.clear()
+    with DAG("bench_train") as dag:
+        TimedTrainOperator(task_id="train", dataset_uri=dataset.as_uri(), config=config)
+    run = dag.test()
+    ti = run.get_task_instance("train")
+    if run.state != "success" or ti is None:
+        raise RuntimeError(f"training failed: {ti.error if ti else run.state}")
+    client = MlflowClient()  # MLFLOW_TRACKING_URI, as the engine's
+    experiment = client.get_experiment_by_name(dag.dag_id)
+    found = client.search_runs(
+        [experiment.experiment_id] if experiment else [],
+        filter_string=f"tags.`mlpipe.run_id` = '{run.run_id}' and tags.`mlpipe.task_id` = 'train'")
+    if len(found) != 1:
+        raise AssertionError(f"expected one nested MLflow run for the task, found {len(found)}")
+    run_id = found[0].info.run_id
+    losses = client.get_metric_history(run_id, "train_loss")
+    accs = client.get_metric_history(run_id, "val_acc")
+    return {**TimedTrainOperator.timings, "epochs": len(losses),
+            "train_loss": max(losses, key=lambda m: m.step).value,
+            "val_acc": max(accs, key=lambda m: m.step).value}
+
+
+def run_hand_loop(dataset: Path, config: dict[str, Any]) -> HandResult:
+    """The same training as a plain PyTorch loop (a validation pass after every epoch)."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from mlpipe.ml.models import build_model, pick_device
+    from mlpipe.ml.preprocess import load_split
+
+    x, y, manifest = load_split(dataset, "train")
+    x_val, y_val, _ = load_split(dataset, "val")
+    device = pick_device(config.get("device", "auto"))
+    batch_size, seed = int(config["batch_size"]), int(config["seed"])
+    torch.manual_seed(seed)
+    model = build_model("simple_cnn", in_channels=x.shape[1],
+                        num_classes=len(manifest["classes"]), image_size=x.shape[-1]).to(device)
+    train_loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True,
+                              generator=torch.Generator().manual_seed(seed),
+                              drop_last=len(x) % batch_size == 1)
+    val_loader = DataLoader(TensorDataset(x_val, y_val), batch_size=batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=float(config["lr"]),
+                                  weight_decay=float(config.get("weight_decay", 0.0)))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    train_loss = val_acc = math.nan
+    for _ in range(int(config["epochs"])):
+        model.train()
+        total, seen = 0.0, 0
+        for xb, yb in train_loader:
+            xb, yb = xb.to(device), yb.to(device)
+            loss = loss_fn(model(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(yb)
+            seen += len(yb)
+        train_loss = total / seen
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for xb, yb in val_loader:
+                correct += int((model(xb.to(device)).argmax(dim=1) == yb.to(device)).sum())
+        val_acc = correct / len(y_val)
+    return HandResult(int(config["epochs"]), train_loss, val_acc)
+
+
+def check_same_training(ours: dict[str, float], hand: HandResult) -> None:
+    """Same epochs, same final loss and accuracy: the two really trained the same thing."""
+    if ours["epochs"] != hand.epochs or abs(ours["val_acc"] - hand.val_acc) > 1e-9 \
+            or not math.isclose(ours["train_loss"], hand.train_loss, rel_tol=1e-4):
+        raise AssertionError(f"the operator and the hand loop differ: operator {ours}, "
+                             f"hand loop {hand}")
+
+
+def main(argv: list[str] | None = None) -> list[Figure]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads, both sides (default 1: see the docstring)")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    import torch
+
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        figures = measure(1, 1, limit=400, warm_up=False) if args.quick \
+            else measure(args.epochs, args.repeat)
+    finally:
+        torch.set_num_threads(threads)
+    emit("ml_training_overhead", figures, args.json)
+    return figures
+
+
+def measure(epochs: int, repeat: int, *, limit: int | None = None,
+            warm_up: bool = True) -> list[Figure]:
+    """Warm up both sides, then alternate them ``repeat`` times; the figures (medians)."""
+    settings = yaml.safe_load(CONFIG_FILE.read_text())
+    config = {**settings["train"], "epochs": epochs}
+    train_s: list[float] = []
+    log_model_s: list[float] = []
+    task_s: list[float] = []
+    hand_s: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="mlpipe-bench-train-") as tmp, \
+            scratch_env(MLPIPE_HOME=str(Path(tmp) / "home"),
+                        MLFLOW_TRACKING_URI=f"sqlite:///{Path(tmp) / 'mlflow.db'}",
+                        MLFLOW_DISABLE_TELEMETRY="true"):
+        dataset = prepare_dataset(Path(tmp), settings, limit)
+        if warm_up:
+            warm = {**config, "epochs": 1}
+            check_same_training(run_operator(dataset, warm), run_hand_loop(dataset, warm))
+        for i in range(repeat):
+            steps = ["mlpipe", "hand"]
+            for step in steps if i % 2 == 0 else steps[::-1]:
+                if step == "mlpipe":
+                    seconds, ours = timed(lambda: run_operator(dataset, config))
+                    task_s.append(seconds)
+                    train_s.append(ours["execute"] - ours["log_model"])
+                    log_model_s.append(ours["log_model"])
+                else:
+                    seconds, hand = timed(lambda: run_hand_loop(dataset, config))
+                    hand_s.append(seconds)
+            check_same_training(ours, hand)
+    images = limit or 1797
+    workload = f"simple_cnn, {images} digits 16x16, {epochs} epochs"
+    train, loop = median(train_s), median(hand_s)
+    return [
+        Figure(workload, "training time", "s", train, baseline=loop,
+               baseline_label="hand-written loop", target=">= 0.95x (overhead <= 5%)"),
+        Figure(workload, "training overhead", "%", (train - loop) / loop * 100,
+               target=OVERHEAD_TARGET),
+        Figure(workload, "MLflow model logging", "s", median(log_model_s)),
+        Figure(workload, "whole task in dag.test()", "s", median(task_s), baseline=loop,
+               baseline_label="hand-written loop"),
+    ]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The ML-path benchmarks run once with ``--quick``: figures exist, are sane, JSON is written.
+
+No timing thresholds: each script checks its own results (counts, identical outputs) and
+raises if they are wrong; these tests only see that it ran through and reported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_quick(name: str, tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run ``name`` with ``--quick --json``; figures by metric, and the JSON written."""
+    out = tmp_path / f"{name}.json"
+    figures = load(name).main(["--quick", "--json", str(out)])
+    by_metric = {f.metric: f for f in figures}
+    assert len(by_metric) == len(figures), "one figure per metric"
+    for f in figures:
+        assert math.isfinite(f.value), f
+        assert f.unit and f.workload
+        if f.baseline is not None:
+            assert f.baseline > 0 and f.ratio is not None and f.ratio > 0, f
+    data = json.loads(out.read_text())
+    assert data["benchmark"] == name
+    assert [row["metric"] for row in data["figures"]] == [f.metric for f in figures]
+    return by_metric, data
+
+
+def test_s3_ingest_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    module = load("ml_s3_ingest")
+    figures, _ = run_quick("ml_s3_ingest", tmp_path)
+    first, rerun = figures["first run (fresh dir)"], figures["no-change re-run"]
+    assert first.value > 0 and first.target == ">= 1.5x"
+    assert rerun.value > 0 and rerun.baseline == first.value and rerun.target == ">= 20x"
+    assert figures["floor: list + GETs"].value > 0
+    printed = capsys.readouterr().out
+    if module.AWS.is_file():
+        assert first.baseline_label == "aws s3 sync" and first.ratio is not None
+        assert "S3 ingest, 100 PNG objects" in printed
+    else:
+        assert first.baseline is None and "skipping the aws s3 sync comparison" in printed
+
+
+def test_s3_ingest_without_awscli_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    module = load("ml_s3_ingest")
+    monkeypatch.setattr(module, "AWS", tmp_path / "no-such-aws")
+    figures = {f.metric: f for f in module.main(["--quick", "--objects", "20"])}
+    assert figures["first run (fresh dir)"].baseline is None
+    assert "skipping the aws s3 sync comparison" in capsys.readouterr().out
+
+
+def test_preprocess_quick(tmp_path: Path) -> None:
+    figures, data = run_quick("ml_preprocess", tmp_path)
+    pool, in_process = figures[f"throughput ({os.cpu_count()} CPUs)"], \
+        figures["throughput, num_workers=1"]
+    for figure in (pool, in_process):
+        assert figure.unit == "images/s" and figure.higher_is_better
+        assert figure.value > 0 and figure.baseline_label.startswith("Pillow loop")
+    assert pool.target == ">= 1.8x" and pool.baseline == in_process.baseline
+    assert data["figures"][0]["ratio"] == pytest.approx(pool.value / pool.baseline)
+
+
+def test_training_overhead_quick(tmp_path: Path) -> None:
+    figures, _ = run_quick("ml_training_overhead", tmp_path)
+    train, overhead = figures["training time"], figures["training overhead"]
+    assert train.value > 0 and train.baseline_label == "hand-written loop"
+    assert overhead.unit == "%" and overhead.value == pytest.approx(
+        (train.value - train.baseline) / train.baseline * 100)
+    assert figures["MLflow model logging"].value > 0
+    assert figures["whole task in dag.test()"].value > train.value
