@@ -8,7 +8,9 @@ one class folder per photo. Per repeat:
   pool's cost and gain from the rest of the operator's work;
 - baseline: one process, for each file: Pillow decode, RGB, the same bilinear resize to
   the same ``image_size``, to a uint8 array; then ``np.stack``.
-Checks: all saw every image, and the operator's shards hold exactly the baseline's pixels.
+Checks: all saw every image, and the operator's shards hold the baseline's pixels up to
+JPEG draft-mode decoding (the operator lets libjpeg scale down while decoding, which the
+plain loop does not): mean absolute difference <= 8 of 255 levels per image (a wrong image differs by ~50).
 Reported: images/s (medians) and the ratio.
 Usage: ``python benchmarks/ml_preprocess.py [--images 2000] [--repeat 3] [--quick]
 [--json PATH]``.
@@ -64,7 +66,8 @@ def run_baseline(files: list[Path]) -> Any:
 
 
 def check_same_pixels(dataset: Path, source: Path, files: list[Path], baseline: Any) -> None:
-    """Every image in the operator's shards equals the baseline's array for that file."""
+    """Every image in the operator's shards matches the baseline's array for that file
+    (mean absolute difference at most 8 of 255 levels: draft-mode JPEG decoding)."""
     import torch
 
     from mlpipe.ml.preprocess import read_manifest
@@ -77,8 +80,11 @@ def check_same_pixels(dataset: Path, source: Path, files: list[Path], baseline: 
         pixels = [torch.load(dataset / rel, weights_only=True)["x"] for rel in split["shards"]]
         stacked = torch.cat(pixels).numpy() if pixels else baseline[:0]
         for path, chw in zip(paths, stacked, strict=True):
-            if not (chw.transpose(1, 2, 0) == baseline[index[path]]).all():
-                raise AssertionError(f"{path}: the operator's pixels differ from Pillow's")
+            expected = baseline[index[path]].astype("int16")
+            diff = abs(chw.transpose(1, 2, 0).astype("int16") - expected).mean()
+            if diff > 8:
+                raise AssertionError(f"{path}: the operator's pixels differ from Pillow's "
+                                     f"by {diff:.1f} levels on average")
         seen += len(paths)
     if seen != len(files) or manifest["corrupt_count"]:
         raise AssertionError(f"the operator kept {seen} of {len(files)} images "

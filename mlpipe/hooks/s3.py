@@ -8,6 +8,7 @@ The connection's login/password are the access key id and secret; extras: ``endp
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -171,6 +172,37 @@ class S3Hook(BaseHook):
             # boto3 writes a temporary file and renames it: no half file under the name
             self.get_conn().download_file(bucket, key, str(target))
         return target
+
+    def fetch_object(self, key: str, bucket_name: str, local_path: str | Path
+                     ) -> tuple[int, str, str]:
+        """Download one object with a single GET, hashing it on the way to disk.
+
+        The bytes go to a hidden temp sibling that is renamed over ``local_path`` once
+        complete (no half file under the name; no fsync per file: callers that need a
+        durable set write a manifest last). Returns ``(size, sha256, etag)`` of exactly what
+        was written, the ETag from the same response.
+        """
+        import hashlib
+
+        from mlpipe.artifacts.localfs import temp_sibling
+
+        target = Path(local_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_sibling(target)
+        digest = hashlib.sha256()
+        size = 0
+        with self.translate_errors(f"download s3://{bucket_name}/{key}"):
+            response = self.get_conn().get_object(Bucket=bucket_name, Key=key)
+            try:
+                with open(tmp, "wb") as out:
+                    for chunk in response["Body"].iter_chunks(1024 * 1024):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return size, digest.hexdigest(), str(response.get("ETag", "")).strip('"')
 
     # -- whole prefixes, in parallel ---------------------------------------------------------
 

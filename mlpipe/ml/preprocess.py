@@ -87,6 +87,9 @@ class PreprocessOptions:
     num_workers: int | None = None
     on_corrupt: str = "skip"
     shard_size: int = 1024
+    #: a worker process costs ~0.3 s to start: fewer files than this per worker decode in
+    #: fewer processes (in-process below twice this many)
+    min_files_per_worker: int = 500
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,9 @@ def decode_bytes(data: bytes, size: tuple[int, int], grayscale: bool) -> np.ndar
 
     try:
         with Image.open(io.BytesIO(data)) as opened:
+            # JPEG: let the decoder scale down by 1/2..1/8 while decoding (never below the
+            # target size), 2-3x faster for small targets; other formats ignore it.
+            opened.draft("L" if grayscale else "RGB", (size[1], size[0]))
             opened.load()
             img = ImageOps.exif_transpose(opened).convert("L" if grayscale else "RGB")
             img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
@@ -171,14 +177,25 @@ def normalise(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.Ten
 def _decode_all(root: Path, files: list[str], options: PreprocessOptions) -> list[_Decoded]:
     work: Callable[[str], _Decoded] = functools.partial(
         decode_image, str(root), options.image_size, options.grayscale)
-    workers = min(options.num_workers or os.cpu_count() or 1, len(files))
+    requested = (os.cpu_count() or 1) if options.num_workers is None else options.num_workers
+    per_worker = max(1, options.min_files_per_worker)
+    workers = min(max(requested, 1), max(1, len(files) // per_worker))
     if workers <= 1:
         return [work(f) for f in files]
-    # forkserver: forking a process that may already run threads (the engine's) is unsafe
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     chunk = max(1, len(files) // (workers * 4))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
         return list(pool.map(work, files, chunksize=chunk))
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """forkserver (forking a process that runs the engine's threads is unsafe), with the
+    decoding modules preloaded in the server so each worker starts ready."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["mlpipe.ml.preprocess", "numpy", "PIL.Image",
+                                    "PIL.PngImagePlugin", "PIL.JpegImagePlugin"])
+    return context
 
 
 def preprocess_images(source: Path, dest: Path, options: PreprocessOptions) -> dict[str, Any]:

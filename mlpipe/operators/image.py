@@ -43,6 +43,7 @@ class ImagePreprocessOperator(BaseOperator):
         test_fraction: Share of files in the test split.
         seed: Changes which files land in which split.
         num_workers: Decoding processes; None uses every CPU, 0 or 1 decodes in-process.
+            At most one worker per 500 files is started (process start-up costs).
         on_corrupt: ``"skip"`` or ``"fail"``.
         shard_size: Images per shard file.
         cache: Reuse a recorded output when nothing changed.
@@ -53,7 +54,7 @@ class ImagePreprocessOperator(BaseOperator):
         "on_corrupt", "shard_size",
     )
     ui_color = "#d6eaff"
-    operator_version = "1"
+    operator_version = "2"  # 2: JPEG draft-mode decoding
 
     def __init__(
         self,

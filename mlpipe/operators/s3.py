@@ -239,11 +239,9 @@ def _dataset_artifact(root: Path, bucket: str, source: str,
 
 def _fetch(hook: S3Hook, bucket: str, root: Path, obj: dict[str, Any]) -> dict[str, Any]:
     rel = str(obj["path"])
-    target = root / rel
-    hook.download_file(obj["key"], bucket, local_path=target)  # temp file + rename
-    with open(target, "rb") as stream:
-        size, sha = localfs.hash_stream(stream)
-    return {**obj, "size": size, "sha256": sha, "path": rel}
+    # One GET per object, hashed while written (temp file + rename).
+    size, sha, etag = hook.fetch_object(obj["key"], bucket, root / rel)
+    return {**obj, "size": size, "sha256": sha, "path": rel, "etag": etag or obj["etag"]}
 
 
 def _check_inside(rel: str, key: str) -> None:

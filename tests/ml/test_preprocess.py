@@ -22,7 +22,9 @@ from mlpipe.ml.preprocess import (
     preprocess_images,
 )
 
-DIGITS_16 = PreprocessOptions(image_size=(16, 16), grayscale=True, num_workers=2)
+# Two real worker processes even for 300 files (the default would decode them in-process).
+DIGITS_16 = PreprocessOptions(image_size=(16, 16), grayscale=True, num_workers=2,
+                              min_files_per_worker=1)
 
 
 @pytest.fixture(scope="module")
