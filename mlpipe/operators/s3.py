@@ -14,7 +14,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,6 +28,7 @@ from mlpipe.connections.masking import redact
 from mlpipe.core.operator import BaseOperator, Context
 from mlpipe.errors import TaskError
 from mlpipe.hooks.s3 import S3Hook
+from mlpipe.operators.transfer_progress import TransferProgress
 
 __all__ = [
     "S3BucketNotFoundError",
@@ -191,24 +192,20 @@ class S3DownloadOperator(BaseOperator):
         if not objects:
             return
         hook.get_conn()  # create the (thread-safe) client once, before the threads share it
-        step = max(1, len(objects) // 10)
-        with ThreadPoolExecutor(self.max_workers, thread_name_prefix="s3-download") as pool:
+        total = sum(int(obj["size"]) for obj in objects)
+        with ThreadPoolExecutor(self.max_workers, thread_name_prefix="s3-download") as pool, \
+                TransferProgress("downloaded", len(objects), total, log) as progress:
             futures: dict[Future[dict[str, Any]], str] = {
                 pool.submit(_fetch, hook, bucket, root, obj): obj["path"] for obj in objects}
-            pending = set(futures)
-            finished = 0
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for future in done:
-                    error = future.exception()
-                    if error is not None:
-                        for other in pending:
-                            other.cancel()
-                        raise self._download_error(error, bucket) from None
-                    entries[futures[future]] = future.result()
-                    finished += 1
-                    if finished % step == 0:
-                        log.info("downloaded %d/%d", finished, len(objects))
+            for future in as_completed(futures):
+                error = future.exception()
+                if error is not None:
+                    for other in futures:
+                        other.cancel()
+                    raise self._download_error(error, bucket) from None
+                entry = future.result()
+                entries[futures[future]] = entry
+                progress.advance(int(entry["size"]))
 
     def _download_error(self, error: BaseException, bucket: str) -> BaseException:
         if isinstance(error, ConnectionFailedError):

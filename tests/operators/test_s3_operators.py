@@ -136,6 +136,11 @@ def test_first_run_downloads_every_object_with_its_layout_and_a_manifest(
     dog = next(i for i in inputs if i["uri"] == f"s3://{bucket}/images/dogs/007.png")
     assert (dog["etag"], dog["size"], dog["version_id"]) == (entry["etag"], 6, None)
     assert "downloaded 100, skipped 0 (unchanged), removed 0" in log
+    # progress every tenth of the objects, with bytes (each object here is 6 bytes)
+    progress = [line for line in log.splitlines() if " objects, " in line]
+    assert len(progress) == 10
+    assert "downloaded 10/100 objects, 0.0 MB of 0.0 MB" in progress[0]
+    assert "downloaded 100/100 objects" in progress[-1]
 
 
 def test_second_run_downloads_nothing_and_says_so(bucket: str) -> None:
