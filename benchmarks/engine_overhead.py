@@ -6,7 +6,8 @@ Workloads:
 
 Prints median / min / max wall time over ``--repeat`` runs, the per-task overhead in ms
 ((mlpipe - baseline) / tasks) and the ratio to the baseline measured in the same run.
-Usage: ``python benchmarks/engine_overhead.py [--chain 200] [--fanout 500] [--repeat 5]``.
+Usage: ``python benchmarks/engine_overhead.py [--chain 200] [--fanout 500] [--repeat 5]
+[--quick] [--json PATH]``. Figures go through ``_report`` (target: <= 0.5 ms per task).
 """
 
 from __future__ import annotations
@@ -14,9 +15,15 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _report import Figure, add_arguments, emit
 
 from mlpipe import DAG, task
 
@@ -108,18 +115,29 @@ def report(name: str, tasks: int, engine: list[float], base: list[float]) -> dic
     return row
 
 
+def figures(name: str, row: dict[str, float]) -> list[Figure]:
+    return [
+        Figure(name, "wall time (median)", "ms", row["median_s"] * 1000,
+               baseline=row["baseline_median_s"] * 1000, baseline_label="plain calls"),
+        Figure(name, "overhead per task", "ms", row["per_task_ms"], target="<= 0.5 ms"),
+    ]
+
+
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chain", type=int, default=200)
     parser.add_argument("--fanout", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=5)
+    add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.chain, args.fanout, args.repeat = min(args.chain, 20), min(args.fanout, 20), 1
     logging.getLogger().setLevel(logging.WARNING)
 
     results: dict[str, dict[str, float]] = {}
     chain = build_chain(args.chain)
-    run_dag(chain, f"step__{args.chain - 2}" if args.chain > 2 else "step")  # warm-up
     leaf = "step" if args.chain == 2 else f"step__{args.chain - 2}"
+    run_dag(chain, leaf)  # warm-up
     engine, value = timed(lambda: run_dag(chain, leaf), args.repeat)
     assert value == args.chain - 1, value
     base, expected = timed(lambda: baseline_chain(args.chain), args.repeat)
@@ -131,6 +149,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     base, expected = timed(lambda: baseline_fanout(args.fanout), args.repeat)
     assert total == expected == args.fanout + args.fanout * (args.fanout - 1) // 2, total
     results["fanout"] = report(f"fan-out 1->{args.fanout}->1", args.fanout + 2, engine, base)
+
+    emit("engine_overhead: dag.test() per-task overhead",
+         figures(f"chain-{args.chain} dag.test()", results["chain"])
+         + figures(f"fan-out 1->{args.fanout}->1 dag.test()", results["fanout"]), args.json)
     return results
 
 

@@ -6,10 +6,13 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+_SCALARS = (str, int, float, bool, type(None), bytes)
 
 
 def find_instances(value: Any, kind: type[T] | tuple[type, ...]) -> list[T]:
     """Every instance of ``kind`` inside ``value``, depth first, in order of appearance."""
+    if isinstance(value, _SCALARS):
+        return [value] if isinstance(value, kind) else []  # type: ignore[list-item]
     found: list[T] = []
     stack = [value]
     while stack:

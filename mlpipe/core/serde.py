@@ -51,10 +51,16 @@ def _decode(obj: dict[str, Any]) -> Any:
     return obj
 
 
+# One encoder and one decoder for the process: ``json.dumps``/``loads`` with options build a
+# new one per call, which cost more than encoding a small value.
+_ENCODER = json.JSONEncoder(default=_encode, separators=(",", ":"), allow_nan=False)
+_DECODER = json.JSONDecoder(object_hook=_decode)
+
+
 def serialize(value: Any, *, what: str, max_bytes: int) -> str:
     """JSON text for ``value``; raises ``XComError`` saying what to do instead."""
     try:
-        text = json.dumps(value, default=_encode, separators=(",", ":"), allow_nan=False)
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise XComError(
             f"{what} is not JSON-serialisable ({exc}); return JSON types (dict, list, str, "
@@ -72,4 +78,4 @@ def serialize(value: Any, *, what: str, max_bytes: int) -> str:
 
 def deserialize(text: str) -> Any:
     """The value ``serialize`` wrote."""
-    return json.loads(text, object_hook=_decode)
+    return _DECODER.decode(text)

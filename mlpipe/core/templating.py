@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.errors import TemplateRenderError
@@ -32,10 +34,17 @@ def _environment(searchpath: tuple[str, ...]) -> jinja2.Environment:
 
 def environment_for(dag: DAG | None) -> jinja2.Environment:
     """The Jinja environment for a DAG: templates load from its folder and searchpath."""
-    paths: tuple[str, ...] = ()
-    if dag is not None:
-        paths = (str(dag.folder), *[str(dag.folder / p) for p in dag.template_searchpath])
-    return _environment(paths)
+    if dag is None:
+        return _environment(())
+    return _dag_environment(dag.fileloc, tuple(dag.template_searchpath), os.getcwd())
+
+
+@functools.lru_cache(maxsize=256)
+def _dag_environment(fileloc: str, searchpath: tuple[str, ...], cwd: str
+                     ) -> jinja2.Environment:
+    """Once per DAG file (and working directory, which a relative ``fileloc`` depends on)."""
+    folder = Path(cwd, fileloc).resolve().parent
+    return _environment((str(folder), *[str(folder / p) for p in searchpath]))
 
 
 def has_template(text: str) -> bool:

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlpipe.store.entities import TIKey
 from mlpipe.tracking.config import TrackingConfig
@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from mlpipe.core.dag import DAG
     from mlpipe.runtime.models import DagRun
     from mlpipe.store.metadata_store import MetadataStore
+
+
+#: ``(conn, key, attempt, state, skip) -> planned``: see ``DagRunDriver.hand_off``
+HandOff = Callable[[Any, TIKey, int, str, tuple[str, ...]], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,9 @@ class ExecutionEnv:
     artifact_root: str | None = None
     #: runs already loaded in this process (in-process executors reuse them)
     runs: dict[tuple[str, str], DagRun] = field(default_factory=dict)
+    #: per run, the driver's hand-off: in-process executors call it inside a try's final
+    #: transaction, so finishing it and queueing what it made ready is one transaction
+    handoffs: dict[tuple[str, str], HandOff] = field(default_factory=dict)
 
 
 class Executor(ABC):
@@ -86,6 +93,13 @@ class Executor(ABC):
     @abstractmethod
     def kill(self, key: TIKey) -> bool:
         """Stop a running task instance's process tree; False if it is not running here."""
+
+    def prepare(self, conn: Any, workload: Workload) -> None:  # noqa: B027 - optional hook
+        """Claim ``workload`` inside ``conn``'s transaction, ahead of ``submit``.
+
+        Called by the driver in a try's final transaction with the workload it will submit
+        next; in-process executors claim it there, saving a transaction. Others ignore it.
+        """
 
     @property
     @abstractmethod

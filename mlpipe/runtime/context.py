@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.connections.backends import EnvSecretsBackend, SecretsBackend, get_variable
@@ -68,10 +70,17 @@ class VariableAccessor:
         return self._backends
 
 
+@functools.lru_cache(maxsize=256)
+def _date_strings(logical: datetime) -> tuple[str, str, str, str]:
+    """``ds``, ``ds_nodash``, ``ts``, ``ts_nodash`` (the same for every task of a run)."""
+    ds = logical.strftime("%Y-%m-%d")
+    return ds, ds.replace("-", ""), logical.isoformat(), logical.strftime("%Y%m%dT%H%M%S")
+
+
 def build_context(run: DagRun, ti: TaskInstance, task: BaseOperator) -> Context:
     """Everything a template or ``execute`` may use, as Airflow names it."""
     logical = run.logical_date
-    ds = logical.strftime("%Y-%m-%d")
+    ds, ds_nodash, ts, ts_nodash = _date_strings(logical)
     params = run.params if not task.params else resolve_params(
         {**(run.dag.params if run.dag else {}), **task.params}, run.conf
     )
@@ -84,9 +93,9 @@ def build_context(run: DagRun, ti: TaskInstance, task: BaseOperator) -> Context:
         "dag_run": run,
         "logical_date": logical,
         "ds": ds,
-        "ds_nodash": ds.replace("-", ""),
-        "ts": logical.isoformat(),
-        "ts_nodash": logical.strftime("%Y%m%dT%H%M%S"),
+        "ds_nodash": ds_nodash,
+        "ts": ts,
+        "ts_nodash": ts_nodash,
         "data_interval_start": run.data_interval_start,
         "data_interval_end": run.data_interval_end,
         "params": params,

@@ -18,9 +18,17 @@ FORMAT = "[%(asctime)s] {%(name)s} %(levelname)s - %(message)s"
 class _Formatter(logging.Formatter):
     converter = time.gmtime
 
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt)
+        self._last: tuple[int, str] = (-1, "")  # one tuple: threads see a consistent pair
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        ct = self.converter(record.created)
-        return time.strftime("%Y-%m-%dT%H:%M:%S", ct) + f".{int(record.msecs):03d}Z"
+        second = int(record.created)
+        last_second, stamp = self._last
+        if second != last_second:  # a task logs several lines a second: format once
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(second))
+            self._last = (second, stamp)
+        return f"{stamp}.{int(record.msecs):03d}Z"
 
 
 _formatter = _Formatter(FORMAT)

@@ -43,6 +43,10 @@ class DagRun:
     #: XComs by (task_id, key) -> {map_index: text}, authoritative: only for a run that
     #: started empty and whose every write happens through this object (dag.test())
     xcom_cache: dict[tuple[str, str], dict[int, str]] | None = field(default=None, repr=False)
+    #: what mapped tasks and groups map over, resolved once (``task_runner.instance_values``)
+    #: with the tasks it was pulled from; dropped when one of those writes an XCom here
+    expansions: dict[str, tuple[frozenset[str], dict[str, list[Any]]]] = field(
+        default_factory=dict, repr=False)
 
     @classmethod
     def from_record(cls, record: DagRunRecord, dag: DAG, store: MetadataStore, *,
@@ -88,6 +92,8 @@ class DagRun:
 
     def remember_xcoms(self, task_id: str, map_index: int, values: dict[str, str]) -> None:
         """Keep the cache (if any) in step with values just written to the store."""
+        if values:
+            self._forget_expansions(task_id)
         if self.xcom_cache is None:
             return
         for key, text in values.items():
@@ -95,10 +101,15 @@ class DagRun:
 
     def forget_xcoms(self, task_id: str, map_index: int) -> None:
         """A new try cleared the instance's XComs in the store."""
+        self._forget_expansions(task_id)
         if self.xcom_cache is not None:
             for (cached_task, _), entry in self.xcom_cache.items():
                 if cached_task == task_id:
                     entry.pop(map_index, None)
+
+    def _forget_expansions(self, task_id: str) -> None:
+        for owner in [o for o, (sources, _) in self.expansions.items() if task_id in sources]:
+            del self.expansions[owner]
 
     def _xcoms(self, task_id: str, key: str) -> dict[int, str]:
         if self.xcom_cache is None:

@@ -8,6 +8,7 @@ instance and a task instance can only be claimed (queued -> running) once.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 import socket
@@ -57,8 +58,37 @@ class TryOutcome:
 
 def log_dir(logs_root: Path, key: TIKey) -> Path:
     """``<root>/dag_id=../run_id=../task_id=..[/map_index=N]`` (one ``attempt=N.log`` a try)."""
-    path = logs_root / f"dag_id={key.dag_id}" / f"run_id={key.run_id}" / f"task_id={key.task_id}"
-    return path / f"map_index={key.map_index}" if key.map_index >= 0 else path
+    return Path(log_folder(str(logs_root), key))
+
+
+def log_folder(logs_root: str, key: TIKey) -> str:
+    """``log_dir`` as a string (built once per try: no ``Path`` objects on the hot path)."""
+    path = (f"{logs_root}/dag_id={key.dag_id}/run_id={key.run_id}/task_id={key.task_id}")
+    return f"{path}/map_index={key.map_index}" if key.map_index >= 0 else path
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A try this process claimed (queued -> running), about to run."""
+
+    key: TIKey
+    try_number: int
+    max_tries: int
+    operator: str
+    started: datetime
+    log_path: str
+
+
+def claim_try(store: MetadataStore, key: TIKey, logs_root: Path, *,
+              conn: Any = None) -> Claim | None:
+    """Claim the next try of ``key`` for this process (in ``conn``'s transaction if given)."""
+    folder = log_folder(str(logs_root), key)
+    started = datetime.now(UTC)
+    claimed = store.claim(key, start_date=started, pid=os.getpid(), hostname=_HOSTNAME,
+                          log_path=folder, conn=conn)
+    if claimed is None:
+        return None
+    return Claim(key, *claimed, started, folder)
 
 
 class ExpansionError(TaskError):
@@ -87,19 +117,43 @@ def expansion_length(resolved: dict[str, list[Any]]) -> int:
     return mapped_length([len(v) for v in resolved.values()])
 
 
+def expansion_of(run: DagRun, owner: str, expand_input: dict[str, Any]
+                 ) -> dict[str, list[Any]]:
+    """``resolve_expand_input``, once per run (the driver's result reaches forked children)."""
+    cached = run.expansions.get(owner)
+    if cached is None:
+        sources = frozenset(v.operator.task_id for v in expand_input.values()
+                            if isinstance(v, XComArg))
+        cached = run.expansions[owner] = (sources,
+                                          resolve_expand_input(run, owner, expand_input))
+    return cached[1]
+
+
+def instance_values(run: DagRun, owner: str, expand_input: dict[str, Any], map_index: int
+                    ) -> dict[str, Any]:
+    """One instance's mapped values, its own copies of those pulled from upstream XComs.
+
+    The resolved lists are kept on the run (``DagRun.expansions``): resolving them again
+    for every instance read and decoded the whole upstream output each time, quadratic in
+    the number of instances.
+    """
+    values = values_at(expansion_of(run, owner, expand_input), map_index)
+    for name, value in expand_input.items():
+        if isinstance(value, XComArg):  # decoded JSON: a task may change it in place
+            values[name] = copy.deepcopy(values[name])
+    return values
+
+
 def instance_operator(run: DagRun, task: BaseOperator, map_index: int) -> BaseOperator:
     """A private copy of the task for one instance (mapped tasks get their values)."""
     if isinstance(task, MappedOperator):
-        source = resolve_expand_input(run, repr(task), task.expand_input)
-        return task.unmap(values_at(source, map_index))
+        return task.unmap(instance_values(run, repr(task), task.expand_input, map_index))
     return copy.copy(task)
 
 
 def make_resolver(run: DagRun, ti: TaskInstance, context: Context
                   ) -> Callable[[Any], tuple[bool, Any]]:
     """Replaces XComArgs, mapped-group arguments and DAG params with their run-time values."""
-    groups: dict[str, dict[str, list[Any]]] = {}
-
     def resolve(value: Any) -> tuple[bool, Any]:
         if isinstance(value, XComArg):
             # As in Airflow: a missing return value resolves to None, a missing key fails.
@@ -108,10 +162,8 @@ def make_resolver(run: DagRun, ti: TaskInstance, context: Context
                                   strict=strict)
         if isinstance(value, MappedArgument):
             group = value.group
-            gid = group.group_id or ""
-            if gid not in groups:
-                groups[gid] = resolve_expand_input(run, repr(group), group.expand_input or {})
-            return True, values_at(groups[gid], ti.map_index)[value.name]
+            return True, instance_values(run, f"task group {group.group_id!r}",
+                                         group.expand_input or {}, ti.map_index)[value.name]
         if isinstance(value, DagParam):
             return True, context["params"].get(value.name, value.default)
         return False, None
@@ -164,14 +216,14 @@ class _Heartbeat:
 
     def __init__(self, store: MetadataStore, key: TIKey, interval: float,
                  on_lost: Callable[[], None] | None) -> None:
-        self._stop = threading.Event()
+        self._stop: threading.Event | None = None
         self._interval = interval
-        self._thread = threading.Thread(target=self._beat, name="mlpipe-heartbeat",
-                                        args=(store, key, interval, on_lost), daemon=True)
+        self._args = (store, key, interval, on_lost)
 
     def _beat(self, store: MetadataStore, key: TIKey, interval: float,
               on_lost: Callable[[], None] | None) -> None:
         pid = os.getpid()
+        assert self._stop is not None
         while not self._stop.wait(interval):
             try:
                 alive = store.heartbeat(key, pid)
@@ -185,12 +237,15 @@ class _Heartbeat:
                 return
 
     def __enter__(self) -> _Heartbeat:
-        if self._interval > 0:
-            self._thread.start()
+        if self._interval > 0:  # no thread at all when nothing watches heartbeats
+            self._stop = threading.Event()
+            threading.Thread(target=self._beat, name="mlpipe-heartbeat", args=self._args,
+                             daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
+        if self._stop is not None:
+            self._stop.set()
 
 
 def run_task_instance(
@@ -205,94 +260,104 @@ def run_task_instance(
     run: DagRun | None = None,
     tracking: TrackingConfig | None = None,
     artifact_root: str | None = None,
+    on_finish: Callable[[TryOutcome, Any], object] | None = None,
+    claim: Claim | None = None,
 ) -> TryOutcome | None:
-    """Claim ``key`` (queued -> running) and run one try; None if it was not claimable."""
+    """Claim ``key`` (queued -> running) and run one try; None if it was not claimable.
+
+    ``claim`` is a claim this process already made (an in-process executor claims the next
+    try inside the previous try's final transaction). ``on_finish(outcome, conn)`` runs
+    inside the transaction that records the outcome (the driver's hand-off, see
+    ``MetadataStore.finish_try``).
+    """
     if run is None:
         run_record = store.get_run(key.dag_id, key.run_id)
         params = resolve_params(dag.params, run_record.conf)
         run = DagRun.from_record(run_record, dag, store, params=params,
                                  xcom_max_bytes=xcom_max_bytes)
-    folder = log_dir(logs_root, key)
-    started = datetime.now(UTC)
-    claimed = store.claim(key, start_date=started, pid=os.getpid(), hostname=_HOSTNAME,
-                          log_path=str(folder))
-    if claimed is None:
-        return None
-    try_number, max_tries, operator = claimed
+    if claim is None:
+        claim = claim_try(store, key, logs_root)
+        if claim is None:
+            return None
+    try_number, max_tries, operator = claim.try_number, claim.max_tries, claim.operator
+    started, folder = claim.started, claim.log_path
     if try_number > 1:
         run.forget_xcoms(key.task_id, key.map_index)
     ti = TaskInstance(key.dag_id, key.task_id, key.run_id, key.map_index, S.RUNNING,
                       try_number, max_tries, operator, started, hostname=_HOSTNAME,
-                      pid=os.getpid(), log_path=str(folder), run=run)
-    folder.mkdir(parents=True, exist_ok=True)
+                      pid=os.getpid(), log_path=folder, run=run)
+    os.makedirs(folder, exist_ok=True)
     task = dag.get_task(key.task_id)
     # Line-buffered: a task that is killed or runs out of memory keeps what it logged.
-    with open(folder / f"attempt={try_number}.log", "a", encoding="utf-8", buffering=1) as sink, \
+    with open(os.path.join(folder, f"attempt={try_number}.log"), "a", encoding="utf-8",
+              buffering=1) as sink, \
             _Heartbeat(store, key, heartbeat_interval, on_heartbeat_lost):
         mlflow_run = TaskMlflowRun(store, run, ti, tracking)
-        outcome, xcoms, context = _execute(run, ti, task, sink, mlflow_run.lazy, artifact_root)
-        mlflow_run.finish(outcome.state)
-        if _record_outcome(store, ti, task, outcome, xcoms, sink):
+        with capture_task_output(sink):  # once per try: it re-levels every logger
+            outcome, xcoms, context = _execute(run, ti, task, mlflow_run.lazy, artifact_root)
+            mlflow_run.finish(outcome.state)
+            _log_outcome(ti, outcome)
+        # Outside the capture: a hand-off's driver logs belong to the run, not to this try.
+        if _record_outcome(store, ti, outcome, xcoms, sink, on_finish):
             run.remember_xcoms(key.task_id, key.map_index, xcoms)
-        with capture_task_output(sink):
-            _run_callbacks(task, outcome, context, ti)
+        if _callbacks_of(task, outcome):
+            with capture_task_output(sink):
+                _run_callbacks(task, outcome, context, ti)
     return outcome
 
 
-def _execute(run: DagRun, ti: TaskInstance, task: BaseOperator, sink: Any,
-             mlflow_run: Any, artifact_root: str | None
-             ) -> tuple[TryOutcome, dict[str, str], Context]:
+def _execute(run: DagRun, ti: TaskInstance, task: BaseOperator, mlflow_run: Any,
+             artifact_root: str | None) -> tuple[TryOutcome, dict[str, str], Context]:
     xcoms: dict[str, str] = {}
     context: Context = {}
-    with capture_task_output(sink):
-        index = f"[{ti.map_index}]" if ti.map_index >= 0 else ""
-        log.info("Starting try %d of %d: %s%s (%s)", ti.try_number, ti.max_tries + 1,
-                 task.task_id, index, run.run_id)
-        try:
-            op = instance_operator(run, task, ti.map_index)
-            context = build_context(run, ti, op)
-            context["mlflow_run"] = mlflow_run
-            if artifact_root is not None:
-                context["artifact_prefix"] = artifact_prefix(
-                    artifact_root, run.dag_id, run.run_id, ti.task_id, map_index=ti.map_index)
-            render_fields(op, context, make_resolver(run, ti, context))
-            arguments = lineage.rendered_arguments(op)
-            inputs = lineage.find_artifacts(arguments)
-            key = lineage.cache_key(op, arguments, inputs) if op.cache else None
-            hit = lineage.lookup(run.store, key, _verifier()) if key else None
-            if hit is not None:
-                log.info("Cache hit: reusing %s, recorded by %s (key %s); not running the task",
-                         [a.uri for a in hit["artifacts"]], hit["producer"], key[:12])
-                cached = hit["xcoms"]
-                skip = set(deserialize(cached[SKIP_KEY])) if SKIP_KEY in cached else set()
-                return TryOutcome(S.SUCCESS, skip=skip), cached, context
-            limit = op.execution_timeout.total_seconds() if op.execution_timeout else None
-            with time_limit(limit, f"task {task.task_id!r} timed out after "
-                                   f"{op.execution_timeout}"):
-                try:
-                    result = op.execute(context)
-                except SystemExit as exc:
-                    if exc.code not in (0, None):
-                        raise
-                    result = None  # sys.exit(0) ends the task normally
+    index = f"[{ti.map_index}]" if ti.map_index >= 0 else ""
+    log.info("Starting try %d of %d: %s%s (%s)", ti.try_number, ti.max_tries + 1,
+             task.task_id, index, run.run_id)
+    try:
+        op = instance_operator(run, task, ti.map_index)
+        context = build_context(run, ti, op)
+        context["mlflow_run"] = mlflow_run
+        if artifact_root is not None:
+            context["artifact_prefix"] = artifact_prefix(
+                artifact_root, run.dag_id, run.run_id, ti.task_id, map_index=ti.map_index)
+        render_fields(op, context, make_resolver(run, ti, context))
+        arguments = lineage.rendered_arguments(op)
+        inputs = lineage.find_artifacts(arguments)
+        key = lineage.cache_key(op, arguments, inputs) if op.cache else None
+        hit = lineage.lookup(run.store, key, _verifier()) if key else None
+        if hit is not None:
+            log.info("Cache hit: reusing %s, recorded by %s (key %s); not running the task",
+                     [a.uri for a in hit["artifacts"]], hit["producer"], key[:12])
+            cached = hit["xcoms"]
+            skip = set(deserialize(cached[SKIP_KEY])) if SKIP_KEY in cached else set()
+            return TryOutcome(S.SUCCESS, skip=skip), cached, context
+        limit = op.execution_timeout.total_seconds() if op.execution_timeout else None
+        with time_limit(limit, f"task {task.task_id!r} timed out after "
+                               f"{op.execution_timeout}"):
+            try:
+                result = op.execute(context)
+            except SystemExit as exc:
+                if exc.code not in (0, None):
+                    raise
+                result = None  # sys.exit(0) ends the task normally
 
-            xcoms = result_xcoms(run, ti, op, lineage.without_sources(result))
-            lineage.record(run.store, ti.key, ti.try_number, op, lineage.find_artifacts(result),
-                           inputs, cache=key, xcoms=xcoms)
-            skip = set(op.downstream_to_skip(result, context))
-            if skip:
-                xcoms[SKIP_KEY] = run.serialize_xcom(ti.task_id, ti.map_index, SKIP_KEY,
-                                                     sorted(skip))
-            outcome = TryOutcome(S.SUCCESS, skip=skip)
-            if result is not None and getattr(op, "show_return_value_in_logs", True):
-                log.info("Done. Returned value was: %s", _short(result))
-        except TaskSkipped as exc:
-            log.info("Skipping task: %s", exc)
-            outcome = TryOutcome(S.SKIPPED)
-        except (Exception, SystemExit) as exc:  # the task's own failure: recorded, not raised
-            if isinstance(exc, TaskTimeoutError):
-                stop_child_processes()
-            outcome = _failure(ti, task, exc)
+        xcoms = result_xcoms(run, ti, op, lineage.without_sources(result))
+        lineage.record(run.store, ti.key, ti.try_number, op, lineage.find_artifacts(result),
+                       inputs, cache=key, xcoms=xcoms)
+        skip = set(op.downstream_to_skip(result, context))
+        if skip:
+            xcoms[SKIP_KEY] = run.serialize_xcom(ti.task_id, ti.map_index, SKIP_KEY,
+                                                 sorted(skip))
+        outcome = TryOutcome(S.SUCCESS, skip=skip)
+        if result is not None and getattr(op, "show_return_value_in_logs", True):
+            log.info("Done. Returned value was: %s", _short(result))
+    except TaskSkipped as exc:
+        log.info("Skipping task: %s", exc)
+        outcome = TryOutcome(S.SKIPPED)
+    except (Exception, SystemExit) as exc:  # the task's own failure: recorded, not raised
+        if isinstance(exc, TaskTimeoutError):
+            stop_child_processes()
+        outcome = _failure(ti, task, exc)
     return outcome, xcoms, context
 
 
@@ -340,20 +405,27 @@ def _failure(ti: TaskInstance, task: BaseOperator, exc: BaseException) -> TryOut
     return TryOutcome(S.FAILED, exception=exc)
 
 
-def _record_outcome(store: MetadataStore, ti: TaskInstance, task: BaseOperator,
-                    outcome: TryOutcome, xcoms: dict[str, str], sink: Any) -> bool:
+def _log_outcome(ti: TaskInstance, outcome: TryOutcome) -> None:
     ended = datetime.now(UTC)
     ti.state, ti.end_date = outcome.state, ended
     ti.duration = ended - (ti.start_date or ended)
-    with capture_task_output(sink):
-        if outcome.state is S.UP_FOR_RETRY:
-            log.info("Marking task as UP_FOR_RETRY; try %d of %d failed, next try in %s",
-                     ti.try_number, ti.max_tries + 1, outcome.retry_in)
-        else:
-            log.info("Marking task as %s", outcome.state.value.upper())
+    if outcome.state is S.UP_FOR_RETRY:
+        log.info("Marking task as UP_FOR_RETRY; try %d of %d failed, next try in %s",
+                 ti.try_number, ti.max_tries + 1, outcome.retry_in)
+    else:
+        log.info("Marking task as %s", outcome.state.value.upper())
+
+
+def _record_outcome(store: MetadataStore, ti: TaskInstance, outcome: TryOutcome,
+                    xcoms: dict[str, str], sink: Any,
+                    on_finish: Callable[[TryOutcome, Any], object] | None) -> bool:
+    """The try's state and XComs (and the driver's hand-off) in one transaction."""
+    ended = ti.end_date or datetime.now(UTC)
     next_retry = ended + outcome.retry_in if outcome.retry_in is not None else None
-    recorded = store.finish_try(ti.key, to_state=outcome.state.value, xcoms=xcoms,
-                                end_date=ended, duration=ti.duration.total_seconds(),
+    then = None if on_finish is None else functools.partial(on_finish, outcome)
+    recorded = store.finish_try(ti.key, to_state=outcome.state.value, xcoms=xcoms, then=then,
+                                end_date=ended,
+                                duration=ti.duration.total_seconds() if ti.duration else 0.0,
                                 next_retry_at=next_retry, error=ti.error)
     if not recorded:
         sink.write(f"task instance {ti.key} changed state while running; outcome "
@@ -361,13 +433,19 @@ def _record_outcome(store: MetadataStore, ti: TaskInstance, task: BaseOperator,
     return recorded
 
 
+def _callbacks_of(task: BaseOperator, outcome: TryOutcome) -> Any:
+    if outcome.state is S.SUCCESS:
+        return task.on_success_callback
+    if outcome.state is S.FAILED:
+        return task.on_failure_callback
+    if outcome.state is S.UP_FOR_RETRY:
+        return task.on_retry_callback
+    return None
+
+
 def _run_callbacks(task: BaseOperator, outcome: TryOutcome, context: Context,
                    ti: TaskInstance) -> None:
-    callbacks = {
-        S.SUCCESS: task.on_success_callback,
-        S.FAILED: task.on_failure_callback,
-        S.UP_FOR_RETRY: task.on_retry_callback,
-    }.get(outcome.state)
+    callbacks = _callbacks_of(task, outcome)
     if not callbacks:
         return
     if outcome.exception is not None:

@@ -20,6 +20,7 @@ from mlpipe.scheduler.runs import create_dag_run
 from mlpipe.settings import Settings, load_settings
 from mlpipe.store.entities import TIKey
 from mlpipe.store.metadata_store import MetadataStore
+from mlpipe.store.scratch import open_scratch_store
 
 
 def _scratch_dir() -> str | None:
@@ -34,7 +35,7 @@ def _temporary_engine(dag: DAG) -> tuple[Any, str, MetadataStore, SequentialExec
                                          dir=_scratch_dir())
     root = Path(folder.name)
     url = f"sqlite:///{root / 'mlpipe.db'}"
-    store = MetadataStore.open(url)
+    store = open_scratch_store(root / "mlpipe.db")
     executor = SequentialExecutor()
     executor.start(ExecutionEnv(store=store, store_url=url, dag_provider=lambda _: dag,
                                 logs_root=root / "logs", xcom_max_bytes=settings.xcom_max_bytes,

@@ -16,9 +16,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from mlpipe.core.dag import DAG
 from mlpipe.core.mapping import MappedOperator
+from mlpipe.core.operator import BaseOperator
 from mlpipe.core.params import resolve_params
 from mlpipe.core.planning import Action, RunPlanner
 from mlpipe.core.retries import retry_delay_for
@@ -30,8 +32,8 @@ from mlpipe.runtime.models import SKIP_KEY, DagRun
 from mlpipe.runtime.task_runner import (
     ExpansionError,
     expansion_length,
+    expansion_of,
     log_dir,
-    resolve_expand_input,
 )
 from mlpipe.store.entities import TaskInstanceRecord, TIKey
 from mlpipe.store.metadata_store import MetadataStore
@@ -65,14 +67,28 @@ class DagRunDriver:
             self.run.xcom_cache = {}
         self.planner = RunPlanner(dag)
         self._ready: deque[Action] = deque()
+        #: expansions put off until the transaction that found them ready has committed
+        self._deferred: deque[Action] = deque()
+        #: queued in the store, to hand to the executor once that write has committed
+        self._outbox: deque[Workload] = deque()
+        #: the write transaction this driver's queueing goes into right now (batching)
+        self._txn: Any = None
+        #: finished instances already planned inside their try's final transaction
+        self._handed: dict[TIKey, int] = {}
+        #: the workload the executor claimed ahead (``Executor.prepare``): submitted next
+        self._prepared: Workload | None = None
+        #: instances this driver created by expanding a mapped task: known to be ``none``
+        self._created: set[tuple[str, int]] = set()
         self._retries: list[tuple[float, int, TIKey]] = []
         self._seq = itertools.count()
         self._inflight: dict[TIKey, int] = {}  # submitted to our executor: key -> attempt
         self._adopted: set[TIKey] = set()  # running elsewhere (found after a restart)
         self._synced = 0
-        self._records: dict[tuple[str, int], TaskInstanceRecord] = {}
-        #: instances that may not start yet (pool full, DAG at max_active_tasks, past run)
-        self._waiting: list[tuple[TIKey, str]] = []
+        #: states the store held at start, by (task_id, map_index)
+        self._states: dict[tuple[str, int], str] = {}
+        #: instances that may not start yet (pool full, DAG at max_active_tasks, past run),
+        #: in the order they became ready
+        self._waiting: deque[tuple[TIKey, str]] = deque()
         self.waiting_poll = 0.5
         self._next_check = 0.0
         self._done = False
@@ -104,19 +120,22 @@ class DagRunDriver:
 
     def start(self) -> None:
         """Mark the run running and act on everything the store says is ready."""
-        if self.executor.env is not None:
-            self.executor.env.runs[(self.dag.dag_id, self.run.run_id)] = self.run
+        env = self.executor.env
+        if env is not None:
+            env.runs[(self.dag.dag_id, self.run.run_id)] = self.run
+            if self.store.batches_writes:
+                env.handoffs[(self.dag.dag_id, self.run.run_id)] = self.hand_off
         started = self.run.start_date or datetime.now(UTC)
         self.run.start_date = started
         self.store.set_run_state(self.dag.dag_id, self.run.run_id, DagRunState.RUNNING.value,
                                  start_date=started, end_date=None)
-        records = self.store.list_tis(self.dag.dag_id, self.run.run_id)
-        for record in records:
-            if record.state == "queued":  # queued by a driver that is gone: never started
-                self.store.transition(record.key, ["queued"], "scheduled")
-        if any(r.state == "queued" for r in records):
-            records = self.store.list_tis(self.dag.dag_id, self.run.run_id)
-        self._records = {(r.task_id, r.map_index): r for r in records}
+        states = self.store.ti_states(self.dag.dag_id, self.run.run_id)
+        for task_id, map_index, state in states:
+            if state == "queued":  # queued by a driver that is gone: never started
+                self.store.transition(self._key(task_id, map_index), ["queued"], "scheduled")
+        if any(state == "queued" for _, _, state in states):
+            states = self.store.ti_states(self.dag.dag_id, self.run.run_id)
+        self._states = {(task_id, map_index): state for task_id, map_index, state in states}
         self._ready.extend(self.planner.start())
         self._next_check = self.clock() + self._check_interval()
         self._drain()
@@ -133,10 +152,13 @@ class DagRunDriver:
     @property
     def done(self) -> bool:
         return self._done or self.planner.complete or not (
-            self._inflight or self._adopted or self._retries or self._waiting)
+            self._inflight or self._adopted or self._retries or self._waiting
+            or self._outbox or self._deferred)
 
     def wait_time(self) -> float:
         """Seconds until this driver has something to do without an executor event."""
+        if self._outbox or self._deferred or self._ready:
+            return 0.0
         due = min(self._next_check, self._next_retry_due())
         if self._waiting:
             due = min(due, self.clock() + self.waiting_poll)
@@ -152,28 +174,121 @@ class DagRunDriver:
     def step(self) -> None:
         """Time-driven work: due retries, waiting instances, dead tasks, the run's timeout."""
         now = self.clock()
-        self._release_due_retries(now)
-        if self._waiting:
-            if now >= self._next_gate_check:  # other drivers may have freed slots
-                self._dag_full = False
-                self._full_pools.clear()
-                self._next_gate_check = now + self.waiting_poll
-            waiting, self._waiting = self._waiting, []
-            for key, from_state in waiting:
-                self._queue(key, [from_state])
+        if self._waiting and now >= self._next_gate_check:  # others may have freed slots
+            self._dag_full = False
+            self._full_pools.clear()
+            self._next_gate_check = now + self.waiting_poll
+        if (self._waiting and not self._dag_full) or self._next_retry_due() <= now:
+            self._in_transaction(lambda: self._admit(now))
         if self._adopted and now >= self._next_adopted_check:
             self._poll_adopted()
             self._next_adopted_check = now + 0.5
         if now >= self._next_check:
-            self._reap_dead()
-            self._check_run_timeout()
-            self._next_check = now + self._check_interval()
+            self._periodic(now)
         self._drain()
 
+    def _periodic(self, now: float) -> None:
+        self._reap_dead()
+        self._check_run_timeout()
+        self._next_check = now + self._check_interval()
+
+    def hand_off(self, conn: Any, key: TIKey, attempt: int, state: str,
+                 skip: tuple[str, ...]) -> bool:
+        """Plan after a try that ran in this process, inside the try's final transaction.
+
+        The in-process executor calls this from ``MetadataStore.finish_try``: the try's
+        state, its XComs, the downstream instances it made ready (queued) and the skips and
+        upstream failures it decided are written in one transaction. Expansions and the
+        submission of what was queued wait until that transaction has committed. Returns
+        False (nothing done; the executor's event is handled as usual) for a try this
+        driver did not submit or that will be retried.
+        """
+        finished = S(state)
+        if self._inflight.get(key) != attempt or finished not in FINISHED_STATES:
+            return False
+        self._handed[key] = attempt
+        self._txn = conn
+        try:
+            self._progress(key, state)
+            if finished is S.SUCCESS and skip:
+                self._ready.extend(self.planner.skip(key.task_id, key.map_index, skip))
+            self._ready.extend(self.planner.finished(key.task_id, key.map_index, finished))
+            self._dag_full = False  # this try's slot is free now
+            self._full_pools.clear()
+            self._admit(self.clock())
+            self._plan()
+            if self._outbox:  # what runs next starts in this same transaction
+                self._prepared = self._outbox[0]
+                self.executor.prepare(conn, self._prepared)
+        finally:
+            self._txn = None
+        return True
+
     def _drain(self) -> None:
+        """Act on what is ready: queue it (one transaction), expand, then submit."""
+        while self._ready or self._deferred or self._unsynced():
+            if self._unsynced() or any(a.kind == "run" for a in self._ready):
+                self._in_transaction(self._plan)
+            else:
+                self._deferred.extend(self._ready)
+                self._ready.clear()
+            while self._deferred:
+                self._handle(self._deferred.popleft())
+        self._flush_outbox()
+
+    def _plan(self) -> None:
+        """Queue ready instances and record decided states; set expansions aside."""
         while self._ready:
-            self._handle(self._ready.popleft())
+            action = self._ready.popleft()
+            if action.kind == "run":
+                self._start_instance(action.task_id, action.map_index)
+            else:
+                self._deferred.append(action)
         self._sync_decided()
+
+    def _in_transaction(self, work: Callable[[], object]) -> None:
+        """Run ``work`` with its queueing batched in one write transaction (if possible)."""
+        if self._txn is not None or not self.store.batches_writes:
+            work()
+            return
+        with self.store.transaction() as conn:
+            self._txn = conn
+            try:
+                work()
+            finally:
+                self._txn = None
+
+    def _flush_outbox(self) -> None:
+        """Submit what was queued before this call, and at once whatever was claimed ahead.
+
+        An in-process executor's tries queue (and claim ahead) more while this runs; a
+        claimed instance must not wait for other work, so the loop goes on with it, doing the
+        time-driven checks (dead tasks, the run's timeout) when they are due.
+        """
+        count = len(self._outbox)
+        while self._outbox and (count > 0 or self._outbox[0] is self._prepared):
+            count -= 1
+            self.executor.submit(self._outbox.popleft())
+            now = self.clock()
+            if now >= self._next_check:
+                self._periodic(now)
+
+    def _unsynced(self) -> bool:
+        return self._synced < len(self.planner.finished_states)
+
+    def _admit(self, now: float) -> None:
+        """Queue due retries, then waiting instances in order, until a gate refuses."""
+        while self._retries and (self.skip_retry_delays or self._retries[0][0] <= now):
+            _, _, key = heapq.heappop(self._retries)
+            self._queue_or_wait(key, "up_for_retry")
+        kept: list[tuple[TIKey, str]] = []
+        for _ in range(len(self._waiting)):
+            if self._dag_full:
+                break  # every later instance would be refused as well
+            key, from_state = self._waiting.popleft()
+            if not self._queue(key, [from_state]):
+                kept.append((key, from_state))
+        self._waiting.extendleft(reversed(kept))
 
     def _check_run_timeout(self) -> None:
         timeout = self.dag.dagrun_timeout
@@ -195,6 +310,8 @@ class DagRunDriver:
         self._adopted.clear()
         self._retries.clear()
         self._waiting.clear()
+        self._outbox.clear()
+        self._deferred.clear()
         self._timed_out = True
         self._done = True
 
@@ -218,59 +335,68 @@ class DagRunDriver:
 
     def _start_instance(self, task_id: str, map_index: int) -> None:
         key = self._key(task_id, map_index)
-        record = self._records.get((task_id, map_index)) or self.store.get_ti(key)
-        state = S(record.state) if record is not None else S.NONE
+        if (task_id, map_index) in self._created:
+            state = S.NONE
+        else:
+            known = self._states.get((task_id, map_index))
+            if known is None:
+                record = self.store.get_ti(key)
+                known = record.state if record is not None else S.NONE.value
+            state = S(known)
         if state in FINISHED_STATES:  # replay what an earlier driver already saw finish
             self._finished(key, state)
         elif state in (S.RUNNING, S.QUEUED):
             self._adopted.add(key)
-        elif state is S.UP_FOR_RETRY and record is not None:
-            self._schedule_retry(key, record.next_retry_at)
+        elif state is S.UP_FOR_RETRY:
+            record = self.store.get_ti(key)
+            self._schedule_retry(key, record.next_retry_at if record is not None else None)
         else:
-            self._queue(key, [state.value])
+            self._queue_or_wait(key, state.value)
 
-    def _queue(self, key: TIKey, from_states: list[str] | None = None) -> None:
-        expected = from_states or ["none", "scheduled", "up_for_retry"]
+    def _queue_or_wait(self, key: TIKey, from_state: str) -> None:
+        if not self._queue(key, [from_state]):
+            self._waiting.append((key, from_state))
+
+    def _queue(self, key: TIKey, from_states: list[str]) -> bool:
+        """Queue ``key`` (in the current batch) for submission; False if it must wait."""
         if not self.accepting:
-            self._waiting.append((key, expected[0]))
-            return
+            return False
         task = self.dag.get_task(key.task_id)
         if task.depends_on_past and not self._past_allows(key):
-            self._waiting.append((key, expected[0]))
-            return
+            return False
         if self._dag_full or (task.pool is not None and task.pool in self._full_pools):
-            self._waiting.append((key, expected[0]))  # no slot freed since the last refusal
-            return
+            return False  # no slot freed since the last refusal
         limit = self.dag.max_active_tasks
-        outcome = self.store.queue(key, expected, pool=task.pool,
-                                   dag_limit=limit if limit and limit > 0 else None)
+        outcome = self.store.queue(key, from_states, pool=task.pool,
+                                   dag_limit=limit if limit and limit > 0 else None,
+                                   conn=self._txn)
         if outcome in ("pool_full", "dag_full"):
             if outcome == "dag_full":
                 self._dag_full = True
             elif task.pool is not None:
                 self._full_pools.add(task.pool)
-            self._waiting.append((key, expected[0]))
-            return
+            return False
         if outcome == "no_pool":
             message = (f"pool {task.pool!r} does not exist; create it with "
                        f"'mlpipe pools set {task.pool} SLOTS'")
-            self.store.transition(key, expected, "failed", error=message,
+            self.store.transition(key, from_states, "failed", self._txn, error=message,
                                   end_date=datetime.now(UTC))
             log.error("%s: %s", key, message)
             self._finished(key, S.FAILED)
-            return
+            return True
         if outcome == "moved":
             record = self.store.get_ti(key)
             if record is not None and S(record.state) in FINISHED_STATES:
                 self._finished(key, S(record.state))
             else:
                 self._adopted.add(key)
-            return
+            return True
         timeout = task.execution_timeout.total_seconds() if task.execution_timeout else None
         attempt = next(self._seq)
         self._inflight[key] = attempt
         self._progress(key, "queued")
-        self.executor.submit(Workload(key, timeout, dict(task.resources), attempt))
+        self._outbox.append(Workload(key, timeout, dict(task.resources), attempt))
+        return True
 
     def _past_allows(self, key: TIKey) -> bool:
         """depends_on_past: the same task succeeded (or skipped) in the previous run."""
@@ -284,6 +410,8 @@ class DagRunDriver:
         if self._inflight.get(event.key) != event.attempt:
             return  # an abandoned try's process (already reaped) ended late: not news
         del self._inflight[event.key]
+        if self._handed.pop(event.key, None) == event.attempt:
+            return  # planned inside the try's final transaction (hand_off)
         if event.state is not None:  # an in-process executor saw the outcome itself
             state = S(event.state)
             self._progress(event.key, state.value)
@@ -303,7 +431,7 @@ class DagRunDriver:
             return
         if state in (S.NONE, S.SCHEDULED):
             # Another driver reset it before our worker could claim it: queue it again.
-            self._queue(event.key, [state.value])
+            self._queue_or_wait(event.key, state.value)
             return
         if state in (S.RUNNING, S.QUEUED):
             # The worker ended without recording an outcome (killed, crashed, OOM).
@@ -321,7 +449,7 @@ class DagRunDriver:
             self._finished(key, state)
 
     def _finished(self, key: TIKey, state: S) -> None:
-        if state is S.SUCCESS:
+        if state is S.SUCCESS and _may_skip(self.dag.get_task(key.task_id)):
             skip = self.store.get_xcoms(key.dag_id, key.run_id, key.task_id, SKIP_KEY,
                                         [key.map_index])
             if skip:
@@ -332,11 +460,6 @@ class DagRunDriver:
     def _schedule_retry(self, key: TIKey, at: datetime | None) -> None:
         wait = (at - datetime.now(UTC)).total_seconds() if at is not None else 0.0
         heapq.heappush(self._retries, (self.clock() + max(0.0, wait), next(self._seq), key))
-
-    def _release_due_retries(self, now: float) -> None:
-        while self._retries and (self.skip_retry_delays or self._retries[0][0] <= now):
-            _, _, key = heapq.heappop(self._retries)
-            self._queue(key, ["up_for_retry"])
 
     def _fail_lost(self, record: TaskInstanceRecord, reason: str) -> S | None:
         """Move a task instance whose process is gone to up_for_retry or failed."""
@@ -408,8 +531,7 @@ class DagRunDriver:
             self._ready.extend(self.planner.expanded_task(task_id, len(expanded)))
             return
         try:
-            count = expansion_length(resolve_expand_input(self.run, repr(task),
-                                                          task.expand_input))
+            count = expansion_length(expansion_of(self.run, repr(task), task.expand_input))
         except ExpansionError as exc:
             self._fail_expansion(task_id, str(exc))
             self._ready.extend(self.planner.expansion_failed(task_id=task_id))
@@ -419,6 +541,7 @@ class DagRunDriver:
                                [(task_id, i, task.task_type, task.retries, task.pool)
                                 for i in range(count)],
                                drop=[(task_id, -1)])
+            self._created.update((task_id, i) for i in range(count))
         self._ready.extend(self.planner.expanded_task(task_id, count))
 
     def _expand_group(self, group_id: str) -> None:
@@ -430,8 +553,9 @@ class DagRunDriver:
             self._ready.extend(self.planner.expanded_group(group_id, len(indexes)))
             return
         try:
-            count = expansion_length(resolve_expand_input(
-                self.run, f"task group {group_id!r}", group_state.group.expand_input or {}))
+            group = group_state.group
+            count = expansion_length(expansion_of(self.run, f"task group {group_id!r}",
+                                                  group.expand_input or {}))
         except ExpansionError as exc:
             log.error("%s", exc)
             self._ready.extend(self.planner.expansion_failed(group_id=group_id))
@@ -444,6 +568,7 @@ class DagRunDriver:
                 [(t, i, self.dag.task_dict[t].task_type, self.dag.task_dict[t].retries,
                   self.dag.task_dict[t].pool) for t in undecided for i in range(count)],
                 drop=[(t, -1) for t in undecided])
+            self._created.update((t, i) for t in undecided for i in range(count))
         self._ready.extend(self.planner.expanded_group(group_id, count))
 
     def _fail_expansion(self, task_id: str, message: str) -> None:
@@ -468,7 +593,8 @@ class DagRunDriver:
             if state in (S.SKIPPED, S.UPSTREAM_FAILED):
                 by_state.setdefault(state.value, []).append(self._key(task_id, map_index))
         for state, keys in by_state.items():
-            self.store.set_tis_state(keys, state, unless=[s.value for s in FINISHED_STATES])
+            self.store.set_tis_state(keys, state, unless=[s.value for s in FINISHED_STATES],
+                                     conn=self._txn)
             for key in keys:
                 self._progress(key, state)
 
@@ -482,20 +608,24 @@ class DagRunDriver:
 
     def _finish(self) -> DagRun:
         self._sync_decided()
-        records = self.store.list_tis(self.dag.dag_id, self.run.run_id)
+        states = self.store.ti_states(self.dag.dag_id, self.run.run_id)
         leaves = {t.task_id for t in self.dag.leaves}
-        failed_leaf = any(r.state in ("failed", "upstream_failed") for r in records
-                          if r.task_id in leaves)
-        stuck = [r for r in records if S(r.state) not in FINISHED_STATES]
+        failed_leaf = any(state in ("failed", "upstream_failed")
+                          for task_id, _, state in states if task_id in leaves)
+        finished = {s.value for s in FINISHED_STATES}
+        stuck = {task_id for task_id, _, state in states if state not in finished}
         if stuck:
             log.error("run %s cannot progress: %s never became ready", self.run.run_id,
-                      sorted({r.task_id for r in stuck}))
+                      sorted(stuck))
         state = (DagRunState.FAILED if failed_leaf or stuck or self._timed_out
                  else DagRunState.SUCCESS)
         self.store.set_run_state(self.dag.dag_id, self.run.run_id, state.value,
                                  end_date=datetime.now(UTC))
         self.run.refresh()
         env = self.executor.env
+        if env is not None:
+            env.runs.pop((self.dag.dag_id, self.run.run_id), None)
+            env.handoffs.pop((self.dag.dag_id, self.run.run_id), None)
         end_parent_run(self.store, env.tracking if env is not None else None,
                        self.dag.dag_id, self.run.run_id, state.value)
         callback = (self.dag.on_success_callback if state is DagRunState.SUCCESS
@@ -508,3 +638,9 @@ class DagRunDriver:
             except Exception:
                 log.exception("DAG callback failed")
         return self.run
+
+
+def _may_skip(task: BaseOperator) -> bool:
+    """Whether the task's operator can skip others (a branch): only then is a skip stored."""
+    cls = task.operator_class if isinstance(task, MappedOperator) else type(task)
+    return cls.downstream_to_skip is not BaseOperator.downstream_to_skip

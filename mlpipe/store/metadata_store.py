@@ -7,9 +7,10 @@ one task instance from queued to running.
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mlpipe.errors import RunExistsError, RunNotFoundError, StoreError
 from mlpipe.store import database
+from mlpipe.store import hot_sql as hot
 from mlpipe.store.entities import (
     DagRecord,
     DagRunRecord,
@@ -65,6 +67,43 @@ _ARTIFACT = ArtifactRow.__table__
 _ARTIFACT_INPUT = ArtifactInputRow.__table__
 
 
+@contextmanager
+def _within(conn: Connection | None, store: MetadataStore) -> Iterator[Connection]:
+    """``conn`` (the caller's transaction) if given, else a new write transaction."""
+    if conn is not None:
+        yield conn
+        return
+    with store._write() as own:
+        yield own
+
+
+#: writer connections a forked child inherited: kept referenced, never finalized there
+_INHERITED: list[Connection] = []
+
+
+class _OwnTransaction:
+    """A transaction on a thread's own writer connection; dropped if anything fails."""
+
+    def __init__(self, holder: threading.local, conn: Connection) -> None:
+        self._holder = holder
+        self._conn = conn
+
+    def __enter__(self) -> Connection:
+        self._trans = self._conn.begin()  # a nested use fails here instead of deadlocking
+        return self._conn
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                self._trans.commit()
+                return
+            self._trans.rollback()
+        except BaseException:
+            self._conn.invalidate()  # never reuse a connection in an unknown state
+            self._holder.conn = None
+            raise
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -93,6 +132,34 @@ class MetadataStore:
         self.engine = engine
         #: the same pool; transactions begun here take SQLite's write lock up front
         self.writer = engine.execution_options(immediate=True)
+        self._row_locks = engine.dialect.name != "sqlite"
+        #: whether many queueings may share one transaction: on SQLite a writer holds the
+        #: whole database anyway; on PostgreSQL a batch would take pool and DAG row locks in
+        #: an order that differs between schedulers, which could deadlock them
+        self.batches_writes = not self._row_locks
+        #: SQLite: each thread keeps one writer connection for the per-task transactions
+        #: (checking a connection out of the pool and back cost more than the statements)
+        self._own: threading.local | None = threading.local() if self.batches_writes else None
+
+    def transaction(self) -> Any:
+        """A write transaction (``with store.transaction() as conn``) for batched writes.
+
+        Methods that take ``conn`` run inside it; on SQLite it holds the write lock, so no
+        other write of this store may be attempted on another connection meanwhile.
+        """
+        return self._write()
+
+    def _write(self) -> Any:
+        """A write transaction: on SQLite on this thread's own connection (see ``_own``)."""
+        if self._own is None:
+            return self.writer.begin()
+        owned: tuple[int, Connection] | None = getattr(self._own, "conn", None)
+        if owned is None or owned[0] != os.getpid() or owned[1].closed:
+            if owned is not None and owned[0] != os.getpid():
+                _INHERITED.append(owned[1])  # a forked child never touches the parent's
+            owned = (os.getpid(), self.writer.connect())
+            self._own.conn = owned
+        return _OwnTransaction(self._own, owned[1])
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> MetadataStore:
@@ -108,6 +175,10 @@ class MetadataStore:
         return cls(engine)
 
     def dispose(self) -> None:
+        owned = getattr(self._own, "conn", None) if self._own is not None else None
+        if owned is not None and owned[0] == os.getpid():
+            owned[1].close()
+            self._own.conn = None  # type: ignore[union-attr]
         self.engine.dispose()
 
     # -- DAGs ------------------------------------------------------------------------------
@@ -227,6 +298,12 @@ class MetadataStore:
         with self.engine.connect() as conn:
             return [_record(TaskInstanceRecord, r) for r in conn.execute(query).all()]
 
+    def ti_states(self, dag_id: str, run_id: str) -> list[tuple[str, int, str]]:
+        """``(task_id, map_index, state)`` of every instance of a run (a light listing)."""
+        with self.engine.connect() as conn:
+            return [(r[0], r[1], r[2]) for r in conn.execute(
+                _SELECT_TI_STATES, {"dag_id": dag_id, "run_id": run_id})]
+
     def add_tis(self, dag_id: str, run_id: str,
                 task_instances: Iterable[tuple[Any, ...]],
                 *, drop: Iterable[tuple[str, int]] = ()) -> None:
@@ -247,31 +324,29 @@ class MetadataStore:
         single expected state this is one UPDATE and one INSERT of the transition row.
         """
         if conn is None:
-            with self.writer.begin() as own:
+            with self._write() as own:
                 return self.transition(key, from_states, to_state, own, **values)
         allowed = list(from_states)
         params = key._asdict()
         if len(allowed) == 1:
             current = allowed[0]
         else:
-            row = conn.execute(_SELECT_STATE, params).first()
-            if row is None or row.state not in allowed:
+            row = hot.SELECT_STATE.run(conn, params).fetchone()
+            if row is None or row[0] not in allowed:
                 return False
-            current = row.state
-        update_sql = _update_statement(tuple(sorted(values)))
-        changed = conn.execute(update_sql, {**params, "to_state": to_state,
-                                            "from_state": current,
-                                            **{f"v_{k}": v for k, v in values.items()}}
-                               ).rowcount
+            current = row[0]
+        update_sql = hot.update_statement(tuple(sorted(values)))
+        changed = update_sql.run(conn, {**params, "to_state": to_state, "from_state": current,
+                                        **{f"v_{k}": v for k, v in values.items()}}).rowcount
         if changed != 1:
             return False
-        conn.execute(_INSERT_TRANSITION, {**params, "from_state": current,
-                                          "to_state": to_state, "at": _now()})
+        hot.INSERT_TRANSITION.run(conn, {**params, "from_state": current,
+                                         "to_state": to_state, "at": _now()})
         return True
 
     def claim(self, key: TIKey, *, pid: int | None = None, hostname: str = "",
-              log_path: str | None = None,
-              start_date: datetime | None = None) -> tuple[int, int, str] | None:
+              log_path: str | None = None, start_date: datetime | None = None,
+              conn: Connection | None = None) -> tuple[int, int, str] | None:
         """queued -> running for the next try, clearing XComs of earlier tries, atomically.
 
         Returns ``(try_number, max_tries, operator)``, or None if the instance was not
@@ -280,29 +355,28 @@ class MetadataStore:
         start_date = start_date or _now()
         params = {**key._asdict(), "start_date": start_date, "hostname": hostname,
                   "pid": os.getpid() if pid is None else pid, "log_path": log_path}
-        with self.writer.begin() as conn:
-            row = conn.execute(_CLAIM, params).first()
+        with _within(conn, self) as conn:
+            row = hot.CLAIM.run(conn, params).fetchone()
             if row is None:
                 return None
-            conn.execute(_INSERT_TRANSITION, {**key._asdict(), "from_state": "queued",
-                                              "to_state": "running", "at": start_date})
-            if row.try_number > 1:
-                conn.execute(_DELETE_XCOMS, key._asdict())
-            return row.try_number, row.max_tries, row.operator
+            try_number, max_tries, operator = row
+            hot.INSERT_TRANSITION.run(conn, {**params, "from_state": "queued",
+                                             "to_state": "running", "at": start_date})
+            if try_number > 1:
+                hot.DELETE_XCOMS.run(conn, params)
+            return try_number, max_tries, operator
 
     def set_tis_state(self, keys: Iterable[TIKey], to_state: str, *,
-                      unless: Iterable[str] = ()) -> int:
+                      unless: Iterable[str] = (), conn: Connection | None = None) -> int:
         """Set many instances at once (skips, upstream failures), keeping finished ones."""
         keys = list(keys)
         if not keys:
             return 0
-        skip = list(unless)
-        count = 0
-        with self.writer.begin() as conn:
-            for key in keys:
-                count += bool(self.transition(
-                    key, _ALL_STATES - set(skip) - {to_state}, to_state, conn))
-        return count
+        if conn is None:
+            with self.writer.begin() as own:
+                return self.set_tis_state(keys, to_state, unless=unless, conn=own)
+        allowed = _ALL_STATES - set(unless) - {to_state}
+        return sum(bool(self.transition(key, allowed, to_state, conn)) for key in keys)
 
     def clear_tis(self, items: Iterable[tuple[TIKey, int]], *,
                   mapped: set[str] = frozenset()) -> list[TIKey]:  # type: ignore[assignment]
@@ -325,12 +399,12 @@ class MetadataStore:
                 if self.transition(key, _ALL_STATES - {"none", "running", "queued"}, "none",
                                    conn, max_tries=max_tries, end_date=None,
                                    next_retry_at=None, pid=None):
-                    conn.execute(_DELETE_XCOMS, key._asdict())
+                    hot.DELETE_XCOMS.run(conn, key._asdict())
                     cleared.append(key)
         return cleared
 
     def queue(self, key: TIKey, from_states: Iterable[str], *, pool: str | None = None,
-              dag_limit: int | None = None) -> str:
+              dag_limit: int | None = None, conn: Connection | None = None) -> str:
         """Queue ``key`` if its pool and its DAG have room, atomically with the check.
 
         Returns ``queued``; ``moved`` (not in ``from_states`` any more); ``pool_full`` or
@@ -338,25 +412,27 @@ class MetadataStore:
         and DAG rows are locked for the check (FOR UPDATE on PostgreSQL, the write lock on
         SQLite), so concurrent schedulers never overfill a pool.
         """
+        if conn is None:
+            with self._write() as own:
+                return self.queue(key, from_states, pool=pool, dag_limit=dag_limit, conn=own)
         # Prebuilt statements: this runs once per task instance. SQLite's BEGIN IMMEDIATE
         # already serialises writers, so the row locks are for PostgreSQL only.
-        locks = self.engine.dialect.name != "sqlite"
-        with self.writer.begin() as conn:
-            if pool is not None:
-                slots = conn.execute(_POOL_SLOTS_LOCKED if locks else _POOL_SLOTS,
-                                     {"pool": pool}).scalar()
-                if slots is None:
-                    return "no_pool"
-                if conn.execute(_POOL_USED, {"pool": pool}).scalar_one() >= slots:
-                    return "pool_full"
-            if dag_limit is not None:
-                if locks:
-                    conn.execute(_LOCK_DAG, {"dag_id": key.dag_id})
-                if conn.execute(_DAG_USED, {"dag_id": key.dag_id}).scalar_one() >= dag_limit:
-                    return "dag_full"
-            if not self.transition(key, from_states, "queued", conn, queued_at=_now()):
-                return "moved"
-            return "queued"
+        locks = self._row_locks
+        if pool is not None:
+            row = (hot.POOL_SLOTS_LOCKED if locks else hot.POOL_SLOTS).run(
+                conn, {"pool": pool}).fetchone()
+            if row is None:
+                return "no_pool"
+            if hot.POOL_USED.run(conn, {"pool": pool}).fetchone()[0] >= row[0]:
+                return "pool_full"
+        if dag_limit is not None:
+            if locks:
+                hot.LOCK_DAG.run(conn, {"dag_id": key.dag_id})
+            if hot.DAG_USED.run(conn, {"dag_id": key.dag_id}).fetchone()[0] >= dag_limit:
+                return "dag_full"
+        if not self.transition(key, from_states, "queued", conn, queued_at=_now()):
+            return "moved"
+        return "queued"
 
     def previous_ti_states(self, dag_id: str, logical_date: datetime,
                            task_id: str) -> list[str] | None:
@@ -615,8 +691,8 @@ class MetadataStore:
             return
         if values:
             base = key._asdict()
-            conn.execute(_UPSERT_XCOM, [{**base, "key": k, "value": v}
-                                        for k, v in values.items()])
+            hot.UPSERT_XCOM.run_many(conn, [{**base, "key": k, "value": v}
+                                            for k, v in values.items()])
 
     def clear_xcoms(self, key: TIKey) -> None:
         with self.writer.begin() as conn:
@@ -636,35 +712,34 @@ class MetadataStore:
         return found
 
     def finish_try(self, key: TIKey, *, to_state: str, xcoms: dict[str, str],
-                   **values: Any) -> bool:
-        """XComs and the final state of a try, in one transaction."""
+                   then: Callable[[Connection], object] | None = None, **values: Any) -> bool:
+        """XComs and the final state of a try, in one transaction.
+
+        ``then(conn)`` runs in that same transaction once the state changed (the hand-off:
+        an in-process driver queues the downstream instances this try made ready).
+        """
         try:
-            with self.writer.begin() as conn:
+            with self._write() as conn:
                 if not self.transition(key, ["running"], to_state, conn, **values):
                     return False
                 if xcoms:  # the returned values win over ones pushed by hand during the try
                     self.push_xcoms(key, xcoms, conn)
+                if then is not None:
+                    then(conn)
                 return True
         except OperationalError as exc:
             raise StoreError(f"cannot record the end of {key}: {exc.orig}") from None
 
 
-_KEY_SQL = ("dag_id = :dag_id AND run_id = :run_id AND task_id = :task_id "
-            "AND map_index = :map_index")
-_SELECT_STATE = text(f"SELECT state, try_number FROM task_instance WHERE {_KEY_SQL}")
 _SELECT_TI = select(_TI).where(
     _TI.c.dag_id == bindparam("dag_id"), _TI.c.run_id == bindparam("run_id"),
     _TI.c.task_id == bindparam("task_id"), _TI.c.map_index == bindparam("map_index"))
+_SELECT_TI_STATES = text(
+    "SELECT task_id, map_index, state FROM task_instance "
+    "WHERE dag_id = :dag_id AND run_id = :run_id")
 _SELECT_XCOMS = text(
     "SELECT map_index, value FROM xcom WHERE dag_id = :dag_id AND run_id = :run_id "
     "AND task_id = :task_id AND key = :key")
-_DELETE_XCOMS = text(f"DELETE FROM xcom WHERE {_KEY_SQL}")
-_ACTIVE = "state IN ('queued', 'running')"
-_POOL_SLOTS = text("SELECT slots FROM pool WHERE name = :pool")
-_POOL_SLOTS_LOCKED = text("SELECT slots FROM pool WHERE name = :pool FOR UPDATE")
-_POOL_USED = text(f"SELECT count(*) FROM task_instance WHERE pool = :pool AND {_ACTIVE}")
-_LOCK_DAG = text("SELECT dag_id FROM dag WHERE dag_id = :dag_id FOR UPDATE")
-_DAG_USED = text(f"SELECT count(*) FROM task_instance WHERE dag_id = :dag_id AND {_ACTIVE}")
 # Both SQLite (3.24+) and PostgreSQL (9.5+) speak these upserts.
 _UPSERT_DAG = text(
     "INSERT INTO dag (dag_id, is_paused, fileloc, last_parsed_at) "
@@ -676,32 +751,6 @@ _UPSERT_IMPORT_ERROR = text(
     "ON CONFLICT (filename) DO UPDATE SET error = excluded.error, "
     "recorded_at = excluded.recorded_at"
 ).bindparams(bindparam("at", type_=UTCDateTime()))
-_UPSERT_XCOM = text(
-    "INSERT INTO xcom (dag_id, run_id, task_id, map_index, key, value) "
-    "VALUES (:dag_id, :run_id, :task_id, :map_index, :key, :value) "
-    "ON CONFLICT (dag_id, run_id, task_id, map_index, key) DO UPDATE SET value = excluded.value"
-)
-_CLAIM = text(
-    "UPDATE task_instance SET state = 'running', try_number = try_number + 1, "
-    "start_date = :start_date, heartbeat_at = :start_date, pid = :pid, hostname = :hostname, "
-    "log_path = :log_path, end_date = NULL, error = NULL, duration = NULL, "
-    f"next_retry_at = NULL WHERE {_KEY_SQL} AND state = 'queued' "
-    "RETURNING try_number, max_tries, operator"
-).bindparams(bindparam("start_date", type_=UTCDateTime()))
-_INSERT_TRANSITION = text(
-    "INSERT INTO state_transition (dag_id, run_id, task_id, map_index, try_number, "
-    "from_state, to_state, at) SELECT dag_id, run_id, task_id, map_index, try_number, "
-    f":from_state, :to_state, :at FROM task_instance WHERE {_KEY_SQL}"
-).bindparams(bindparam("at", type_=UTCDateTime()))
-
-
-@functools.lru_cache(maxsize=64)
-def _update_statement(columns: tuple[str, ...]) -> Any:
-    """``UPDATE task_instance SET state, <columns> WHERE <key> AND state = :from_state``."""
-    sets = "".join(f", {c} = :v_{c}" for c in columns)
-    statement = text(f"UPDATE task_instance SET state = :to_state{sets} "
-                     f"WHERE {_KEY_SQL} AND state = :from_state")
-    return statement.bindparams(*[bindparam(f"v_{c}", type_=_TI.c[c].type) for c in columns])
 
 
 _ALL_STATES = frozenset({"none", "scheduled", "queued", "running", "success", "failed",

@@ -103,6 +103,9 @@ class TaskInstanceRow(Base):
         ForeignKeyConstraint(["dag_id", "run_id"], ["dag_run.dag_id", "dag_run.run_id"],
                              ondelete="CASCADE"),
         Index("ix_task_instance_state", "state"),
+        # the queueing gates count active instances of a DAG / a pool (migration 0005)
+        Index("ix_task_instance_dag_state", "dag_id", "state"),
+        Index("ix_task_instance_pool_state", "pool", "state"),
     )
 
     dag_id: Mapped[str] = mapped_column(ID, primary_key=True)

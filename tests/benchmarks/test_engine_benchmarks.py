@@ -1,0 +1,71 @@
+"""The engine benchmarks run once with ``--quick`` and report sane figures (never timings)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def figures(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    report = json.loads(path.read_text())
+    return {(f["workload"], f["metric"]): f for f in report["figures"]}
+
+
+def test_engine_overhead_quick(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    results = load("engine_overhead").main(["--quick", "--json", str(out)])
+    found = figures(out)
+    assert set(found) == {(w, m) for w in ("chain-20 dag.test()", "fan-out 1->20->1 dag.test()")
+                          for m in ("wall time (median)", "overhead per task")}
+    for workload in ("chain-20 dag.test()", "fan-out 1->20->1 dag.test()"):
+        wall = found[(workload, "wall time (median)")]
+        assert wall["value"] > wall["baseline"] > 0  # the engine does more than a call
+        assert found[(workload, "overhead per task")]["value"] > 0
+    assert results["chain"]["median_s"] * 1000 == pytest.approx(
+        found[("chain-20 dag.test()", "wall time (median)")]["value"])
+
+
+@pytest.mark.slow
+def test_mapped_scale_quick(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    results = load("mapped_scale").main(["--quick", "--json", str(out)])
+    found = figures(out)
+    in_process, persisted = "200 mapped, dag.test()", "40 mapped, local executor x2"
+    for workload in (in_process, persisted):
+        per_instance = found[(workload, "time per instance")]
+        assert per_instance["value"] > 0 and per_instance["target"] == "<= 5 ms"
+        rss = found[(workload, "peak RSS")]
+        assert rss["value"] >= rss["baseline"] > 10  # MB: an interpreter with mlpipe loaded
+    assert found[(persisted, "largest child peak RSS")]["value"] > 10
+    assert results["dag_test"]["seconds"] > 0 and results["persisted"]["seconds"] > 0
+
+
+@pytest.mark.slow
+def test_import_time_quick(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    results = load("import_time").main(["--quick", "--json", str(out)])
+    found = figures(out)
+    assert found[("import mlpipe", "import time (-X importtime)")]["target"] == "<= 0.3 s"
+    for name, row in results.items():
+        # what -X importtime counts happens inside the interpreter's run
+        assert 0 < row["import_s"] < row["wall_s"]
+        assert found[(name, "interpreter wall time")]["baseline"] > 0
+    assert set(results) == {"import mlpipe", "import mlpipe, mlpipe.operators, mlpipe.hooks",
+                            "engine path (import mlpipe + dag.test())"}
