@@ -1,10 +1,14 @@
 """A training task whose process is SIGKILLed mid-training resumes from its checkpoint.
 
 The DAG runs through the persisted path with the LocalExecutor (each task instance in its
-own process), as ``mlpipe dags trigger`` runs it. A helper thread waits for the train
-task's first checkpoint, SIGKILLs the task's process, and the engine notices the dead try and
-runs the retry, which must pick up where the killed try's last checkpoint left off and train
-exactly the remaining epochs.
+own process) under a real ``mlpipe dags trigger`` process, as a user runs it. A helper
+thread in the test waits for the train task's first checkpoint, SIGKILLs the task's process,
+and the engine notices the dead try and runs the retry, which must pick up where the killed
+try's last checkpoint left off and train exactly the remaining epochs.
+
+The run is driven from a fresh interpreter on purpose: the test process itself has run
+torch in earlier tests, and a process forked from one whose OpenMP thread pool is running
+can hang in its first parallel region (the engine forks its task processes).
 """
 
 from __future__ import annotations
@@ -12,18 +16,17 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from mlpipe import DAG
-from mlpipe.operators import ImagePreprocessOperator, TorchTrainOperator
 from mlpipe.runtime.models import DagRun, TaskInstance
 from mlpipe.scheduler.service import Engine
 from mlpipe.settings import load_settings
@@ -42,6 +45,7 @@ CONFIG = {"model": "simple_cnn", "epochs": EPOCHS, "batch_size": 32, "lr": 0.01,
 #: A SIGKILLed child is noticed by its exit status at once; the reaper's timeout is kept
 #: well above a starved heartbeat on a busy 2-core machine, so the retry is never reaped.
 HEARTBEAT_TIMEOUT = 10.0
+MLPIPE = str(Path(sys.executable).parent / "mlpipe")
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +57,18 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def build(digits: Path) -> DAG:
-    with DAG(DAG_ID) as dag:
-        prep = ImagePreprocessOperator(task_id="preprocess", input_uri=digits.as_uri(),
-                                       image_size=(8, 8), grayscale=True, num_workers=1)
-        TorchTrainOperator(task_id="train", dataset_uri=prep.output, config=CONFIG,
-                           retries=1, retry_delay=timedelta(0))
-    return dag
+DAG_FILE = """
+from datetime import timedelta
+
+from mlpipe import DAG
+from mlpipe.operators import ImagePreprocessOperator, TorchTrainOperator
+
+with DAG({dag_id!r}) as dag:
+    prep = ImagePreprocessOperator(task_id="preprocess", input_uri={digits!r},
+                                   image_size=(8, 8), grayscale=True, num_workers=1)
+    TorchTrainOperator(task_id="train", dataset_uri=prep.output, config={config!r},
+                       retries=1, retry_delay=timedelta(0))
+"""
 
 
 class Killer:
@@ -153,16 +162,29 @@ def outcome(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         mp.setenv("MLPIPE_HOME", str(home))
         mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         mp.chdir(workdir)
-        engine = Engine.from_settings(load_settings(
-            executor="local", parallelism=2, task_heartbeat_timeout=HEARTBEAT_TIMEOUT))
+        dags = workdir / "dags"
+        dags.mkdir()
+        (dags / "kill_resume.py").write_text(DAG_FILE.format(
+            dag_id=DAG_ID, digits=digits.as_uri(), config=CONFIG))
+        settings = load_settings(executor="local", parallelism=2, dags_folder=dags,
+                                 task_heartbeat_timeout=HEARTBEAT_TIMEOUT)
+        engine = Engine.from_settings(settings)
         try:
-            dag = build(digits)
-            engine.trigger(dag, run_id=RUN_ID)
             checkpoint = (home / "artifacts" / DAG_ID / RUN_ID / "train" / "checkpoints"
                           / "last.pt")
             killer = Killer(engine, checkpoint).start()
-            run = engine.run(dag, RUN_ID)
+            env = {**os.environ, "MLPIPE_EXECUTOR": "local", "MLPIPE_PARALLELISM": "2",
+                   "MLPIPE_DAGS_FOLDER": str(dags),
+                   "MLPIPE_TASK_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT)}
+            done = subprocess.run([MLPIPE, "dags", "trigger", DAG_ID, "--run-id", RUN_ID,
+                                   "--wait"],
+                                  env=env, cwd=workdir, capture_output=True, text=True,
+                                  timeout=150, check=False)
             killed_pid = killer.join()
+            dag = engine.get_dag(DAG_ID)
+            record = engine.store.get_run(DAG_ID, RUN_ID)
+            assert record is not None, done.stdout + done.stderr
+            run = DagRun.from_record(record, dag, engine.store, params={})
             yield Outcome(run, killed_pid, checkpoint, engine.settings.tracking.tracking_uri)
         finally:
             engine.store.dispose()
