@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck contracts pytest demo bench clean
+.PHONY: install test lint typecheck contracts pytest demo bench bench-quick bench-peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +34,18 @@ test: lint typecheck contracts pytest
 demo: install
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlpipe demo
 
-bench: install
-	$(BIN)/python benchmarks/engine_overhead.py
-	$(BIN)/python benchmarks/persisted_path.py
-	$(BIN)/python benchmarks/scheduler_latency.py
+# Every benchmark in benchmarks/, 3 runs each -> benchmarks/RESULTS.md (peers included once
+# `make bench-peers` has installed them).
+bench: install bench-peers
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python benchmarks/run_all.py
+
+bench-quick: install
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python benchmarks/run_all.py --quick --repeat 1 \
+		--output $(or $(TMPDIR),/tmp)/mlpipe-bench-quick.md
+
+# Airflow 3, Prefect 3, Dagster, Luigi and awscli, pinned, each in its own venv under .peers/
+bench-peers:
+	bash benchmarks/peers/setup.sh
 
 clean:
 	rm -rf $(VENV) .mlpipe .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,8 @@ one class folder per photo. Per repeat:
   the same ``image_size``, to a uint8 array; then ``np.stack``.
 Checks: all saw every image, and the operator's shards hold the baseline's pixels up to
 JPEG draft-mode decoding (the operator lets libjpeg scale down while decoding, which the
-plain loop does not): mean absolute difference <= 8 of 255 levels per image (a wrong image differs by ~50).
+plain loop does not): mean absolute difference <= 8 of 255 levels per image (a wrong
+image differs by ~50).
 Reported: images/s (medians) and the ratio.
 Usage: ``python benchmarks/ml_preprocess.py [--images 2000] [--repeat 3] [--quick]
 [--json PATH]``.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -31,17 +33,32 @@ def test_engine_overhead_tiny(capsys: pytest.CaptureFixture[str]) -> None:
     assert "chain-5" in printed and "fan-out 1->4->1" in printed
 
 
-def test_persisted_path_tiny(capsys: pytest.CaptureFixture[str]) -> None:
-    results = load("persisted_path").main(["--chain", "3", "--big-chain", "3", "--fanout", "3"])
-    assert results["chain_s"] > 0
-    assert 0 <= results["handoff_p50_ms"] <= results["handoff_p95_ms"]
-    assert "hand-off p50" in capsys.readouterr().out
+def figures_by_key(figures: list[Any]) -> dict[tuple[str, str], Any]:
+    """A benchmark's ``Figure``s by (workload, metric)."""
+    return {(f.workload, f.metric): f for f in figures}
+
+
+def test_persisted_path_tiny(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    figures = figures_by_key(load("persisted_path").main(
+        ["--chain", "3", "--big-chain", "4", "--fanout", "3", "--json", str(out)]))
+    wall = figures[("chain-3 (local, 2 procs)", "wall time")]
+    assert wall.value > 0 and wall.baseline > 0 and wall.baseline_label.startswith("dag.test")
+    p50, p95 = figures[("chain-3 hand-off", "p50")], figures[("chain-3 hand-off", "p95")]
+    assert 0 <= p50.value <= p95.value and p95.target == "< 50 ms"
+    assert ("fan-out 1->3->1 (local, 2 procs)", "wall time") in figures
+    written = json.loads(out.read_text())
+    assert written["benchmark"] == "persisted_path" and len(written["figures"]) == len(figures)
+    assert "chain-3 hand-off" in capsys.readouterr().out
 
 
 def test_scheduler_latency_tiny(capsys: pytest.CaptureFixture[str]) -> None:
-    results = load("scheduler_latency").main(["--runs", "2", "--every", "0.5", "--dags", "5"])
+    figures = figures_by_key(load("scheduler_latency").main(["--quick"]))
     for executor in ("sequential", "local"):
-        assert results[f"latency_{executor}"]["runs"] == 2
-        assert results[f"latency_{executor}"]["p95_ms"] >= 0
-    assert results["loop"]["files"] == 5
+        workload = f"due run -> first task start ({executor})"
+        p50, p95 = figures[(workload, "p50")], figures[(workload, "p95")]
+        assert 0 <= p50.value <= p95.value <= figures[(workload, "max")].value
+        assert p95.baseline == 100 and p95.target == "< 100 ms"
+    idle = figures[("scheduler loop, 5 DAG files", "idle loop")]
+    assert idle.baseline_label == "first scan"
     assert "one file changed" in capsys.readouterr().out
