@@ -87,9 +87,10 @@ class PreprocessOptions:
     num_workers: int | None = None
     on_corrupt: str = "skip"
     shard_size: int = 1024
-    #: a worker process costs ~0.3 s to start: fewer files than this per worker decode in
-    #: fewer processes (in-process below twice this many)
-    min_files_per_worker: int = 500
+    #: a cold worker pool costs ~1-2 s to start (a task process is always cold), about what
+    #: decoding 2,500 small images takes: fewer files than this per worker use fewer workers
+    #: (in-process below twice this many)
+    min_files_per_worker: int = 2500
 
 
 @dataclass(frozen=True)
@@ -188,14 +189,10 @@ def _decode_all(root: Path, files: list[str], options: PreprocessOptions) -> lis
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    """forkserver (forking a process that runs the engine's threads is unsafe), with the
-    decoding modules preloaded in the server so each worker starts ready."""
+    """forkserver: forking a process that runs the engine's threads is unsafe."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["mlpipe.ml.preprocess", "numpy", "PIL.Image",
-                                    "PIL.PngImagePlugin", "PIL.JpegImagePlugin"])
-    return context
+    return multiprocessing.get_context("forkserver")
 
 
 def preprocess_images(source: Path, dest: Path, options: PreprocessOptions) -> dict[str, Any]:

@@ -43,7 +43,7 @@ class ImagePreprocessOperator(BaseOperator):
         test_fraction: Share of files in the test split.
         seed: Changes which files land in which split.
         num_workers: Decoding processes; None uses every CPU, 0 or 1 decodes in-process.
-            At most one worker per 500 files is started (process start-up costs).
+            At most one worker per 2,500 files is started (a cold pool costs 1-2 s).
         on_corrupt: ``"skip"`` or ``"fail"``.
         shard_size: Images per shard file.
         cache: Reuse a recorded output when nothing changed.

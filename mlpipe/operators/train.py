@@ -71,6 +71,7 @@ class TorchTrainOperator(BaseOperator):
 
         result = train(config, (x_train, y_train), (x_val, y_val), num_classes=num_classes,
                        checkpoint_dir=checkpoints, log=log_epoch, resume=True)
+        mlflow_run.flush()  # the per-epoch metrics are written in the background
         if result.resumed_from_epoch:
             log.info("resumed from the checkpoint of epoch %d", result.resumed_from_epoch)
         return self._log_model(result.model, x_train[:2], mlflow_run, manifest)

@@ -67,6 +67,7 @@ class LazyMlflowRun:
         self._start = start
         self._client: MlflowClient | None = None
         self._run_id: str | None = None
+        self._pending: list[Any] = []  # asynchronous metric writes not yet confirmed
 
     @property
     def started(self) -> bool:
@@ -108,11 +109,23 @@ class LazyMlflowRun:
 
         client, run_id = self._ensure()
         now = int(time.time() * 1000)
-        client.log_batch(
+        # Stepped metrics (per epoch) are written in the background so training does not
+        # wait on the store; flush() (called when the try ends) waits for them.
+        background = step is not None and not params
+        operation = client.log_batch(
             run_id,
             metrics=[Metric(k, float(v), now, step or 0) for k, v in (metrics or {}).items()],
             params=[Param(k, str(v)) for k, v in (params or {}).items()],
+            synchronous=not background,
         )
+        if background and operation is not None:
+            self._pending.append(operation)
+
+    def flush(self) -> None:
+        """Wait until every background metric write has reached the store."""
+        pending, self._pending = self._pending, []
+        for operation in pending:
+            operation.wait()
 
     def set_tag(self, key: str, value: Any) -> None:
         client, run_id = self._ensure()

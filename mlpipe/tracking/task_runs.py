@@ -83,6 +83,7 @@ class TaskMlflowRun:
             return
         status = "FINISHED" if state in (S.SUCCESS, S.SKIPPED) else "FAILED"
         try:
+            self.lazy.flush()
             self._client.set_terminated(self._child, status=status)
         except Exception:  # tracking trouble must not change the task's outcome
             log.exception("could not end MLflow run %s", self._child)
