@@ -7,7 +7,7 @@ set -euo pipefail
 # The pinned versions, in one place (docs/benchmarks.md lists them too).
 declare -A PINS=(
   [airflow]="apache-airflow==3.3.2"
-  [prefect]="prefect==3.8.8"
+  [prefect]="prefect==3.8.8 fastapi==0.140.13"
   [dagster]="dagster==1.13.28"
   [luigi]="luigi==3.8.1"
   [awscli]="awscli==1.46.2"
@@ -25,7 +25,8 @@ export DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false DAGSTER_DISABLE_TEL
 
 pip_install() {  # venv spec
   "$1/bin/pip" install --quiet --progress-bar off --upgrade pip
-  "$1/bin/pip" install --quiet --progress-bar off "$2"
+  # shellcheck disable=SC2086  # a spec may name several requirements
+  "$1/bin/pip" install --quiet --progress-bar off $2
 }
 
 post_install() {  # name venv: one-time setup and a smoke check with the peer's python

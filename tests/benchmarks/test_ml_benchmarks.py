@@ -6,29 +6,18 @@ raises if they are wrong; these tests only see that it ran through and reported.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from bench_loader import load
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_quick(name: str, tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -3,14 +3,11 @@ peers_compare.py skips peers that are not installed. No timing thresholds here."
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from bench_loader import BENCHMARKS, load
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 TABLE_HEADER = ("| workload | metric | unit | median | min | max | baseline | baseline median "
                 "| ratio | target |")
 
@@ -34,13 +31,6 @@ emit("fine", [Figure("tiny", "wall time", "s", 2.0, 4.0, "plain", target="< 5 s"
 '''
 
 
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_one_quick_benchmark_writes_machine_section_and_table(tmp_path: Path) -> None:
