@@ -18,28 +18,18 @@ import argparse
 import logging
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _ml_data import conn_uri, median, moto_server, s3_client, scratch_env, timed
+from _ml_data import conn_uri, median, moto_server, scratch_env, timed
 from _report import Figure, add_arguments, emit
 
+from mlpipe.cli.demo import seed_demo_bucket
+
 REPO = Path(__file__).resolve().parents[1]
-BUCKET = "mlpipe-demo"
 TARGET = ">= 10x"
-
-
-def seed(endpoint: str, images: Path, limit: int) -> int:
-    client = s3_client(endpoint)
-    client.create_bucket(Bucket=BUCKET)
-    files = sorted(images.rglob("*.png"), key=lambda p: (p.name, p.parent.name))[:limit]
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda p: client.upload_file(
-            str(p), BUCKET, f"digits/{p.relative_to(images).as_posix()}"), files))
-    return len(files)
 
 
 def one_repeat(home: Path, conf: dict[str, Any]) -> tuple[float, float]:
@@ -86,7 +76,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
 
         images = Path(tmp) / "digits"
         write_digits_pngs(images)
-        count = seed(server.endpoint, images, args.images)
+        count = seed_demo_bucket(images, args.images)
         for i in range(args.repeat):
             first_s, second_s = one_repeat(Path(tmp) / f"home{i}", conf)
             firsts.append(first_s)

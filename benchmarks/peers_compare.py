@@ -30,7 +30,9 @@ from pathlib import Path
 from types import ModuleType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 
+from _common import plain_chain, plain_fanout  # the baselines the peers use too (stdlib only)
 from _report import Figure, add_arguments, emit
 
 from mlpipe import DAG
@@ -53,23 +55,8 @@ def load(name: str) -> ModuleType:
     return module
 
 
-def plain_chain(n: int) -> int:
-    """The chain's work as plain function calls."""
-    def step(x: int) -> int:
-        return x + 1
-
-    value = 0
-    for _ in range(n - 1):
-        value = step(value)
-    return value
 
 
-def plain_fanout(m: int) -> int:
-    """The fan-out's work as plain function calls."""
-    def branch(x: int, i: int) -> int:
-        return x + i
-
-    return sum(branch(1, i) for i in range(m))
 
 
 def plain_seconds(work: Callable[[int], int], size: int) -> float:

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 
+from _common import plain_chain  # the baselines the peers use too (stdlib only)
 from _report import Figure, add_arguments, emit
 from engine_overhead import build_chain, build_fanout
 
@@ -92,15 +94,6 @@ class ChainResult:
         return (self.seconds - self.plain_seconds) / self.tasks * 1000
 
 
-def plain_chain(n: int) -> int:
-    """The chain's work as plain function calls in this process (the overhead baseline)."""
-    def step(x: int) -> int:
-        return x + 1
-
-    value = 0
-    for _ in range(n - 1):
-        value = step(value)
-    return value
 
 
 def percentile(values: list[float], q: float) -> float:

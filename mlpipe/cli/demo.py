@@ -39,8 +39,9 @@ def _start_s3() -> tuple[Any, str]:
     return server, f"http://127.0.0.1:{server._server.server_port}"
 
 
-def _seed(endpoint: str, images: Path, limit: int | None) -> int:
-    """Upload the digits PNGs to s3://mlpipe-demo/digits/<class>/<n>.png (in parallel)."""
+def seed_demo_bucket(images: Path, limit: int | None = None) -> int:
+    """Upload the digits PNGs to s3://mlpipe-demo/digits/<class>/<n>.png (in parallel),
+    through the ``aws_default`` connection; the first ``limit`` files, classes interleaved."""
     from mlpipe.hooks import S3Hook
 
     client = S3Hook("aws_default").get_conn()
@@ -99,6 +100,7 @@ def demo(
     extra = parse_conf(conf) or {}
     began = time.perf_counter()
     server, endpoint = _start_s3()
+    serving = None
     try:
         # Any key works against the local server; long, unusual strings so that masking
         # secrets in logs does not blank out ordinary words.
@@ -116,7 +118,7 @@ def demo(
         serve_log = engine.settings.home.resolve() / "demo-serve.log"
         serving, serving_url = _start_serving(f"models:/{model_name}@production",
                                               engine.settings.tracking.tracking_uri, serve_log)
-        count = _seed(endpoint, images, limit)
+        count = seed_demo_bucket(images, limit)
         console.print(f"S3-compatible server on {endpoint}: s3://{BUCKET}/digits/ holds "
                       f"{count} real 8x8 digit images (scikit-learn's load_digits)")
         _wait_listening(serving, serving_url, serve_log)
@@ -133,7 +135,7 @@ def demo(
                       f"{engine.settings.tracking.tracking_uri})")
     finally:
         server.stop()
-        if "serving" in locals():
+        if serving is not None:
             serving.terminate()
             serving.wait(timeout=30)
     if run.state.value != "success":

@@ -10,7 +10,7 @@ from typing import Any
 
 from mlpipe.core.operator import BaseOperator, Context
 from mlpipe.errors import DagDefinitionError, TaskError, TaskSkipped
-from mlpipe.operators.train import local_path, uri_of
+from mlpipe.operators.artifact_args import local_path
 
 log = logging.getLogger("mlpipe.task")
 
@@ -147,6 +147,7 @@ class DeployModelOperator(BaseOperator):
                 f"smoke_min_agreement must be in [0, 1], got {smoke_min_agreement}")
         self.smoke_requests = smoke_requests
         self.smoke_min_agreement = smoke_min_agreement
+        self._loaded: dict[str, Any] = {}
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlpipe.tracking import models as registry
@@ -221,22 +222,30 @@ class DeployModelOperator(BaseOperator):
         from mlpipe.ml.inference import predict_labels
         from mlpipe.ml.preprocess import load_split
         from mlpipe.operators.evaluate import classification_metrics
-        from mlpipe.tracking.models import load_model
 
-        x, y, manifest = load_split(local_path(uri_of(self.dataset_uri)), gate.split)
-        model = load_model(f"models:/{self.model_name}/{version}", tracking_uri).model
+        x, y, manifest = load_split(local_path(self.dataset_uri), gate.split)
+        model = self._load(tracking_uri, version).model
         predicted = predict_labels(model, x)
         report = classification_metrics(y.numpy(), predicted.numpy(),
                                          [str(c) for c in manifest["classes"]])
         return float(report[gate.metric])
 
+    def _load(self, tracking_uri: str, version: str) -> Any:
+        """The registered version, loaded once per try (gate and smoke test share it)."""
+        from mlpipe.tracking.models import load_model
+
+        if version not in self._loaded:
+            self._loaded[version] = load_model(f"models:/{self.model_name}/{version}",
+                                               tracking_uri)
+        return self._loaded[version]
+
     # -- serving -----------------------------------------------------------------------
 
     def _smoke_test(self, tracking_uri: str, version: str) -> str:
         """Reload the endpoint and check it serves ``version`` and agrees with the model."""
-        from mlpipe.ml.inference import predict_bytes
+        from mlpipe.ml.inference import ModelSpec, predict_bytes
         from mlpipe.serving.client import ServingClient
-        from mlpipe.tracking.models import SPEC_KEY, load_model
+        from mlpipe.tracking.models import SPEC_KEY
 
         assert self.serving_url is not None
         client = ServingClient(self.serving_url)
@@ -252,9 +261,7 @@ class DeployModelOperator(BaseOperator):
         served = [p["label"] for p in answer.get("predictions", [])]
         if len(served) != len(images):
             raise DeployError(f"{len(served)} predictions for {len(images)} images")
-        from mlpipe.ml.inference import ModelSpec
-
-        loaded = load_model(f"models:/{self.model_name}/{version}", tracking_uri)
+        loaded = self._load(tracking_uri, version)
         spec = ModelSpec.from_dict(loaded.metadata[SPEC_KEY])
         local = [p.label for p in predict_bytes(loaded.model, spec, [d for _, d in images])]
         agreement = sum(a == b for a, b in zip(served, local, strict=True)) / len(images)
@@ -273,7 +280,7 @@ class DeployModelOperator(BaseOperator):
 
         gate = parse_gate(self.gate)
         split = gate.split if gate else "test"
-        pixels, _, _ = load_split_pixels(local_path(uri_of(self.dataset_uri)), split)
+        pixels, _, _ = load_split_pixels(local_path(self.dataset_uri), split)
         images = []
         for i, chw in enumerate(pixels[: self.smoke_requests].numpy()):
             array = chw[0] if chw.shape[0] == 1 else chw.transpose(1, 2, 0)

@@ -11,7 +11,7 @@ from typing import Any
 
 from mlpipe.core.artifact import Artifact
 from mlpipe.core.operator import BaseOperator, Context
-from mlpipe.operators.train import local_path, uri_of
+from mlpipe.operators.artifact_args import local_path, uri_of
 
 log = logging.getLogger("mlpipe.task")
 
@@ -82,7 +82,7 @@ class EvaluateModelOperator(BaseOperator):
         from mlpipe.ml.preprocess import load_split
         from mlpipe.tracking.models import load_pytorch_model
 
-        x, y, manifest = load_split(local_path(uri_of(self.dataset_uri)), self.split)
+        x, y, manifest = load_split(local_path(self.dataset_uri), self.split)
         mlflow_run = context["mlflow_run"]
         model_uri = uri_of(self.model_uri)
         # Loaded ready for inference (eval mode, or an exported pt2 program).

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from mlpipe.core.artifact import Artifact
 from mlpipe.core.operator import BaseOperator, Context
 from mlpipe.errors import DagDefinitionError, TaskError
+from mlpipe.operators.artifact_args import uri_of
 
 __all__ = ["ImagePreprocessOperator"]
 
@@ -96,8 +97,7 @@ class ImagePreprocessOperator(BaseOperator):
         if not prefix:
             raise TaskError(f"task {self.task_id!r} has no artifact_prefix in its context; "
                             "run it through a DAG run (dag.test() or the scheduler)")
-        source_uri = self.input_uri.uri if isinstance(self.input_uri, Artifact) \
-            else str(self.input_uri)
+        source_uri = uri_of(self.input_uri)
         options = PreprocessOptions(
             image_size=(int(self.image_size[0]), int(self.image_size[1])),
             grayscale=bool(self.grayscale), val_fraction=float(self.val_fraction),

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from mlpipe.core.operator import BaseOperator, Context
-from mlpipe.operators.train import uri_of
+from mlpipe.operators.artifact_args import uri_of
 
 log = logging.getLogger("mlpipe.task")
 

@@ -28,6 +28,7 @@ from mlpipe.connections.masking import redact
 from mlpipe.core.operator import BaseOperator, Context
 from mlpipe.errors import TaskError
 from mlpipe.hooks.s3 import S3Hook
+from mlpipe.operators.artifact_args import uri_of
 from mlpipe.operators.transfer_progress import TransferProgress
 
 __all__ = [
@@ -363,7 +364,7 @@ class S3UploadOperator(BaseOperator):
 
     def execute(self, context: Context) -> Artifact:
         source = self.source_uri
-        uri = source.uri if isinstance(source, Artifact) else str(source)
+        uri = uri_of(source)
         local = _local_path(uri)
         bucket, key = split_s3(self.dest, what="dest")
         if local.is_dir():

@@ -9,24 +9,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from mlpipe.core.artifact import Artifact
 from mlpipe.core.operator import BaseOperator, Context
-from mlpipe.errors import TaskError
+from mlpipe.operators.artifact_args import local_path, uri_of
 
 log = logging.getLogger("mlpipe.task")
 
 #: what the logged model needs at serving time (kept explicit: inferring costs 5-10 s)
 PIP_REQUIREMENTS = ["torch", "torchvision"]
-
-
-def local_path(uri: str) -> Path:
-    """The local path of a ``file://`` URI (a task's dataset or artifact prefix)."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        raise TaskError(f"expected a file:// URI for local training data, got {uri!r}")
-    return Path(unquote(parsed.path))
 
 
 class TorchTrainOperator(BaseOperator):
@@ -100,11 +91,6 @@ class TorchTrainOperator(BaseOperator):
         log.info("logged model %s (run %s)", logged.model_uri, logged.run_id)
         return Artifact(uri=logged.model_uri, kind="model", sha256=stat.sha256, size=stat.size,
                         extra={"run_id": logged.run_id})
-
-
-def uri_of(value: Any) -> str:
-    """The URI of an ``Artifact`` argument, or the argument itself as a string."""
-    return value.uri if isinstance(value, Artifact) else str(value)
 
 
 def resolve_config(config: Any, dag_folder: Path | None) -> Any:

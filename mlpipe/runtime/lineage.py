@@ -94,14 +94,21 @@ def verify_with_stores(s3_options: Mapping[str, Any] | None = None) -> Verifier:
     ``runs:/`` and ``models:/`` artifacts are looked up in the configured MLflow store.
     """
 
+    mlflow: dict[str, Any] = {}
+
+    def mlflow_options_once() -> dict[str, Any]:
+        if not mlflow:  # read the settings once, on the first MLflow artifact
+            from mlpipe.settings import load_settings
+
+            mlflow["tracking_uri"] = load_settings().tracking.tracking_uri
+        return mlflow
+
     def intact(artifact: Artifact) -> bool:
         from mlpipe.artifacts import open_store
 
         mlflow_options = None
         if artifact.uri.startswith(("runs:/", "models:/")):
-            from mlpipe.settings import load_settings
-
-            mlflow_options = {"tracking_uri": load_settings().tracking.tracking_uri}
+            mlflow_options = mlflow_options_once()
         try:
             store = open_store(artifact.uri, s3_options=s3_options,
                                mlflow_options=mlflow_options)
