@@ -65,12 +65,15 @@ def train(
     checkpoint_dir: Path,
     log: MetricsLogger | None = None,
     resume: bool = True,
+    flush_log: Callable[[], object] | None = None,
 ) -> TrainResult:
     """Train a classifier on ``train_data`` (images ``(N, C, H, W)``, integer labels ``(N,)``).
 
     ``log(metrics, step)`` is called once per epoch (before that epoch's checkpoint, so an
     epoch whose metrics were not logged is run again after a crash). With ``resume``, the run
-    continues from ``checkpoint_dir/last.pt`` if it exists.
+    continues from ``checkpoint_dir/last.pt`` if it exists. A ``log`` that writes in the
+    background passes ``flush_log``: it is called after the checkpoint file is written and
+    before it replaces the last one, so no checkpoint is ever ahead of the logged metrics.
     """
     import torch
 
@@ -85,9 +88,9 @@ def train(
     with torch.random.fork_rng(devices=devices):
         torch.use_deterministic_algorithms(True, warn_only=True)
         try:
-            return _Trainer(cfg, train_data, val_data, num_classes, device).run(
-                checkpoint_dir, log, resume
-            )
+            trainer = _Trainer(cfg, train_data, val_data, num_classes, device)
+            trainer.flush_log = flush_log
+            return trainer.run(checkpoint_dir, log, resume)
         finally:
             torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
@@ -104,6 +107,7 @@ class _Trainer:
 
         self.cfg = cfg
         self.device = device
+        self.flush_log: Callable[[], object] | None = None
         cuda = device.type == "cuda"
         self.amp = cfg.amp and cuda
         self.channels_last = cfg.channels_last and cuda
@@ -229,6 +233,8 @@ class _Trainer:
                 torch.save(payload, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
+            if self.flush_log is not None:
+                self.flush_log()  # this epoch's metrics reach the store before its checkpoint
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -61,7 +61,8 @@ class TorchTrainOperator(BaseOperator):
                                                      metrics.items()))
 
         result = train(config, (x_train, y_train), (x_val, y_val), num_classes=num_classes,
-                       checkpoint_dir=checkpoints, log=log_epoch, resume=True)
+                       checkpoint_dir=checkpoints, log=log_epoch, resume=True,
+                       flush_log=mlflow_run.flush)
         mlflow_run.flush()  # the per-epoch metrics are written in the background
         if result.resumed_from_epoch:
             log.info("resumed from the checkpoint of epoch %d", result.resumed_from_epoch)

@@ -122,6 +122,30 @@ def test_resume_after_crash_matches_uninterrupted_run(
     assert same_weights(resumed.model, straight.model)
 
 
+def test_a_checkpoint_never_gets_ahead_of_the_flushed_metrics(
+    data: tuple[Data, Data], tmp_path: Path
+) -> None:
+    # A logger that writes in the background is flushed before each checkpoint replaces the
+    # last one: a crash after the rename must never leave an epoch checkpointed but unlogged.
+    ckpt = tmp_path / "ckpt"
+    pending: list[int] = []
+    durable: list[int] = []
+    checkpointed_at_flush: list[int | None] = []
+
+    def flush() -> None:
+        path = ckpt / CHECKPOINT_NAME
+        checkpointed_at_flush.append(
+            torch.load(path, weights_only=True)["epoch"] if path.exists() else None)
+        durable.extend(pending)
+        pending.clear()
+
+    run(config(epochs=4, checkpoint_every=2), data, ckpt,
+        log=lambda m, step: pending.append(step), flush_log=flush)
+    assert durable == [1, 2, 3, 4]
+    assert checkpointed_at_flush == [None, 2]  # epochs 2 and 4: flushed, then renamed
+    assert torch.load(ckpt / CHECKPOINT_NAME, weights_only=True)["epoch"] == 4
+
+
 def test_extending_epochs_continues_from_checkpoint(
     data: tuple[Data, Data], tmp_path: Path
 ) -> None:
