@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlpipe.store.entities import TIKey
 from mlpipe.tracking.config import TrackingConfig
@@ -73,6 +73,9 @@ class ExecutionEnv:
 
 class Executor(ABC):
     """Runs task instances; every implementation passes ``tests/executors`` (the contract)."""
+
+    #: True when tries run in this process and write through the driver's ``DagRun``
+    in_process: ClassVar[bool] = False
 
     def __init__(self, parallelism: int = 1) -> None:
         self.parallelism = max(1, parallelism)

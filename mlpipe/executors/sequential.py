@@ -18,6 +18,8 @@ from mlpipe.store.entities import TIKey
 class SequentialExecutor(Executor):
     """In-process and in order: what ``dag.test()`` and debugging use."""
 
+    in_process = True
+
     def __init__(self, parallelism: int = 1) -> None:
         super().__init__(1)
         self._events: deque[TaskEvent] = deque()

@@ -40,9 +40,12 @@ class DagRun:
     params: dict[str, Any] = field(default_factory=dict, repr=False)
     xcom_max_bytes: int = 48 * 1024
     keepalive: Any = field(default=None, repr=False)  # e.g. dag.test()'s temporary folder
-    #: XComs by (task_id, key) -> {map_index: text}, authoritative: only for a run that
-    #: started empty and whose every write happens through this object (dag.test())
+    #: XComs by (task_id, key) -> {map_index: text}. Authoritative (a miss means "none")
+    #: for a run that started empty and is only written through this object (dag.test());
+    #: with ``xcom_read_through`` a miss reads the store and is kept (an in-process driver,
+    #: whose tries all write through this object; see docs/decisions.md)
     xcom_cache: dict[tuple[str, str], dict[int, str]] | None = field(default=None, repr=False)
+    xcom_read_through: bool = field(default=False, repr=False)
     #: what mapped tasks and groups map over, resolved once (``task_runner.instance_values``)
     #: with the tasks it was pulled from; dropped when one of those writes an XCom here
     expansions: dict[str, tuple[frozenset[str], dict[str, list[Any]]]] = field(
@@ -94,10 +97,17 @@ class DagRun:
         """Keep the cache (if any) in step with values just written to the store."""
         if values:
             self._forget_expansions(task_id)
-        if self.xcom_cache is None:
+        cache = self.xcom_cache
+        if cache is None:
             return
         for key, text in values.items():
-            self.xcom_cache.setdefault((task_id, key), {})[map_index] = text
+            entry = cache.get((task_id, key))
+            if entry is not None:
+                entry[map_index] = text
+            elif map_index < 0 or not self.xcom_read_through:
+                # an unmapped task has one instance: its value is the whole entry; a mapped
+                # one's other instances may be in the store only, so a read fills the entry
+                cache[(task_id, key)] = {map_index: text}
 
     def forget_xcoms(self, task_id: str, map_index: int) -> None:
         """A new try cleared the instance's XComs in the store."""
@@ -112,9 +122,16 @@ class DagRun:
             del self.expansions[owner]
 
     def _xcoms(self, task_id: str, key: str) -> dict[int, str]:
-        if self.xcom_cache is None:
+        cache = self.xcom_cache
+        if cache is None:
             return self.store.get_xcoms(self.dag_id, self.run_id, task_id, key)
-        return self.xcom_cache.get((task_id, key), {})
+        entry = cache.get((task_id, key))
+        if entry is None:
+            if not self.xcom_read_through:
+                return {}
+            entry = cache[(task_id, key)] = self.store.get_xcoms(self.dag_id, self.run_id,
+                                                                 task_id, key)
+        return entry
 
     def _is_mapped(self, task_id: str) -> bool:
         task = self.dag.task_dict.get(task_id)

@@ -7,14 +7,14 @@ instance and a task instance can only be claimed (queued -> running) once.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import logging
 import os
 import socket
-import threading
 import traceback
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +34,7 @@ from mlpipe.core.xcom_arg import RETURN_VALUE, DagParam, MappedArgument, XComArg
 from mlpipe.errors import TaskError, TaskSkipped, TaskTimeoutError, XComError
 from mlpipe.runtime import lineage
 from mlpipe.runtime.context import build_context
+from mlpipe.runtime.heartbeats import HEARTBEATS
 from mlpipe.runtime.log_capture import capture_task_output
 from mlpipe.runtime.models import SKIP_KEY, DagRun, TaskInstance
 from mlpipe.runtime.timeout import time_limit
@@ -211,41 +212,18 @@ def result_xcoms(run: DagRun, ti: TaskInstance, op: BaseOperator, result: Any
     return out
 
 
-class _Heartbeat:
-    """Marks the running instance alive every ``interval`` seconds from a daemon thread."""
-
-    def __init__(self, store: MetadataStore, key: TIKey, interval: float,
-                 on_lost: Callable[[], None] | None) -> None:
-        self._stop: threading.Event | None = None
-        self._interval = interval
-        self._args = (store, key, interval, on_lost)
-
-    def _beat(self, store: MetadataStore, key: TIKey, interval: float,
-              on_lost: Callable[[], None] | None) -> None:
-        pid = os.getpid()
-        assert self._stop is not None
-        while not self._stop.wait(interval):
-            try:
-                alive = store.heartbeat(key, pid)
-            except Exception:  # the database may be busy: try again next beat
-                log.warning("heartbeat of %s failed", key, exc_info=True)
-                continue
-            if not alive and not self._stop.is_set():
-                log.error("%s is no longer running in the metadata database; stopping", key)
-                if on_lost is not None:
-                    on_lost()
-                return
-
-    def __enter__(self) -> _Heartbeat:
-        if self._interval > 0:  # no thread at all when nothing watches heartbeats
-            self._stop = threading.Event()
-            threading.Thread(target=self._beat, name="mlpipe-heartbeat", args=self._args,
-                             daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._stop is not None:
-            self._stop.set()
+@contextlib.contextmanager
+def _heartbeat(store: MetadataStore, key: TIKey, interval: float,
+               on_lost: Callable[[], None] | None) -> Iterator[None]:
+    """Mark the running instance alive every ``interval`` seconds (never when it is 0)."""
+    if interval <= 0:  # nothing watches heartbeats
+        yield
+        return
+    token = HEARTBEATS.add(store, key, interval, on_lost)
+    try:
+        yield
+    finally:
+        HEARTBEATS.remove(token)
 
 
 def run_task_instance(
@@ -291,7 +269,7 @@ def run_task_instance(
     # Line-buffered: a task that is killed or runs out of memory keeps what it logged.
     with open(os.path.join(folder, f"attempt={try_number}.log"), "a", encoding="utf-8",
               buffering=1) as sink, \
-            _Heartbeat(store, key, heartbeat_interval, on_heartbeat_lost):
+            _heartbeat(store, key, heartbeat_interval, on_heartbeat_lost):
         mlflow_run = TaskMlflowRun(store, run, ti, tracking)
         with capture_task_output(sink):  # once per try: it re-levels every logger
             outcome, xcoms, context = _execute(run, ti, task, mlflow_run.lazy, artifact_root)

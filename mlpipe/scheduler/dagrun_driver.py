@@ -63,8 +63,10 @@ class DagRunDriver:
         self.run = DagRun.from_record(record, dag, store,
                                       params=resolve_params(dag.params, record.conf),
                                       xcom_max_bytes=xcom_max_bytes)
-        if cache_xcoms:
+        if cache_xcoms:  # the caller vouches that the store started empty (dag.test())
             self.run.xcom_cache = {}
+        elif executor.in_process:  # every try writes its XComs through self.run
+            self.run.xcom_cache, self.run.xcom_read_through = {}, True
         self.planner = RunPlanner(dag)
         self._ready: deque[Action] = deque()
         #: expansions put off until the transaction that found them ready has committed
@@ -637,6 +639,8 @@ class DagRunDriver:
                           "reason": reason, "params": self.run.params})
             except Exception:
                 log.exception("DAG callback failed")
+        if self.run.xcom_read_through:  # handed to the caller: read the store from now on
+            self.run.xcom_cache, self.run.xcom_read_through = None, False
         return self.run
 
 

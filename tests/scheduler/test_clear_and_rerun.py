@@ -12,9 +12,10 @@ from mlpipe.store.entities import TIKey
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("executor", ["local", "sequential"])
 def test_clear_reruns_the_failed_task_and_its_downstream_only(
-        make_engine: Callable[..., Engine], tmp_path: Path) -> None:
-    engine = make_engine()
+        make_engine: Callable[..., Engine], tmp_path: Path, executor: str) -> None:
+    engine = make_engine(executor=executor)
     dag = engine.get_dag("clear_rerun")
     journal = tmp_path / "journal.txt"
     engine.trigger(dag, run_id="r1", conf={"marker": str(tmp_path / "b-failed"),
