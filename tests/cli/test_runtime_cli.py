@@ -21,7 +21,7 @@ from mlpipe.store.entities import TIKey
 
 DAGS = Path(__file__).resolve().parents[1] / "dags" / "engine"
 ENGINE_DAGS = ["clear_rerun", "cli_demo", "executor_contract", "retry_logs", "task_timeout",
-               "two_branches", "victim_with_retry", "victim_without_retry"]
+               "two_branches", "victim_with_retry", "victim_without_retry", "xcom_resume"]
 
 pytestmark = pytest.mark.timeout(60)
 
