@@ -2,7 +2,16 @@
 
 Children are forked from this process, which has mlpipe imported and the DAGs parsed, so a
 task starts in milliseconds instead of paying a fresh interpreter and a DAG-file import.
+Each child runs exactly one try and exits: nothing carries from one task to the next.
 Each child leads its own process group: killing a task kills everything it started.
+
+A child is forked ahead of need, a *standby*: it leaves the inherited database connections
+alone, opens its own and reads the schema, then waits on a pipe for the task instance to run
+(the executor retires one that waited ``standby_idle`` seconds). It reports the try's end on
+the pipe before it exits, so what follows does not wait for the process to be torn down. A
+standby only takes a task instance whose DAG (and run) it resolves to the very objects this
+process does now; after a DAG file was parsed again, a fresh child is forked instead.
+
 Children are only forked from the thread that calls ``submit``/``poll`` (the driver's), never
 from a waiter thread: forking while another thread is inside SQLite would leave the child
 waiting forever on a lock it inherited held.
@@ -21,18 +30,27 @@ import signal
 import threading
 import time
 from collections import deque
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from mlpipe.executors.base import ExecutionEnv, Executor, TaskEvent, Workload
 from mlpipe.store.entities import TIKey
+
+if TYPE_CHECKING:
+    from mlpipe.core.dag import DAG
+    from mlpipe.runtime.models import DagRun
 
 log = logging.getLogger("mlpipe.executor")
 
 #: exit code of a child that found its task instance no longer queued
 NOT_CLAIMED = 3
+#: exit code of a standby that was never given a task instance
+RETIRED = 4
+#: seconds a standby waits for a task instance before it exits
+STANDBY_IDLE = 10.0
 
 
-def _child_main(env: ExecutionEnv, key: TIKey) -> None:
+def _child_main(env: ExecutionEnv, conn: multiprocessing.connection.Connection) -> None:
     os.setsid()  # own process group: kill() reaches every process the task starts
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     # Never touch the parent's pooled connections: drop them (unclosed) and open new ones;
@@ -41,31 +59,62 @@ def _child_main(env: ExecutionEnv, key: TIKey) -> None:
     store.engine.dispose(close=False)
     from mlpipe.runtime.task_runner import run_task_instance
 
+    store.warm_up()  # connect and read the schema before there is a task to wait for it
+    try:
+        message = conn.recv()  # None: retired by the executor; EOF: the executor is gone
+    except EOFError:
+        message = None
+    if message is None:
+        os._exit(RETIRED)
+    key, use_run = message
     try:
         outcome = run_task_instance(
             store, env.dag_provider(key.dag_id), key, logs_root=env.logs_root,
             xcom_max_bytes=env.xcom_max_bytes, heartbeat_interval=env.heartbeat_interval,
             tracking=env.tracking, artifact_root=env.artifact_root,
             on_heartbeat_lost=lambda: os.kill(os.getpid(), signal.SIGTERM),
-            run=env.runs.get((key.dag_id, key.run_id)),  # the driver's, inherited by fork
+            # the driver's run, inherited by the fork, when it is the one the driver has now
+            run=env.runs.get((key.dag_id, key.run_id)) if use_run else None,
         )
     finally:
         store.dispose()
-    os._exit(0 if outcome is not None else NOT_CLAIMED)
+    code = 0 if outcome is not None else NOT_CLAIMED
+    with contextlib.suppress(OSError):
+        conn.send(code)  # the try is recorded: the driver may go on before this process ends
+    os._exit(code)
+
+
+@dataclass(eq=False)
+class _Child:
+    """One forked child: a standby until it is given a workload."""
+
+    process: Any
+    conn: multiprocessing.connection.Connection
+    #: what the child resolves DAG ids and runs to: this process's objects at the fork
+    dags: dict[str, DAG] = field(default_factory=dict)
+    runs: dict[tuple[str, str], DagRun] = field(default_factory=dict)
+    workload: Workload | None = None
+    #: a standby's: when it is retired; a worker's: when it outlived its timeout (killed)
+    deadline: float = float("inf")
+    #: the child reported its try's end (or its process ended): its slot is free
+    reported: bool = False
+    #: the process ended (set by the reaper under the lock): never give it work
+    ended: bool = False
 
 
 class LocalExecutor(Executor):
-    """Forked child processes, at most ``parallelism`` at once (default: the core count).
+    """Forked child processes, at most ``parallelism`` tries at once (default: core count).
 
-    One reaper thread waits for every child at once (on the process sentinels), instead of a
-    thread started per child; it never forks.
+    One reaper thread waits for every child at once (on their pipes and process sentinels),
+    instead of a thread started per child; it never forks. Up to ``parallelism`` standbys
+    are kept while work is outstanding.
     """
 
     def __init__(self, parallelism: int = 0) -> None:
         super().__init__(parallelism or os.cpu_count() or 1)
         self._pending: deque[Workload] = deque()
-        #: child's sentinel -> (workload, process, deadline for a child outliving its timeout)
-        self._running: dict[int, tuple[Workload, Any, float]] = {}
+        self._children: dict[int, _Child] = {}  # by process sentinel, until the process ends
+        self._standby: deque[_Child] = deque()
         self._events: queue.Queue[TaskEvent] = queue.Queue()
         self._lock = threading.Lock()
         self._context = multiprocessing.get_context("fork")
@@ -73,6 +122,8 @@ class LocalExecutor(Executor):
         self._wake_r, self._wake_w = -1, -1
         self._reaper: threading.Thread | None = None
         self._stopping = False
+        #: seconds a standby waits for work before it is retired
+        self.standby_idle = STANDBY_IDLE
 
     def start(self, env: ExecutionEnv) -> None:
         super().start(env)
@@ -82,6 +133,7 @@ class LocalExecutor(Executor):
 
         import mlpipe.runtime.task_runner  # noqa: F401
 
+        env.store.prime()
         if self._reaper is None:
             self._wake_r, self._wake_w = os.pipe()
             os.set_blocking(self._wake_r, False)
@@ -96,62 +148,171 @@ class LocalExecutor(Executor):
             self._pending.append(workload)
             self._launch_ready()
 
+    # -- children (the driver's thread, under the lock) ----------------------------------------
+
+    def _busy_slots(self) -> int:
+        return sum(1 for c in self._children.values()
+                   if c.workload is not None and not c.reported)
+
     def _launch_ready(self) -> None:
-        launched = False
-        while self._pending and len(self._running) < self.parallelism:
+        changed = False
+        while self._pending and self._busy_slots() < self.parallelism:
             workload = self._pending.popleft()
-            process = self._context.Process(target=_child_main, args=(self.env, workload.key),
-                                            name=f"mlpipe-task-{workload.key.task_id}")
-            # The child's garbage collector must not walk the objects it inherits: touching
-            # them would copy their pages (copy-on-write) in every forked task.
-            gc.freeze()
-            try:
-                process.start()
-            finally:
-                gc.unfreeze()  # the parent keeps collecting as before
-            deadline = (time.monotonic() + workload.timeout + 30 if workload.timeout
-                        else float("inf"))
-            self._running[process.sentinel] = (workload, process, deadline)
-            launched = True
-        if launched:
-            os.write(self._wake_w, b"x")  # the reaper waits on the new sentinel too
+            child = self._take_standby(workload)
+            use_run = child is None or self._same_run(child, workload.key)
+            self._dispatch(child or self._fork(), workload, use_run)
+            changed = True
+        if self._outstanding > 0:
+            while len(self._standby) < self.parallelism:
+                self._standby.append(self._fork())
+                changed = True
+        if changed:
+            os.write(self._wake_w, b"x")  # the reaper waits on the new pipes and sentinels
+
+    def _fork(self) -> _Child:
+        env = self.env
+        assert env is not None
+        dags: dict[str, DAG] = {}
+        for dag_id in {dag_id for dag_id, _ in env.runs}:
+            with contextlib.suppress(Exception):
+                dags[dag_id] = env.dag_provider(dag_id)
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(target=_child_main, args=(env, theirs),
+                                        name="mlpipe-task")
+        # The child's garbage collector must not walk the objects it inherits: touching
+        # them would copy their pages (copy-on-write) in every forked task.
+        gc.freeze()
+        try:
+            process.start()
+        finally:
+            gc.unfreeze()  # the parent keeps collecting as before
+        theirs.close()
+        child = _Child(process, ours, dags, dict(env.runs),
+                       deadline=time.monotonic() + self.standby_idle)
+        self._children[process.sentinel] = child
+        return child
+
+    def _take_standby(self, workload: Workload) -> _Child | None:
+        """A standby that resolves the workload's DAG as this process does now (else None)."""
+        env = self.env
+        assert env is not None
+        try:
+            dag = env.dag_provider(workload.key.dag_id)
+        except Exception:
+            dag = None
+        while self._standby:
+            child = self._standby.popleft()
+            if child.ended:
+                continue
+            if dag is not None and child.dags.get(workload.key.dag_id) is dag:
+                return child
+            self._retire(child)  # forked before this DAG was (re)parsed: of no more use
+        return None
+
+    def _same_run(self, child: _Child, key: TIKey) -> bool:
+        assert self.env is not None
+        run = self.env.runs.get((key.dag_id, key.run_id))
+        return run is not None and child.runs.get((key.dag_id, key.run_id)) is run
+
+    def _dispatch(self, child: _Child, workload: Workload, use_run: bool) -> None:
+        child.workload = workload
+        child.deadline = (time.monotonic() + workload.timeout + 30 if workload.timeout
+                          else float("inf"))
+        try:
+            child.conn.send((workload.key, use_run))
+        except OSError:  # it died waiting: its sentinel reports the workload as lost
+            log.warning("standby process %s ended before it got %s", child.process.pid,
+                        workload.key)
+
+    @staticmethod
+    def _retire(child: _Child) -> None:
+        with contextlib.suppress(OSError):
+            child.conn.send(None)
+
+    # -- the reaper thread ----------------------------------------------------------------------
 
     def _reap(self) -> None:
-        """Report each child that exits; stop the tree of one that outlived its timeout."""
+        """Report each try as it ends; stop the tree of one that outlived its timeout."""
         while not self._stopping:
             with self._lock:
-                running = list(self._running.values())
-                sentinels = list(self._running)
-            deadline = min((d for _, _, d in running), default=float("inf"))
+                children = list(self._children.items())
+            waiting = [c.conn for _, c in children if c.workload is not None and not c.reported]
+            deadline = min((c.deadline for _, c in children if not c.reported),
+                           default=float("inf"))
             timeout = None if deadline == float("inf") else max(0.0, deadline - time.monotonic())
-            ready = multiprocessing.connection.wait([self._wake_r, *sentinels], timeout)
+            ready = multiprocessing.connection.wait(
+                [self._wake_r, *waiting, *(s for s, _ in children)], timeout)
             if self._wake_r in ready:
                 with contextlib.suppress(BlockingIOError):
                     while os.read(self._wake_r, 4096):
                         pass
-            for sentinel in ready:
-                if isinstance(sentinel, int) and sentinel != self._wake_r:
-                    self._finished(sentinel)
+            for sentinel, child in children:
+                try:
+                    if child.conn in ready:
+                        self._on_report(child)
+                    if sentinel in ready:
+                        self._on_exit(sentinel, child)
+                except Exception:  # one odd child must not stop the reports of the others
+                    log.exception("could not reap child process %s", child.process.pid)
             now = time.monotonic()
-            for workload, process, limit in running:
-                if now >= limit and process.is_alive():
-                    log.error("%s outlived its timeout; killing process group %s",
-                              workload.key, process.pid)
-                    self._kill_group(process.pid)
+            for _, child in children:
+                if now >= child.deadline and not child.reported:
+                    self._past_deadline(child)
 
-    def _finished(self, sentinel: int) -> None:
-        workload, process, _ = self._running[sentinel]
-        process.join()
+    def _past_deadline(self, child: _Child) -> None:
         with self._lock:
-            del self._running[sentinel]
-        self._events.put(TaskEvent(workload.key, process.exitcode, workload.attempt,
-                                   claimed=process.exitcode != NOT_CLAIMED))
-        process.close()
+            if child.ended:
+                return
+            child.deadline = float("inf")
+            if child.workload is None:  # an idle standby: retire it, unless just taken
+                if child in self._standby:
+                    self._standby.remove(child)
+                    self._retire(child)
+                return
+            pid = child.process.pid
+        log.error("%s outlived its timeout; killing process group %s", child.workload.key, pid)
+        self._kill_group(pid)
+
+    def _on_report(self, child: _Child) -> None:
+        try:
+            code = child.conn.recv()
+        except (EOFError, OSError):  # it died before reporting: its exit code will tell
+            return
+        self._report(child, code)
+
+    def _on_exit(self, sentinel: int, child: _Child) -> None:
+        process = child.process
+        process.join()
+        # multiprocessing's own clean-up (in Process.start, on the driver's thread) may have
+        # reaped the child first: it records the exit code right after; wait for that.
+        deadline = time.monotonic() + 1.0
+        while process.exitcode is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        with self._lock:
+            del self._children[sentinel]
+            child.ended = True
+        if child.workload is not None and not child.reported:
+            self._report(child, process.exitcode)
+        child.conn.close()
+        with contextlib.suppress(ValueError):  # still unknown after a second: leave it be
+            process.close()
+
+    def _report(self, child: _Child, code: int | None) -> None:
+        workload = child.workload
+        assert workload is not None
+        with self._lock:
+            if child.reported:
+                return
+            child.reported = True
+        self._events.put(TaskEvent(workload.key, code, workload.attempt,
+                                   claimed=code != NOT_CLAIMED))
 
     @staticmethod
     def _kill_group(pid: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
+
+    # -- the executor interface -----------------------------------------------------------------
 
     def poll(self, timeout: float | None = None) -> list[TaskEvent]:
         events: list[TaskEvent] = []
@@ -169,7 +330,8 @@ class LocalExecutor(Executor):
 
     def kill(self, key: TIKey) -> bool:
         with self._lock:  # pids read here: the reaper closes a process only after popping it
-            pids = [p.pid for w, p, _ in self._running.values() if w.key == key]
+            pids = [c.process.pid for c in self._children.values()
+                    if c.workload is not None and c.workload.key == key and not c.reported]
         for pid in pids:
             if pid is not None:
                 self._kill_group(pid)
@@ -181,11 +343,13 @@ class LocalExecutor(Executor):
             return self._outstanding
 
     def shutdown(self) -> None:
-        """Drop what has not started, wait (up to 60 s) for what runs, stop the reaper."""
+        """Drop what has not started, retire the standbys, wait (up to 60 s) for what runs."""
         with self._lock:
             self._pending.clear()
+            while self._standby:
+                self._retire(self._standby.popleft())
         deadline = time.monotonic() + 60
-        while self._running and time.monotonic() < deadline:
+        while self._children and time.monotonic() < deadline:
             time.sleep(0.01)
         if self._reaper is not None:
             self._stopping = True

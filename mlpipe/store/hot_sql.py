@@ -148,3 +148,14 @@ def update_statement(columns: tuple[str, ...]) -> HotStatement:
     return HotStatement(f"UPDATE task_instance SET state = :to_state{sets} "
                         f"WHERE {KEY_SQL} AND state = :from_state",
                         {f"v_{c}": _TI.c[c].type for c in columns})
+
+
+#: the columns a try's end sets (``MetadataStore.finish_try``), sorted as ``transition`` does
+FINISH_COLUMNS = ("duration", "end_date", "error", "next_retry_at")
+
+
+def prime(dialect: Dialect) -> None:
+    """Work out the type conversions of the statements a try runs, ahead of forking."""
+    for statement in (CLAIM, UPSERT_XCOM, INSERT_TRANSITION, DELETE_XCOMS,
+                      update_statement(FINISH_COLUMNS)):
+        statement._processors(dialect)

@@ -153,13 +153,33 @@ class MetadataStore:
         """A write transaction: on SQLite on this thread's own connection (see ``_own``)."""
         if self._own is None:
             return self.writer.begin()
+        return _OwnTransaction(self._own, self._own_connection())
+
+    def _own_connection(self) -> Connection:
+        assert self._own is not None
         owned: tuple[int, Connection] | None = getattr(self._own, "conn", None)
         if owned is None or owned[0] != os.getpid() or owned[1].closed:
             if owned is not None and owned[0] != os.getpid():
                 _INHERITED.append(owned[1])  # a forked child never touches the parent's
             owned = (os.getpid(), self.writer.connect())
             self._own.conn = owned
-        return _OwnTransaction(self._own, owned[1])
+        return owned[1]
+
+    def warm_up(self) -> None:
+        """Open this process's connections and have them read the schema, ahead of work
+        (a forked executor child, while it waits for its task instance)."""
+        if self._own is not None:  # first: it keeps the pool's connection it checks out
+            dbapi = self._own_connection().connection.driver_connection
+            dbapi.execute("SELECT 1 FROM xcom WHERE 1 = 0").fetchall()  # no BEGIN IMMEDIATE
+        with self.engine.connect() as conn:  # back to the pool for the reads
+            conn.exec_driver_sql("SELECT 1 FROM task_instance WHERE 1 = 0").all()
+
+    def prime(self) -> None:
+        """Prepare, in a process about to fork executor children, what each child's try
+        would otherwise prepare for itself: compiled reads and the hot statements' type
+        conversions (inherited by the fork)."""
+        self.get_xcoms("", "", "", "")
+        hot.prime(self.writer.dialect)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> MetadataStore:
