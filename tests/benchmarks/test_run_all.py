@@ -90,7 +90,7 @@ def test_peers_compare_quick_skips_missing_peers(tmp_path: Path,
 def test_peers_table_puts_each_peer_beside_mlpipe() -> None:
     run_all = load("run_all")
     compare = load("peers_compare")
-    figures = compare.figures_for("chain-9", {"mlpipe": 1.0, "mlpipe sequential executor": 0.5},
+    figures = compare.figures_for("chain-9", {"mlpipe": 1.0, compare.LOCAL_VARIANT: 0.5},
                                   {"airflow": 40.0, "luigi": 2.0})
     rows = [{**vars(f), "ratio": f.ratio} for f in figures]
     outcome = run_all.Outcome("peers_compare", runs=[rows])
@@ -99,4 +99,6 @@ def test_peers_table_puts_each_peer_beside_mlpipe() -> None:
             "| vs airflow | vs luigi |") in text
     assert "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |" in text
     assert "| chain-9 | 1 | 40 | 2 | luigi | 2.00x | 40.00x | 2.00x |" in text
-    assert "| chain-9, mlpipe sequential executor | 0.5 |  |  | luigi | 4.00x |  |  |" in text
+    # every variant gets its ratio to each peer
+    assert (f"| chain-9, {compare.LOCAL_VARIANT} | 0.5 | 40 | 2 | luigi | 4.00x | 80.00x "
+            "| 4.00x |") in text
