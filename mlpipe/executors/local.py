@@ -46,8 +46,11 @@ log = logging.getLogger("mlpipe.executor")
 NOT_CLAIMED = 3
 #: exit code of a standby that was never given a task instance
 RETIRED = 4
-#: seconds a standby waits for a task instance before it exits
+#: seconds a standby waits for a task instance before it is retired
 STANDBY_IDLE = 10.0
+#: standbys kept at most: enough for chains' hand-offs; a wide fan-out is bound by the cores,
+#: and each standby forked is the driver's time (~5 ms for a 70 MB driver here)
+MAX_STANDBYS = 2
 
 
 def _child_main(env: ExecutionEnv, conn: multiprocessing.connection.Connection) -> None:
@@ -106,8 +109,8 @@ class LocalExecutor(Executor):
     """Forked child processes, at most ``parallelism`` tries at once (default: core count).
 
     One reaper thread waits for every child at once (on their pipes and process sentinels),
-    instead of a thread started per child; it never forks. Up to ``parallelism`` standbys
-    are kept while work is outstanding.
+    instead of a thread started per child; it never forks. Up to ``MAX_STANDBYS`` standbys
+    (no more than ``parallelism``) are kept while work is outstanding.
     """
 
     def __init__(self, parallelism: int = 0) -> None:
@@ -163,7 +166,7 @@ class LocalExecutor(Executor):
             self._dispatch(child or self._fork(), workload, use_run)
             changed = True
         if self._outstanding > 0:
-            while len(self._standby) < self.parallelism:
+            while len(self._standby) < min(self.parallelism, MAX_STANDBYS):
                 self._standby.append(self._fork())
                 changed = True
         if changed:
