@@ -51,8 +51,10 @@ def test_import_time_quick(tmp_path: Path) -> None:
     found = figures(out)
     assert found[("import mlpipe", "import time (-X importtime)")]["target"] == "<= 0.3 s"
     for name, row in results.items():
-        # what -X importtime counts happens inside the interpreter's run
-        assert 0 < row["import_s"] < row["wall_s"]
+        # import and wall times are medians of different interpreters (one traced by
+        # -X importtime, one not): each is positive; the benchmark checks import < wall
+        # within each traced run itself
+        assert row["import_s"] > 0 and row["wall_s"] > 0
         assert found[(name, "interpreter wall time")]["baseline"] > 0
     assert set(results) == {"import mlpipe", "import mlpipe, mlpipe.operators, mlpipe.hooks",
                             "engine path (import mlpipe + dag.test())"}
