@@ -88,9 +88,9 @@ def train(
     with torch.random.fork_rng(devices=devices):
         torch.use_deterministic_algorithms(True, warn_only=True)
         try:
-            trainer = _Trainer(cfg, train_data, val_data, num_classes, device)
-            trainer.flush_log = flush_log
-            return trainer.run(checkpoint_dir, log, resume)
+            return _Trainer(cfg, train_data, val_data, num_classes, device).run(
+                checkpoint_dir, log, resume, flush_log
+            )
         finally:
             torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
@@ -107,7 +107,6 @@ class _Trainer:
 
         self.cfg = cfg
         self.device = device
-        self.flush_log: Callable[[], object] | None = None
         cuda = device.type == "cuda"
         self.amp = cfg.amp and cuda
         self.channels_last = cfg.channels_last and cuda
@@ -136,7 +135,8 @@ class _Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.loss_fn = torch.nn.CrossEntropyLoss()
 
-    def run(self, checkpoint_dir: Path, log: MetricsLogger | None, resume: bool) -> TrainResult:
+    def run(self, checkpoint_dir: Path, log: MetricsLogger | None, resume: bool,
+            flush_log: Callable[[], object] | None = None) -> TrainResult:
         path = checkpoint_dir / CHECKPOINT_NAME
         state = self._load(path) if resume and path.exists() else _State()
         resumed_from = state.epoch
@@ -149,7 +149,7 @@ class _Trainer:
                 log({k: v for k, v in metrics.items() if k != "epoch"}, state.epoch)
             last = state.epoch == self.cfg.epochs or state.stopped_early
             if last or state.epoch % self.cfg.checkpoint_every == 0:
-                self._save(path, state)
+                self._save(path, state, flush_log)
         accs = [h["val_acc"] for h in state.history]
         return TrainResult(
             model=self.model, history=state.history, best_val_acc=max(accs, default=0.0),
@@ -207,7 +207,8 @@ class _Trainer:
             return float("nan"), 0.0, 0
         return total_loss / seen, correct / seen, seen
 
-    def _save(self, path: Path, state: _State) -> None:
+    def _save(self, path: Path, state: _State,
+              flush_log: Callable[[], object] | None = None) -> None:
         """Write the checkpoint to a temporary file, then rename it over the old one."""
         import torch
 
@@ -233,8 +234,8 @@ class _Trainer:
                 torch.save(payload, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-            if self.flush_log is not None:
-                self.flush_log()  # this epoch's metrics reach the store before its checkpoint
+            if flush_log is not None:
+                flush_log()  # this epoch's metrics reach the store before its checkpoint
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -60,10 +60,11 @@ class TorchTrainOperator(BaseOperator):
             log.info("epoch %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in
                                                      metrics.items()))
 
+        # Per-epoch metrics are written in the background and flushed before each checkpoint
+        # (the last epoch is always checkpointed, so all of them are in MLflow on return).
         result = train(config, (x_train, y_train), (x_val, y_val), num_classes=num_classes,
                        checkpoint_dir=checkpoints, log=log_epoch, resume=True,
                        flush_log=mlflow_run.flush)
-        mlflow_run.flush()  # the per-epoch metrics are written in the background
         if result.resumed_from_epoch:
             log.info("resumed from the checkpoint of epoch %d", result.resumed_from_epoch)
         return self._log_model(result.model, x_train[:2], mlflow_run, manifest)
