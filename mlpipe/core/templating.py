@@ -51,6 +51,17 @@ def has_template(text: str) -> bool:
     return any(m in text for m in _MARKERS)
 
 
+def holds_template(value: Any, template_ext: Sequence[str] = ()) -> bool:
+    """Whether ``value`` holds a Jinja template: a string with markers, or a template file."""
+    if isinstance(value, str):
+        return has_template(value) or (bool(template_ext) and value.endswith(tuple(template_ext)))
+    if isinstance(value, list | tuple):
+        return any(holds_template(v, template_ext) for v in value)
+    if isinstance(value, dict):
+        return any(holds_template(v, template_ext) for v in value.values())
+    return False
+
+
 def render_value(
     value: Any,
     context: Mapping[str, Any],

@@ -29,7 +29,7 @@ from mlpipe.core.params import resolve_params
 from mlpipe.core.retries import retry_delay_for
 from mlpipe.core.serde import deserialize
 from mlpipe.core.states import TaskInstanceState as S
-from mlpipe.core.templating import environment_for, render_value
+from mlpipe.core.templating import environment_for, holds_template, render_value
 from mlpipe.core.xcom_arg import RETURN_VALUE, DagParam, MappedArgument, XComArg
 from mlpipe.errors import TaskError, TaskSkipped, TaskTimeoutError, XComError
 from mlpipe.runtime import lineage
@@ -174,7 +174,11 @@ def make_resolver(run: DagRun, ti: TaskInstance, context: Context
 
 def render_fields(op: BaseOperator, context: Context,
                   resolve: Callable[[Any], tuple[bool, Any]]) -> None:
-    """Render every template field in place, logging the ones that changed."""
+    """Render every template field in place, logging the templates that rendered.
+
+    Arguments that only took upstream values (XComs, DAG params) are not logged: Airflow
+    logs neither, and with TaskFlow it would be a line for every task.
+    """
     env = None
     for name in op.template_fields:
         value = getattr(op, name, None)
@@ -184,7 +188,8 @@ def render_fields(op: BaseOperator, context: Context,
             env = environment_for(op.dag)
         rendered = render_value(value, context, env=env, template_ext=op.template_ext,
                                 resolve=resolve, field=name)
-        if rendered is not value and rendered != value:
+        if rendered is not value and rendered != value \
+                and holds_template(value, op.template_ext):
             log.info("Rendered %s: %s", name, _short(rendered))
         setattr(op, name, rendered)
 
@@ -264,7 +269,7 @@ def run_task_instance(
     ti = TaskInstance(key.dag_id, key.task_id, key.run_id, key.map_index, S.RUNNING,
                       try_number, max_tries, operator, started, hostname=_HOSTNAME,
                       pid=os.getpid(), log_path=folder, run=run)
-    os.makedirs(folder, exist_ok=True)
+    _make_folder(folder)
     task = dag.get_task(key.task_id)
     # Line-buffered: a task that is killed or runs out of memory keeps what it logged.
     with open(os.path.join(folder, f"attempt={try_number}.log"), "a", encoding="utf-8",
@@ -282,6 +287,16 @@ def run_task_instance(
             with capture_task_output(sink):
                 _run_callbacks(task, outcome, context, ti)
     return outcome
+
+
+def _make_folder(folder: str) -> None:
+    """``os.makedirs(folder, exist_ok=True)`` in one system call when the parent exists."""
+    try:
+        os.mkdir(folder)
+    except FileExistsError:  # a later try of the same instance
+        pass
+    except FileNotFoundError:  # the run's first try: its folders are made here
+        os.makedirs(folder, exist_ok=True)
 
 
 def _execute(run: DagRun, ti: TaskInstance, task: BaseOperator, mlflow_run: Any,

@@ -112,3 +112,26 @@ def test_root_logger_level_is_restored_after_the_run() -> None:
     log = run.get_task_instance("levels").log
     assert "error signal" in log
     assert root.level == before
+
+
+def test_a_rendered_template_is_logged_and_an_upstream_value_is_not() -> None:
+    with DAG("logs_rendered", start_date=LOGICAL) as dag:
+
+        @task
+        def produce() -> str:
+            return "value-from-upstream"
+
+        @task
+        def consume(value: str, note: str) -> str:
+            return value + note
+
+        BashOperator(task_id="templated", bash_command="echo run {{ ds }}")
+        consume(produce(), "plain text")
+
+    run = dag.test(LOGICAL)
+
+    assert "Rendered bash_command: 'echo run 2024-01-15'" in (
+        run.get_task_instance("templated").log)
+    consume_log = run.get_task_instance("consume").log
+    assert "Rendered" not in consume_log
+    assert "Done. Returned value was: 'value-from-upstreamplain text'" in consume_log
