@@ -633,15 +633,14 @@ class DagRunDriver:
                       sorted(stuck))
         state = (DagRunState.FAILED if failed_leaf or stuck or self._timed_out
                  else DagRunState.SUCCESS)
-        self.store.set_run_state(self.dag.dag_id, self.run.run_id, state.value,
-                                 end_date=datetime.now(UTC))
-        self.run.refresh()
+        ended = datetime.now(UTC)
+        parent = self.store.end_run(self.dag.dag_id, self.run.run_id, state.value, ended)
+        self.run.state, self.run.end_date = state, ended
         env = self.executor.env
         if env is not None:
             env.runs.pop((self.dag.dag_id, self.run.run_id), None)
             env.handoffs.pop((self.dag.dag_id, self.run.run_id), None)
-        end_parent_run(self.store, env.tracking if env is not None else None,
-                       self.dag.dag_id, self.run.run_id, state.value)
+        end_parent_run(parent, env.tracking if env is not None else None, state.value)
         callback = (self.dag.on_success_callback if state is DagRunState.SUCCESS
                     else self.dag.on_failure_callback)
         if callback is not None:

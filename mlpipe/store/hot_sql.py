@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -22,9 +22,11 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
-from mlpipe.store.rows import TaskInstanceRow, UTCDateTime
+from mlpipe.store.entities import DagRunRecord
+from mlpipe.store.rows import DagRunRow, TaskInstanceRow, UTCDateTime
 
 _TI = TaskInstanceRow.__table__
+_RUN = DagRunRow.__table__
 
 
 class Rows(Protocol):
@@ -34,6 +36,8 @@ class Rows(Protocol):
     def rowcount(self) -> int: ...
 
     def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> Any: ...
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: caches key on it
@@ -124,6 +128,25 @@ UPSERT_XCOM = HotStatement(
     "INSERT INTO xcom (dag_id, run_id, task_id, map_index, key, value) "
     "VALUES (:dag_id, :run_id, :task_id, :map_index, :key, :value) "
     "ON CONFLICT (dag_id, run_id, task_id, map_index, key) DO UPDATE SET value = excluded.value"
+)
+_RUN_COLUMNS = [f.name for f in fields(DagRunRecord)]
+INSERT_RUN = HotStatement(
+    f"INSERT INTO dag_run ({', '.join(_RUN_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _RUN_COLUMNS)})",
+    {c: _RUN.c[c].type for c in _RUN_COLUMNS},
+)
+END_RUN = HotStatement(
+    "UPDATE dag_run SET state = :state, end_date = :end_date "
+    "WHERE dag_id = :dag_id AND run_id = :run_id RETURNING mlflow_run_id",
+    {"end_date": _UTC},
+)
+SELECT_TI_STATES = HotStatement(
+    "SELECT task_id, map_index, state FROM task_instance "
+    "WHERE dag_id = :dag_id AND run_id = :run_id")
+INSERT_TI = HotStatement(
+    "INSERT INTO task_instance (dag_id, run_id, task_id, map_index, operator, max_tries, "
+    "state, try_number, pool) VALUES (:dag_id, :run_id, :task_id, :map_index, :operator, "
+    ":max_tries, :state, :try_number, :pool)"
 )
 CLAIM = HotStatement(
     "UPDATE task_instance SET state = 'running', try_number = try_number + 1, "

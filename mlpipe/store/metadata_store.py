@@ -82,26 +82,38 @@ _INHERITED: list[Connection] = []
 
 
 class _OwnTransaction:
-    """A transaction on a thread's own writer connection; dropped if anything fails."""
+    """A transaction on a thread's own writer connection; dropped if anything fails.
+
+    Begun and committed on the DBAPI connection (SQLAlchemy's transaction bookkeeping and
+    events cost ~15 us a task): only ``hot_sql`` statements run in it, and a SQLAlchemy
+    statement would fail loudly (its own BEGIN inside this one).
+    """
 
     def __init__(self, holder: threading.local, conn: Connection) -> None:
         self._holder = holder
         self._conn = conn
+        self._dbapi: Any = conn.connection.driver_connection
 
     def __enter__(self) -> Connection:
-        self._trans = self._conn.begin()  # a nested use fails here instead of deadlocking
+        if self._dbapi.in_transaction:  # fail at once instead of deadlocking on the lock
+            raise StoreError("a write transaction is already open on this thread's "
+                             "connection; finish it before starting another")
+        self._run("BEGIN IMMEDIATE")
         return self._conn
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         try:
-            if kind is None:
-                self._trans.commit()
-                return
-            self._trans.rollback()
+            self._run("COMMIT" if kind is None else "ROLLBACK")
         except BaseException:
             self._conn.invalidate()  # never reuse a connection in an unknown state
             self._holder.conn = None
             raise
+
+    def _run(self, sql: str) -> None:
+        try:
+            self._dbapi.execute(sql)
+        except self._conn.dialect.loaded_dbapi.Error as exc:
+            raise hot.as_sqlalchemy_error(self._conn.dialect, sql, None, exc) from exc
 
 
 def _now() -> datetime:
@@ -261,10 +273,10 @@ class MetadataStore:
         values = {f.name: getattr(record, f.name) for f in fields(DagRunRecord)}
         try:
             with self.writer.begin() as conn:
-                conn.execute(insert(_RUN).values(**values))
+                hot.INSERT_RUN.run(conn, values)
                 rows = [_ti_row(record.dag_id, record.run_id, *ti) for ti in task_instances]
                 if rows:
-                    conn.execute(insert(_TI), rows)
+                    hot.INSERT_TI.run_many(conn, rows)
         except IntegrityError:
             raise RunExistsError(record.dag_id, record.run_id) from None
         return record
@@ -300,6 +312,15 @@ class MetadataStore:
             conn.execute(update(_RUN).where(_RUN.c.dag_id == dag_id, _RUN.c.run_id == run_id)
                          .values(state=state, **values))
 
+    def end_run(self, dag_id: str, run_id: str, state: str, end_date: datetime) -> str | None:
+        """Record a run's final state; returns its MLflow parent run id (if a task made one)."""
+        with self._write() as conn:
+            row = hot.END_RUN.run(conn, {"dag_id": dag_id, "run_id": run_id, "state": state,
+                                         "end_date": end_date}).fetchone()
+        if row is None:
+            raise RunNotFoundError(dag_id, run_id, [r.run_id for r in self.list_runs(dag_id)])
+        return row[0]  # type: ignore[no-any-return]
+
     # -- task instances ----------------------------------------------------------------------
 
     def get_ti(self, key: TIKey) -> TaskInstanceRecord | None:
@@ -321,8 +342,8 @@ class MetadataStore:
     def ti_states(self, dag_id: str, run_id: str) -> list[tuple[str, int, str]]:
         """``(task_id, map_index, state)`` of every instance of a run (a light listing)."""
         with self.engine.connect() as conn:
-            return [(r[0], r[1], r[2]) for r in conn.execute(
-                _SELECT_TI_STATES, {"dag_id": dag_id, "run_id": run_id})]
+            return [(r[0], r[1], r[2]) for r in hot.SELECT_TI_STATES.run(
+                conn, {"dag_id": dag_id, "run_id": run_id}).fetchall()]
 
     def add_tis(self, dag_id: str, run_id: str,
                 task_instances: Iterable[tuple[Any, ...]],
@@ -334,7 +355,7 @@ class MetadataStore:
                                                                map_index))))
             rows = [_ti_row(dag_id, run_id, *ti) for ti in task_instances]
             if rows:
-                conn.execute(insert(_TI), rows)
+                hot.INSERT_TI.run_many(conn, rows)
 
     def transition(self, key: TIKey, from_states: Iterable[str], to_state: str,
                    conn: Connection | None = None, **values: Any) -> bool:
@@ -754,9 +775,6 @@ class MetadataStore:
 _SELECT_TI = select(_TI).where(
     _TI.c.dag_id == bindparam("dag_id"), _TI.c.run_id == bindparam("run_id"),
     _TI.c.task_id == bindparam("task_id"), _TI.c.map_index == bindparam("map_index"))
-_SELECT_TI_STATES = text(
-    "SELECT task_id, map_index, state FROM task_instance "
-    "WHERE dag_id = :dag_id AND run_id = :run_id")
 _SELECT_XCOMS = text(
     "SELECT map_index, value FROM xcom WHERE dag_id = :dag_id AND run_id = :run_id "
     "AND task_id = :task_id AND key = :key")

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from mlpipe.errors import StoreError
 from mlpipe.store import database
-from mlpipe.store.entities import DagRunRecord
+from mlpipe.store.entities import DagRunRecord, TIKey
 from mlpipe.store.metadata_store import MetadataStore
 
 WHEN = datetime(2024, 1, 31, tzinfo=UTC)
@@ -81,3 +82,34 @@ def test_a_reader_does_not_block_a_writer(sqlite_store: MetadataStore) -> None:
 
     dag = sqlite_store.get_dag("etl")
     assert dag is not None and dag.is_paused
+
+
+def _run_with_one_instance(store: MetadataStore) -> TIKey:
+    store.create_run(DagRunRecord("etl", "r1", "manual", WHEN, WHEN, WHEN, {}, "queued", WHEN,
+                                  None, None), [("extract", -1, "PythonOperator", 0)])
+    return TIKey("etl", "r1", "extract", -1)
+
+
+def test_a_nested_write_on_one_thread_fails_at_once_and_the_outer_one_commits(
+        sqlite_store: MetadataStore) -> None:
+    key = _run_with_one_instance(sqlite_store)
+
+    with sqlite_store.transaction() as conn:
+        assert sqlite_store.queue(key, ["none"], conn=conn) == "queued"
+        with pytest.raises(StoreError, match="already open on this thread"):
+            sqlite_store.transition(key, ["queued"], "scheduled")  # would wait 30 s on the lock
+
+    assert [t.to_state for t in sqlite_store.transitions("etl", "r1")] == ["queued"]
+
+
+def test_a_failed_write_is_rolled_back_and_the_next_one_works(
+        sqlite_store: MetadataStore) -> None:
+    key = _run_with_one_instance(sqlite_store)
+
+    with pytest.raises(IntegrityError), sqlite_store.transaction() as conn:
+        assert sqlite_store.queue(key, ["none"], conn=conn) == "queued"
+        sqlite_store.push_xcoms(TIKey("etl", "no_such_run", "extract", -1), {"k": "1"}, conn)
+
+    assert sqlite_store.ti_states("etl", "r1") == [("extract", -1, "none")]
+    assert sqlite_store.queue(key, ["none"]) == "queued"
+    assert sqlite_store.ti_states("etl", "r1") == [("extract", -1, "queued")]
