@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -29,15 +31,32 @@ def scheduler(
     engine = open_engine(dags_folder)
     job = Scheduler(engine, grace_period=grace_period)
     job.lock.acquire()  # refuse a second scheduler before printing anything
-    logging.basicConfig(level=logging.INFO,
-                        format="[%(asctime)s] {%(name)s} %(levelname)s - %(message)s")
-    for handler in logging.getLogger().handlers:  # task output belongs in task logs only
-        handler.addFilter(lambda record: record.name.startswith("mlpipe.")
-                          and not record.name.startswith("mlpipe.task"))
     console.print(f"scheduler {job.id}: dags {engine.settings.dags_folder}, executor "
                   f"{engine.settings.executor}, database "
                   f"{engine.store.engine.url.render_as_string(hide_password=True)}")
-    job.run(max_loops=num_loops)
+    with _scheduler_log_on_stderr():
+        job.run(max_loops=num_loops)
+
+
+@contextlib.contextmanager
+def _scheduler_log_on_stderr() -> Iterator[None]:
+    """The scheduler's own INFO lines on stderr while it runs (task output belongs in task
+    logs only). Its own handler: the handlers already on the root logger are not touched."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(
+        "[%(asctime)s] {%(name)s} %(levelname)s - %(message)s"))
+    handler.addFilter(lambda record: record.name.startswith("mlpipe.")
+                      and not record.name.startswith("mlpipe.task"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 @pools_app.command("set")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import time
 from collections.abc import Iterator
@@ -137,10 +138,17 @@ def test_scheduler_num_loops_runs_a_triggered_run_and_exits_0(
     try:
         engine.trigger(engine.get_dag("unscheduled"), run_id="r1", logical_date="2024-01-05")
 
+        root = logging.getLogger()
+        handlers = [(h, list(h.filters)) for h in root.handlers]
+        level = root.level
+
         result = runner.invoke(app, ["scheduler", "-n", "4"])
 
         assert result.exit_code == 0, result.output
         assert "scheduler " in result.stdout
+        # the process's logging is left as it was: no handler added, none filtered
+        assert [(h, list(h.filters)) for h in root.handlers] == handlers
+        assert root.level == level
         assert engine.store.get_run("unscheduled", "r1").state == "success"
         assert [(task, ds) for _, task, _, _, ds in journal(isolated_env)] == [
             ("extract", "2024-01-05")]
