@@ -35,7 +35,7 @@ from mlpipe.errors import TaskError, TaskSkipped, TaskTimeoutError, XComError
 from mlpipe.runtime import lineage
 from mlpipe.runtime.context import build_context
 from mlpipe.runtime.heartbeats import HEARTBEATS
-from mlpipe.runtime.log_capture import capture_task_output
+from mlpipe.runtime.log_capture import LogFile, capture_task_output, log_task_line
 from mlpipe.runtime.models import SKIP_KEY, DagRun, TaskInstance
 from mlpipe.runtime.timeout import time_limit
 from mlpipe.store.entities import TIKey
@@ -271,9 +271,7 @@ def run_task_instance(
                       pid=os.getpid(), log_path=folder, run=run)
     _make_folder(folder)
     task = dag.get_task(key.task_id)
-    # Line-buffered: a task that is killed or runs out of memory keeps what it logged.
-    with open(os.path.join(folder, f"attempt={try_number}.log"), "a", encoding="utf-8",
-              buffering=1) as sink, \
+    with LogFile(f"{folder}/attempt={try_number}.log") as sink, \
             _heartbeat(store, key, heartbeat_interval, on_heartbeat_lost):
         mlflow_run = TaskMlflowRun(store, run, ti, tracking)
         with capture_task_output(sink):  # once per try: it re-levels every logger
@@ -304,8 +302,8 @@ def _execute(run: DagRun, ti: TaskInstance, task: BaseOperator, mlflow_run: Any,
     xcoms: dict[str, str] = {}
     context: Context = {}
     index = f"[{ti.map_index}]" if ti.map_index >= 0 else ""
-    log.info("Starting try %d of %d: %s%s (%s)", ti.try_number, ti.max_tries + 1,
-             task.task_id, index, run.run_id)
+    log_task_line(log, "Starting try %d of %d: %s%s (%s)", ti.try_number, ti.max_tries + 1,
+                  task.task_id, index, run.run_id)
     try:
         op = instance_operator(run, task, ti.map_index)
         context = build_context(run, ti, op)
@@ -343,7 +341,7 @@ def _execute(run: DagRun, ti: TaskInstance, task: BaseOperator, mlflow_run: Any,
                                                  sorted(skip))
         outcome = TryOutcome(S.SUCCESS, skip=skip)
         if result is not None and getattr(op, "show_return_value_in_logs", True):
-            log.info("Done. Returned value was: %s", _short(result))
+            log_task_line(log, "Done. Returned value was: %s", _short(result))
     except TaskSkipped as exc:
         log.info("Skipping task: %s", exc)
         outcome = TryOutcome(S.SKIPPED)
@@ -406,7 +404,7 @@ def _log_outcome(ti: TaskInstance, outcome: TryOutcome) -> None:
         log.info("Marking task as UP_FOR_RETRY; try %d of %d failed, next try in %s",
                  ti.try_number, ti.max_tries + 1, outcome.retry_in)
     else:
-        log.info("Marking task as %s", outcome.state.value.upper())
+        log_task_line(log, "Marking task as %s", outcome.state.value.upper())
 
 
 def _record_outcome(store: MetadataStore, ti: TaskInstance, outcome: TryOutcome,
