@@ -96,6 +96,8 @@ def _sqlite_utc(value: datetime | None) -> str | None:
     """What ``UTCDateTime`` then SQLite's ``DATETIME`` store, in one C call (tested equal)."""
     if value is None:
         return None
+    if value.tzinfo is UTC:  # the engine's own timestamps: drop the "+00:00"
+        return value.isoformat(" ", "microseconds")[:-6]
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat(" ", "microseconds")

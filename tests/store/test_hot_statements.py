@@ -80,7 +80,8 @@ def test_a_scratch_store_never_replaces_an_existing_file(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("value", [
-    WHEN, datetime(2024, 3, 31, 1, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+    WHEN, datetime(2024, 1, 31, 2, 0, 0, 123456, tzinfo=UTC),
+    datetime(2024, 3, 31, 1, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
     datetime(2024, 1, 1, 12, 0), None,
 ])
 def test_datetimes_are_bound_exactly_as_sqlalchemy_binds_them(value: datetime | None) -> None:
