@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
 from mlpipe.store.entities import DagRunRecord
-from mlpipe.store.rows import DagRunRow, TaskInstanceRow, UTCDateTime
+from mlpipe.store.rows import ACTIVE_STATES_SQL, DagRunRow, TaskInstanceRow, UTCDateTime
 
 _TI = TaskInstanceRow.__table__
 _RUN = DagRunRow.__table__
@@ -116,7 +116,7 @@ def _direct(dialect: Dialect) -> bool:
 _UTC = UTCDateTime()
 KEY_SQL = ("dag_id = :dag_id AND run_id = :run_id AND task_id = :task_id "
            "AND map_index = :map_index")
-_ACTIVE = "state IN ('queued', 'running')"
+_ACTIVE = ACTIVE_STATES_SQL  # literally: SQLite uses the partial index only then
 
 SELECT_STATE = HotStatement(f"SELECT state, try_number FROM task_instance WHERE {KEY_SQL}")
 DELETE_XCOMS = HotStatement(f"DELETE FROM xcom WHERE {KEY_SQL}")

@@ -42,6 +42,7 @@ from mlpipe.store.entities import (
     TIKey,
 )
 from mlpipe.store.rows import (
+    ACTIVE_STATES_SQL,
     ArtifactInputRow,
     ArtifactRow,
     DagRow,
@@ -504,7 +505,7 @@ class MetadataStore:
         with self.engine.connect() as conn:
             used = dict(conn.execute(
                 select(_TI.c.pool, func.count()).where(_TI.c.pool.is_not(None),
-                                                       _TI.c.state.in_(("queued", "running")))
+                                                       text(ACTIVE_STATES_SQL))
                 .group_by(_TI.c.pool)).all())
             rows = conn.execute(select(_POOL).order_by(_POOL.c.name)).all()
         return [{"pool": r.name, "slots": r.slots, "used": used.get(r.name, 0),
@@ -710,7 +711,8 @@ class MetadataStore:
                       ) -> list[TaskInstanceRecord]:
         """Running instances whose last heartbeat is older than ``timeout``."""
         limit = (now or _now()) - timeout
-        query = select(_TI).where(_TI.c.state == "running", _TI.c.heartbeat_at < limit)
+        query = select(_TI).where(text(ACTIVE_STATES_SQL), _TI.c.state == "running",
+                                  _TI.c.heartbeat_at < limit)
         with self.engine.connect() as conn:
             return [_record(TaskInstanceRecord, r) for r in conn.execute(query).all()]
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -97,15 +98,20 @@ class DagRunRow(Base):
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+#: the condition of the partial index on active task instances, as queries must write it
+ACTIVE_STATES_SQL = "state IN ('queued', 'running')"
+
+
 class TaskInstanceRow(Base):
     __tablename__ = "task_instance"
     __table_args__ = (
         ForeignKeyConstraint(["dag_id", "run_id"], ["dag_run.dag_id", "dag_run.run_id"],
                              ondelete="CASCADE"),
-        Index("ix_task_instance_state", "state"),
-        # the queueing gates count active instances of a DAG / a pool (migration 0005)
-        Index("ix_task_instance_dag_state", "dag_id", "state"),
-        Index("ix_task_instance_pool_state", "pool", "state"),
+        # Active instances only (migration 0006): the queueing gates count a DAG's and a
+        # pool's, the reaper looks for running ones. A state change outside the active
+        # states touches no index; queries must say ACTIVE_STATES_SQL literally to use it.
+        Index("ix_task_instance_active", "dag_id", "pool",
+              sqlite_where=text(ACTIVE_STATES_SQL), postgresql_where=text(ACTIVE_STATES_SQL)),
     )
 
     dag_id: Mapped[str] = mapped_column(ID, primary_key=True)

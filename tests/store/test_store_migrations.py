@@ -134,3 +134,33 @@ def test_a_postgres_search_path_option_in_the_url_puts_the_tables_there(
     assert set(tables.get_table_names(schema=schema)) == TABLES | {"alembic_version"}
     assert tables.get_table_names(schema="public") == []
     store.dispose()
+
+
+def test_the_active_index_migration_goes_down_and_up_again(engine: Engine) -> None:
+    from alembic import command
+
+    database.migrate(engine)
+    with engine.begin() as conn:
+        config = database._alembic_config(engine, conn)
+        command.downgrade(config, "0005")
+        down = {ix["name"] for ix in inspect(conn).get_indexes("task_instance")}
+        command.upgrade(config, "head")
+        up = {ix["name"] for ix in inspect(conn).get_indexes("task_instance")}
+
+    assert {"ix_task_instance_state", "ix_task_instance_dag_state",
+            "ix_task_instance_pool_state"} <= down and "ix_task_instance_active" not in down
+    assert "ix_task_instance_active" in up and "ix_task_instance_state" not in up
+    assert database.is_current(engine)
+
+
+def test_the_queueing_gates_count_through_the_partial_index(tmp_path: Path) -> None:
+    from mlpipe.store import hot_sql
+
+    store = MetadataStore.open(f"sqlite:///{tmp_path / 'm.db'}")
+    with store.engine.connect() as conn:
+        dbapi = conn.connection.driver_connection
+        for sql, params in [(hot_sql.DAG_USED.sql, {"dag_id": "d"}),
+                            (hot_sql.POOL_USED.sql, {"pool": "p"})]:
+            plan = dbapi.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+            assert "ix_task_instance_active" in str(plan), (sql, plan)
+    store.dispose()
