@@ -3,8 +3,10 @@
 Workload: ``@task def noop(x): return x`` expanded over ``range(N)`` (default 10,000), then
 a reducer summing the N values (sum asserted). Two paths:
 - ``dag.test()``: in-process, SequentialExecutor, temporary SQLite store;
-- persisted: the SQLite metadata store with the LocalExecutor (every instance a forked
-  child), as ``benchmarks/persisted_path.py`` runs it.
+- persisted: the SQLite metadata store, driven as ``mlpipe dags trigger`` drives it, with the
+  SequentialExecutor (every try in the driver's process, like ``dag.test()`` but on a kept
+  store) and with the LocalExecutor (every instance a forked child), as
+  ``benchmarks/persisted_path.py`` runs it.
 Each path runs in a fresh interpreter, so its peak RSS (``ru_maxrss``) is its own; the
 persisted path also reports the largest child's peak. Baselines in the same run: ``noop``
 called N times in one process, and the peak RSS of the same interpreter once it has
@@ -70,8 +72,8 @@ def worker_dag_test(n: int) -> dict[str, float]:
     return {"seconds": elapsed, "peak_rss_mb": _peak_mb(), "before_rss_mb": before}
 
 
-def worker_persisted(n: int, parallelism: int) -> dict[str, float]:
-    """In this (fresh) interpreter: the run through the store with the LocalExecutor."""
+def worker_persisted(n: int, parallelism: int, executor: str = "local") -> dict[str, float]:
+    """In this (fresh) interpreter: the run through the store with ``executor``."""
     from mlpipe.scheduler.service import Engine
     from mlpipe.settings import load_settings
 
@@ -81,7 +83,7 @@ def worker_persisted(n: int, parallelism: int) -> dict[str, float]:
         folder.mkdir()
         (folder / "mapped.py").write_text(DAG_SOURCE + f"\ndag = mapped({n})\n")
         settings = load_settings(home=Path(tmp) / "home", dags_folder=folder,
-                                 executor="local", parallelism=parallelism)
+                                 executor=executor, parallelism=parallelism)
         engine = Engine.from_settings(settings)
         dag = engine.get_dag(f"mapped_{n}")
         engine.trigger(dag, run_id="bench")
@@ -121,28 +123,32 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     if args.worker:
         kind, n = args.worker[0], int(args.worker[1])
         result = (worker_dag_test(n) if kind == "dag_test"
-                  else worker_persisted(n, int(args.worker[2])))
+                  else worker_persisted(n, int(args.worker[2]), args.worker[3]))
         print(json.dumps(result))
         return {kind: result}
     if args.quick:
         args.instances, args.persisted = min(args.instances, 200), min(args.persisted, 40)
 
     results = {"dag_test": in_subprocess("dag_test", str(args.instances)),
+               "persisted_sequential": in_subprocess("persisted", str(args.persisted), "1",
+                                                     "sequential"),
                "persisted": in_subprocess("persisted", str(args.persisted),
-                                          str(args.parallelism))}
+                                          str(args.parallelism), "local")}
+    labels = {"dag_test": "dag.test()", "persisted_sequential": "persisted, sequential executor",
+              "persisted": f"local executor x{args.parallelism}"}
     figures: list[Figure] = []
-    for path, n in (("dag_test", args.instances), ("persisted", args.persisted)):
+    for path, n in (("dag_test", args.instances), ("persisted_sequential", args.persisted),
+                    ("persisted", args.persisted)):
         row = results[path]
         row["ms_per_instance"] = row["seconds"] / n * 1000
-        label = (f"{n} mapped, dag.test()" if path == "dag_test"
-                 else f"{n} mapped, local executor x{args.parallelism}")
+        label = f"{n} mapped, {labels[path]}"
         figures.append(Figure(label, "time per instance", "ms", row["ms_per_instance"],
                               baseline=baseline_ms_per_call(n), baseline_label="plain call",
                               target="<= 5 ms"))
         figures.append(Figure(label, "peak RSS", "MB", row["peak_rss_mb"],
                               baseline=row["before_rss_mb"],
                               baseline_label="same process before the run"))
-        if "child_peak_rss_mb" in row:
+        if path == "persisted":  # the sequential executor runs no child
             figures.append(Figure(label, "largest child peak RSS", "MB",
                                   row["child_peak_rss_mb"]))
     emit("mapped_scale: one task mapped over many values", figures, args.json)

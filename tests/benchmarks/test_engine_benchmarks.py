@@ -35,13 +35,16 @@ def test_mapped_scale_quick(tmp_path: Path) -> None:
     results = load("mapped_scale").main(["--quick", "--json", str(out)])
     found = figures(out)
     in_process, persisted = "200 mapped, dag.test()", "40 mapped, local executor x2"
-    for workload in (in_process, persisted):
+    sequential = "40 mapped, persisted, sequential executor"
+    for workload in (in_process, sequential, persisted):
         per_instance = found[(workload, "time per instance")]
         assert per_instance["value"] > 0 and per_instance["target"] == "<= 5 ms"
         rss = found[(workload, "peak RSS")]
         assert rss["value"] >= rss["baseline"] > 10  # MB: an interpreter with mlpipe loaded
     assert found[(persisted, "largest child peak RSS")]["value"] > 10
-    assert results["dag_test"]["seconds"] > 0 and results["persisted"]["seconds"] > 0
+    assert (sequential, "largest child peak RSS") not in found  # no child process
+    assert all(results[path]["seconds"] > 0
+               for path in ("dag_test", "persisted_sequential", "persisted"))
 
 
 @pytest.mark.slow
