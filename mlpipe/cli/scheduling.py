@@ -12,6 +12,7 @@ import typer
 from mlpipe.cli.common import DagsFolder, Output, open_engine
 from mlpipe.cli.output import OutputFormat, console, guarded, print_rows
 from mlpipe.errors import StoreError
+from mlpipe.runtime.log_capture import FORMAT
 
 pools_app = typer.Typer(help="Limit how many task instances run at once per pool.",
                         no_args_is_help=True)
@@ -43,8 +44,7 @@ def _scheduler_log_on_stderr() -> Iterator[None]:
     """The scheduler's own INFO lines on stderr while it runs (task output belongs in task
     logs only). Its own handler: the handlers already on the root logger are not touched."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(
-        "[%(asctime)s] {%(name)s} %(levelname)s - %(message)s"))
+    handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(lambda record: record.name.startswith("mlpipe.")
                       and not record.name.startswith("mlpipe.task"))
     root = logging.getLogger()

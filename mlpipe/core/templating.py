@@ -51,10 +51,14 @@ def has_template(text: str) -> bool:
     return any(m in text for m in _MARKERS)
 
 
+def _is_template_file(text: str, template_ext: Sequence[str]) -> bool:
+    return bool(template_ext) and text.endswith(tuple(template_ext))
+
+
 def holds_template(value: Any, template_ext: Sequence[str] = ()) -> bool:
     """Whether ``value`` holds a Jinja template: a string with markers, or a template file."""
     if isinstance(value, str):
-        return has_template(value) or (bool(template_ext) and value.endswith(tuple(template_ext)))
+        return has_template(value) or _is_template_file(value, template_ext)
     if isinstance(value, list | tuple):
         return any(holds_template(v, template_ext) for v in value)
     if isinstance(value, dict):
@@ -97,7 +101,7 @@ def _render_string(text: str, context: Mapping[str, Any], *, env: jinja2.Environ
                    template_ext: Sequence[str], field: str) -> str:
     import jinja2
 
-    is_file = bool(template_ext) and text.endswith(tuple(template_ext))
+    is_file = _is_template_file(text, template_ext)
     if not is_file and not has_template(text):
         return text
     try:

@@ -116,16 +116,17 @@ def _direct(dialect: Dialect) -> bool:
 _UTC = UTCDateTime()
 KEY_SQL = ("dag_id = :dag_id AND run_id = :run_id AND task_id = :task_id "
            "AND map_index = :map_index")
-_ACTIVE = ACTIVE_STATES_SQL  # literally: SQLite uses the partial index only then
 
 SELECT_STATE = HotStatement(f"SELECT state, try_number FROM task_instance WHERE {KEY_SQL}")
 DELETE_XCOMS = HotStatement(f"DELETE FROM xcom WHERE {KEY_SQL}")
 POOL_SLOTS = HotStatement("SELECT slots FROM pool WHERE name = :pool")
 POOL_SLOTS_LOCKED = HotStatement("SELECT slots FROM pool WHERE name = :pool FOR UPDATE")
-POOL_USED = HotStatement(f"SELECT count(*) FROM task_instance WHERE pool = :pool AND {_ACTIVE}")
+# ACTIVE_STATES_SQL written out literally: only then does SQLite use the partial index
+POOL_USED = HotStatement(
+    f"SELECT count(*) FROM task_instance WHERE pool = :pool AND {ACTIVE_STATES_SQL}")
 LOCK_DAG = HotStatement("SELECT dag_id FROM dag WHERE dag_id = :dag_id FOR UPDATE")
 DAG_USED = HotStatement(
-    f"SELECT count(*) FROM task_instance WHERE dag_id = :dag_id AND {_ACTIVE}")
+    f"SELECT count(*) FROM task_instance WHERE dag_id = :dag_id AND {ACTIVE_STATES_SQL}")
 UPSERT_XCOM = HotStatement(
     "INSERT INTO xcom (dag_id, run_id, task_id, map_index, key, value) "
     "VALUES (:dag_id, :run_id, :task_id, :map_index, :key, :value) "
