@@ -18,6 +18,10 @@ from mlpipe.errors import SettingsError
 from mlpipe.tracking.config import TrackingConfig
 
 
+#: executor names ``MLPIPE_EXECUTOR`` accepts
+KNOWN_EXECUTORS = ("local", "sequential")
+
+
 class Settings(BaseSettings):
     """Every setting mlpipe reads (SPEC section 9). Environment beats ``mlpipe.toml``."""
 
@@ -32,8 +36,12 @@ class Settings(BaseSettings):
     artifact_root: str | None = None
     fernet_key: str | None = None
     xcom_max_bytes: int = Field(default=48 * 1024, ge=1)
-    dask_address: str | None = None
-    task_heartbeat_timeout: float = Field(default=30.0, gt=0)
+    #: a running try's lease: a try whose heartbeat is older than this is failed or retried
+    task_lease_s: float = Field(default=60.0, gt=0)
+    #: a DAG file that takes longer to import is an import error
+    dag_parse_timeout_s: float = Field(default=30.0, gt=0)
+    #: new DAGs start paused (``is_paused_upon_creation=`` on a DAG overrides it)
+    dags_paused_at_creation: bool = False
     #: MLflow's own variable, as MLflow users set it
     mlflow_tracking_uri: str | None = Field(
         default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri"))
@@ -41,7 +49,7 @@ class Settings(BaseSettings):
     @field_validator("executor")
     @classmethod
     def _known_executor(cls, value: str) -> str:
-        known = ("dask", "local", "sequential")
+        known = KNOWN_EXECUTORS
         if value not in known:
             raise ValueError(f"unknown executor {value!r}; valid: {list(known)}")
         return value

@@ -37,7 +37,7 @@ def run(dag_id: str, task_id: str, run_id: str, map_index: MapIndex = -1,
         engine.store.transition(key, [record.state], "queued")
     outcome = run_task_instance(engine.store, dag, key, logs_root=engine.logs_root,
                                 xcom_max_bytes=engine.settings.xcom_max_bytes,
-                                heartbeat_interval=engine.settings.task_heartbeat_timeout / 6)
+                                heartbeat_interval=engine.settings.task_lease_s / 6)
     if outcome is None:
         raise StoreError(f"{key} is {record.state}, not queued: it runs elsewhere or finished")
     console.print(f"{key}: {outcome.state.value}")

@@ -106,7 +106,7 @@ def run_backfill(engine: Engine, dag: DAG, run_ids: list[str], *, max_active_run
                 run_id = pending.pop(0)
                 driver = DagRunDriver(
                     engine.store, dag, run_id, executor,
-                    heartbeat_timeout=engine.settings.task_heartbeat_timeout,
+                    heartbeat_timeout=engine.settings.task_lease_s,
                     xcom_max_bytes=engine.settings.xcom_max_bytes, on_progress=on_progress)
                 active[run_id] = driver
                 driver.start()

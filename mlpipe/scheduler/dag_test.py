@@ -39,7 +39,7 @@ def _temporary_engine(dag: DAG) -> tuple[Any, str, MetadataStore, SequentialExec
     executor = SequentialExecutor()
     executor.start(ExecutionEnv(store=store, store_url=url, dag_provider=lambda _: dag,
                                 logs_root=root / "logs", xcom_max_bytes=settings.xcom_max_bytes,
-                                heartbeat_interval=settings.task_heartbeat_timeout / 6,
+                                heartbeat_interval=settings.task_lease_s / 6,
                                 tracking=settings.tracking,
                                 artifact_root=settings.artifacts))
     return folder, url, store, executor, settings
@@ -76,7 +76,7 @@ def test_dag(dag: DAG, *, logical_date: datetime | str | None = None,
     record = create_dag_run(store, dag, logical_date=logical_date, conf=conf)
     executor.env.heartbeat_interval = 0  # nothing else watches this throw-away store
     driver = DagRunDriver(store, dag, record.run_id, executor,
-                          heartbeat_timeout=settings.task_heartbeat_timeout,
+                          heartbeat_timeout=settings.task_lease_s,
                           skip_retry_delays=skip_retry_delays, cache_xcoms=True,
                           xcom_max_bytes=settings.xcom_max_bytes)
     run = driver.execute()

@@ -235,7 +235,7 @@ class Scheduler:
                     dag.dag_id, record.run_id, dag.max_active_runs):
                 continue
             driver = DagRunDriver(self.store, dag, record.run_id, self.executor,
-                                  heartbeat_timeout=self.engine.settings.task_heartbeat_timeout,
+                                  heartbeat_timeout=self.engine.settings.task_lease_s,
                                   xcom_max_bytes=self.engine.settings.xcom_max_bytes,
                                   on_progress=self.on_progress)
             self.drivers[key] = driver

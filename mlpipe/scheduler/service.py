@@ -73,7 +73,7 @@ class Engine:
             store=self.store, store_url=self.settings.database,
             dag_provider=self.dag_provider, logs_root=self.logs_root,
             xcom_max_bytes=self.settings.xcom_max_bytes,
-            heartbeat_interval=max(0.05, self.settings.task_heartbeat_timeout / 6),
+            heartbeat_interval=max(0.05, self.settings.task_lease_s / 6),
             tracking=self.settings.tracking, artifact_root=self.settings.artifacts,
         ))
         return executor
@@ -97,7 +97,7 @@ class Engine:
         executor = executor or self.make_executor()
         try:
             driver = DagRunDriver(self.store, dag, run_id, executor,
-                                  heartbeat_timeout=self.settings.task_heartbeat_timeout,
+                                  heartbeat_timeout=self.settings.task_lease_s,
                                   xcom_max_bytes=self.settings.xcom_max_bytes,
                                   on_progress=on_progress)
             return driver.execute()

@@ -27,7 +27,7 @@ PARALLELISM = 2
 @pytest.fixture
 def engine() -> Iterator[Engine]:
     settings = load_settings(executor="local", parallelism=PARALLELISM,
-                             task_heartbeat_timeout=2, dags_folder=DAGS)
+                             task_lease_s=2, dags_folder=DAGS)
     engine = Engine.from_settings(settings)
     yield engine
     engine.store.dispose()

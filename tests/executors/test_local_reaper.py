@@ -16,7 +16,7 @@ DAGS = Path(__file__).resolve().parents[1] / "dags" / "engine"
 
 def test_many_children_are_each_reported_once_and_shutdown_stops_the_reaper() -> None:
     engine = Engine.from_settings(load_settings(executor="local", parallelism=2,
-                                                task_heartbeat_timeout=2, dags_folder=DAGS))
+                                                task_lease_s=2, dags_folder=DAGS))
     try:
         dag = engine.get_dag("executor_contract")
         record = engine.trigger(dag, run_id="reaper", logical_date=datetime(2024, 1, 1))

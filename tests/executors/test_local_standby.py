@@ -26,7 +26,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     dags = tmp_path / "dags"
     dags.mkdir()
     settings = load_settings(home=tmp_path / "home", dags_folder=dags, executor="local",
-                             parallelism=2, task_heartbeat_timeout=2)
+                             parallelism=2, task_lease_s=2)
     engine = Engine.from_settings(settings)
     yield engine
     engine.store.dispose()

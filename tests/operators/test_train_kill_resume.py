@@ -167,7 +167,7 @@ def outcome(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         (dags / "kill_resume.py").write_text(DAG_FILE.format(
             dag_id=DAG_ID, digits=digits.as_uri(), config=CONFIG))
         settings = load_settings(executor="local", parallelism=2, dags_folder=dags,
-                                 task_heartbeat_timeout=HEARTBEAT_TIMEOUT)
+                                 task_lease_s=HEARTBEAT_TIMEOUT)
         engine = Engine.from_settings(settings)
         try:
             checkpoint = (home / "artifacts" / DAG_ID / RUN_ID / "train" / "checkpoints"

@@ -20,7 +20,7 @@ def make_engine() -> Iterator[Callable[..., Engine]]:
     engines: list[Engine] = []
 
     def make(**overrides: Any) -> Engine:
-        values = {"executor": "local", "parallelism": 2, "task_heartbeat_timeout": 2,
+        values = {"executor": "local", "parallelism": 2, "task_lease_s": 2,
                   "dags_folder": DAGS, **overrides}
         engine = Engine.from_settings(load_settings(**values))
         engines.append(engine)

@@ -26,7 +26,7 @@ def runner() -> CliRunner:
 def engine() -> Iterator[Engine]:
     """LocalExecutor with room for all four pooled tasks at once: only the pool limits."""
     engine = Engine.from_settings(load_settings(
-        dags_folder=DAGS / "pools", executor="local", parallelism=4, task_heartbeat_timeout=5))
+        dags_folder=DAGS / "pools", executor="local", parallelism=4, task_lease_s=5))
     yield engine
     engine.store.dispose()
 

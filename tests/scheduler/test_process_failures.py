@@ -110,7 +110,7 @@ def signaller() -> Iterator[Callable[[Path, int], Signaller]]:
 
 @pytest.fixture
 def engine(make_engine: Callable[..., Engine]) -> Engine:
-    return make_engine(task_heartbeat_timeout=HEARTBEAT_TIMEOUT)
+    return make_engine(task_lease_s=HEARTBEAT_TIMEOUT)
 
 
 @pytest.fixture

@@ -111,7 +111,7 @@ def test_dagrun_timeout_fails_the_run_and_stops_its_tasks(tmp_path: Path) -> Non
             def after():
                 return 1
             slow() >> after()
-    """, executor="local", task_heartbeat_timeout=0.6)
+    """, executor="local", task_lease_s=0.6)
     dag = engine.get_dag("slowrun")
     engine.trigger(dag, run_id="r1")
     run = engine.run(dag, "r1")

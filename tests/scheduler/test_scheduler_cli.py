@@ -46,7 +46,7 @@ def open_engine(folder: Path, **settings: object) -> Engine:
 @pytest.mark.timeout(90)
 def test_sigterm_lets_the_running_task_finish_and_starts_nothing_new(
         launcher: SchedulerLauncher) -> None:
-    engine = open_engine(DAGS / "sigterm", executor="local", task_heartbeat_timeout=2)
+    engine = open_engine(DAGS / "sigterm", executor="local", task_lease_s=2)
     try:
         dag = engine.get_dag("graceful")
         engine.trigger(dag, run_id="r1", logical_date="2024-01-01")
@@ -100,7 +100,7 @@ def test_sigterm_lets_the_running_task_finish_and_starts_nothing_new(
 @pytest.mark.timeout(90)
 def test_sigterm_past_the_grace_period_kills_the_task_and_nothing_stays_stuck(
         launcher: SchedulerLauncher) -> None:
-    engine = open_engine(DAGS / "sigterm", executor="local", task_heartbeat_timeout=2)
+    engine = open_engine(DAGS / "sigterm", executor="local", task_lease_s=2)
     try:
         engine.trigger(engine.get_dag("graceful"), run_id="r1")
         slow = TIKey("graceful", "r1", "slow")

@@ -207,7 +207,7 @@ def test_stalled_scheduler_whose_lease_expired_runs_nothing_twice(
     must still run once, and the run must end successful."""
     engines = [Engine.from_settings(load_settings(
         dags_folder=DAGS / "crash", database_url=postgres_url, executor="local",
-        parallelism=2, task_heartbeat_timeout=2)) for _ in range(2)]
+        parallelism=2, task_lease_s=2)) for _ in range(2)]
     lease = timedelta(seconds=1)
     a = Scheduler(engines[0], scheduler_id="A", lease=lease, scan_interval=0.1)
     b = Scheduler(engines[1], scheduler_id="B", lease=lease, scan_interval=0.1)

@@ -22,7 +22,7 @@ DAYS = [datetime(2024, 1, d, tzinfo=UTC) for d in (1, 2, 3, 4)]
 def engine() -> Iterator[Engine]:
     engine = Engine.from_settings(load_settings(
         dags_folder=DAGS / "one_at_a_time", executor="local", parallelism=2,
-        task_heartbeat_timeout=2))
+        task_lease_s=2))
     yield engine
     engine.store.dispose()
 
