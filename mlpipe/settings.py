@@ -17,7 +17,6 @@ from pydantic_settings import (
 from mlpipe.errors import SettingsError
 from mlpipe.tracking.config import TrackingConfig
 
-
 #: executor names ``MLPIPE_EXECUTOR`` accepts
 KNOWN_EXECUTORS = ("local", "sequential")
 
