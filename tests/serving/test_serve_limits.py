@@ -128,8 +128,9 @@ def zeros(total: int, chunk: int = MB) -> Iterator[bytes]:
 
 @pytest.fixture(scope="module")
 def served(trained_models: dict[str, Any]) -> str:
-    return f"models:/{'serve_limits'}/" + register_model(
-        trained_models["tracking_uri"], trained_models["good"], "serve_limits", {})
+    version = register_model(trained_models["tracking_uri"], trained_models["good"],
+                             "serve_limits", {})
+    return f"models:/serve_limits/{version}"
 
 
 def part_head(boundary: str, name: str) -> bytes:
@@ -204,6 +205,10 @@ def test_an_image_above_the_pixel_limit_is_refused_from_its_header(
     assert status == 413
     assert body["detail"] == ("file 'bomb.png' is 12000x12000 = 144,000,000 pixels, above the "
                               "limit of 40,000,000 pixels (--max-pixels)")
+    status, body = post_files(server, [("huge.png", png_header_only(20000, 20000))])
+    assert status == 413  # above Pillow's own limit too: refused at open
+    assert body["detail"] == ("file 'huge.png' is a decompression bomb, above the limit of "
+                              "40,000,000 pixels (--max-pixels)")
     assert peak_rss(server.process.pid) - before < 100 * MB  # 144 MB were never allocated
 
     lower = serve_process(served, trained_models["tracking_uri"], "--max-pixels", "1000")
