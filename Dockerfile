@@ -50,7 +50,9 @@ USER mlpipe
 # Metadata DB (SQLite by default), MLflow store, artifacts and task logs.
 VOLUME ["/data"]
 
-# 8000: `mlpipe serve ... --host 0.0.0.0`; 5000: `mlpipe ui --host 0.0.0.0`
+# 8000: `mlpipe serve ... --host 0.0.0.0` with MLPIPE_SERVE_TOKEN set (a bearer token for
+# /predict and /reload; it warns without one); 5000: `mlpipe ui --host 0.0.0.0`, which has
+# no auth: publish it on the host's loopback only (-p 127.0.0.1:5000:5000). docs/docker.md
 EXPOSE 8000 5000
 
 # For the default command: the scheduler's metadata database answers and its schema is

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ModelSpec", "Prediction", "accuracy", "predict_bytes", "predict_labels"]
+__all__ = ["ModelSpec", "Prediction", "accuracy", "predict_bytes", "predict_labels",
+           "predict_pixels"]
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,19 @@ def predict_bytes(model: Any, spec: ModelSpec, images: Sequence[bytes]) -> list[
         CorruptImageError: one of the payloads is not a decodable image; its ``path`` is
             ``"<bytes>"``, the caller names the file.
     """
+    from mlpipe.ml.preprocess import decode_bytes
+
+    return predict_pixels(model, spec,
+                          [decode_bytes(data, spec.image_size, spec.grayscale) for data in images])
+
+
+def predict_pixels(model: Any, spec: ModelSpec, pixels: Sequence[Any]) -> list[Prediction]:
+    """Classify images already decoded by ``decode_bytes`` (uint8 CHW arrays)."""
     import numpy as np
     import torch
 
-    from mlpipe.ml.preprocess import decode_bytes, normalise
+    from mlpipe.ml.preprocess import normalise
 
-    pixels = [decode_bytes(data, spec.image_size, spec.grayscale) for data in images]
     x = normalise(torch.from_numpy(np.stack(pixels)), spec.mean, spec.std)
     with torch.no_grad():
         probs = torch.softmax(model(x), dim=1)

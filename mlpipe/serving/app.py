@@ -6,14 +6,20 @@
 - ``GET /metadata``: model URI, version, classes and preprocessing.
 - ``POST /reload``: follow the alias now (it is also polled every ``poll_interval`` s).
 
-Bad payloads get a 4xx answer whose ``detail`` names the file and the problem.
+Bad payloads get a 4xx answer whose ``detail`` names the file and the problem. Input is
+bounded (``ServeLimits``): body and files are capped while they stream in (413), images
+above the pixel limit are refused from their header (413) before any decoding, and decoding
+runs outside the inference lock, which only guards the model's forward pass. With a
+``token``, ``/predict`` and ``/reload`` need ``Authorization: Bearer <token>`` (401).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,19 +27,23 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
+from mlpipe.serving.limits import (
+    BodyLimitMiddleware,
+    ServeLimits,
+    check_pixels,
+    read_image_files,
+)
 from mlpipe.serving.model_holder import ModelHolder, ModelNotReadyError
 
 log = logging.getLogger("mlpipe.serve")
 
-MAX_FILES = 64
-MAX_FILE_BYTES = 10 * 1024 * 1024
 
-
-def create_app(holder: ModelHolder, *, poll_interval: float = 30.0) -> FastAPI:
+def create_app(holder: ModelHolder, *, poll_interval: float = 30.0,
+               limits: ServeLimits | None = None, token: str | None = None) -> FastAPI:
     """An app serving ``holder``'s model; polls the alias every ``poll_interval`` seconds
-    (0 turns polling off)."""
+    (0 turns polling off). ``token`` guards ``/predict`` and ``/reload``."""
+    limits = limits or ServeLimits()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -49,7 +59,9 @@ def create_app(holder: ModelHolder, *, poll_interval: float = 30.0) -> FastAPI:
             poller.join(timeout=5)
 
     app = FastAPI(title="mlpipe serve", lifespan=lifespan)
-    inference_lock = asyncio.Lock()
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=limits.max_body_bytes)
+    inference_lock = asyncio.Lock()  # one forward pass at a time: torch uses every core
+    decoding = asyncio.Semaphore(os.cpu_count() or 1)  # bounds decode memory too
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -69,9 +81,10 @@ def create_app(holder: ModelHolder, *, poll_interval: float = 30.0) -> FastAPI:
                 "loaded_at": served.loaded_at, **served.spec.to_dict()}
 
     @app.post("/reload")
-    async def reload() -> dict[str, Any]:
+    async def reload(request: Request) -> dict[str, Any]:
         from mlpipe.tracking.models import ModelRegistryError
 
+        _authorize(request, token)
         try:
             changed = await run_in_threadpool(holder.refresh)
         except ModelRegistryError as exc:
@@ -81,19 +94,16 @@ def create_app(holder: ModelHolder, *, poll_interval: float = 30.0) -> FastAPI:
 
     @app.post("/predict")
     async def predict(request: Request) -> dict[str, Any]:
-        from mlpipe.ml.inference import predict_bytes
-        from mlpipe.ml.preprocess import CorruptImageError
+        from mlpipe.ml.inference import predict_pixels
 
+        _authorize(request, token)  # before a byte of the body is read
         served = _current(holder)
-        files = await _read_files(request)
-        images = [data for _, data in files]
-        try:
-            async with inference_lock:  # one batch at a time: torch uses every core
-                predictions = await run_in_threadpool(predict_bytes, served.model,
-                                                      served.spec, images)
-        except CorruptImageError:
-            bad = _first_undecodable(files, served.spec)
-            raise HTTPException(status_code=400, detail=bad) from None
+        files = await read_image_files(request, limits)
+        async with decoding:
+            pixels = await run_in_threadpool(_decode_all, files, served.spec, limits.max_pixels)
+        async with inference_lock:
+            predictions = await run_in_threadpool(predict_pixels, served.model, served.spec,
+                                                  pixels)
         return {"model_uri": holder.model_uri, "model_version": served.version,
                 "predictions": [{"filename": name, "label": p.label,
                                  "probability": p.probability,
@@ -110,39 +120,31 @@ def _current(holder: ModelHolder) -> Any:
         raise HTTPException(status_code=503, detail=str(exc)) from None
 
 
-async def _read_files(request: Request) -> list[tuple[str, bytes]]:
-    """The uploaded files, checked: multipart, 1..MAX_FILES files, none empty or too big."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise HTTPException(status_code=415, detail="send images as multipart/form-data "
-                            "files (field 'files'), e.g. curl -F files=@digit.png")
-    try:
-        form = await request.form(max_files=MAX_FILES, max_part_size=MAX_FILE_BYTES)
-    except HTTPException as exc:
-        raise HTTPException(status_code=413 if "exceed" in str(exc.detail).lower() else 400,
-                            detail=f"bad multipart payload: {exc.detail}") from None
-    uploads = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
-    if not uploads:
-        raise HTTPException(status_code=400, detail="no image files in the request; send "
-                            "one or more as multipart field 'files'")
-    files = []
-    for i, upload in enumerate(uploads):
-        name = upload.filename or f"file-{i}"
-        data = await upload.read()
-        if not data:
-            raise HTTPException(status_code=400, detail=f"file {name!r} is empty")
-        files.append((name, data))
-    return files
+def _authorize(request: Request, token: str | None) -> None:
+    """401 unless the request carries ``Authorization: Bearer <token>`` (constant time)."""
+    if token is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                             token.encode()):
+        raise HTTPException(status_code=401, detail="missing or wrong bearer token: send "
+                            "'Authorization: Bearer <token>' (the server's --token)",
+                            headers={"WWW-Authenticate": "Bearer"})
 
 
-def _first_undecodable(files: list[tuple[str, bytes]], spec: Any) -> str:
+def _decode_all(files: list[tuple[str, bytes]], spec: Any, max_pixels: int) -> list[Any]:
+    """Every file decoded as for training; 413 above ``max_pixels``, 400 naming a bad file."""
     from mlpipe.ml.preprocess import CorruptImageError, decode_bytes
 
+    pixels = []
     for name, data in files:
+        check_pixels(name, data, max_pixels)
         try:
-            decode_bytes(data, spec.image_size, spec.grayscale)
+            pixels.append(decode_bytes(data, spec.image_size, spec.grayscale))
         except CorruptImageError as exc:
-            return f"file {name!r} is not a readable image: {exc.reason}"
-    return "a file is not a readable image"
+            raise HTTPException(status_code=400, detail=f"file {name!r} is not a readable "
+                                f"image: {exc.reason}") from None
+    return pixels
 
 
 def _poll(holder: ModelHolder, interval: float, stop: threading.Event) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,11 +14,16 @@ class ServingError(MlpipeError):
 
 
 class ServingClient:
-    """Talks to one ``mlpipe serve`` endpoint, e.g. ``http://127.0.0.1:8000``."""
+    """Talks to one ``mlpipe serve`` endpoint, e.g. ``http://127.0.0.1:8000``.
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    ``token`` (default: ``MLPIPE_SERVE_TOKEN``) is sent as a bearer token, as the endpoint
+    started with ``--token`` requires on ``/predict`` and ``/reload``.
+    """
+
+    def __init__(self, base_url: str, timeout: float = 30.0, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.token = token if token is not None else os.environ.get("MLPIPE_SERVE_TOKEN")
 
     def health(self) -> dict[str, Any]:
         """``GET /health`` (a 503 "waiting" answer is returned, not raised)."""
@@ -41,8 +47,10 @@ class ServingClient:
         import requests
 
         url = self.base_url + path
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            response = requests.request(method, url, timeout=self.timeout, **kwargs)
+            response = requests.request(method, url, timeout=self.timeout, headers=headers,
+                                        **kwargs)
         except requests.RequestException as exc:
             raise ServingError(f"serving endpoint {url} is unreachable: "
                                f"{type(exc).__name__}") from None
