@@ -48,7 +48,9 @@ def create_dag_run(store: MetadataStore, dag: DAG, *, logical_date: datetime | s
     interval = data_interval or (dag.timetable.infer_manual_interval(when)
                                  if run_type == "manual" else DataInterval(when, when))
     now = datetime.now(UTC)
-    run_id = validate_run_id(run_id or f"{run_type}__{when.isoformat()}")  # a path segment
+    if run_id is None:
+        run_id = f"{run_type}__{when.isoformat()}"
+    run_id = validate_run_id(run_id)  # it becomes a log and artifact path segment
     record = DagRunRecord(
         dag_id=dag.dag_id, run_id=run_id, run_type=run_type,
         logical_date=when, data_interval_start=interval.start,
