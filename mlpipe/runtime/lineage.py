@@ -13,11 +13,13 @@ with a "cache hit" line and reuses them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
 import json
 import logging
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import CodeType
 from typing import Any
@@ -94,12 +96,27 @@ def cache_key(op: BaseOperator, arguments: Mapping[str, Any], inputs: Iterable[A
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_fingerprints: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
 def callable_fingerprint(function: Callable[..., Any]) -> str:
     """``module.qualname:sha256`` of ``function``'s source (bytecode+constants without it).
 
     ``functools.partial`` objects add their bound arguments; decorated functions are
     unwrapped. Names the function reads from globals or closures are not covered.
+    Remembered per function object (a mapped task's instances read the source once).
     """
+    try:
+        return _fingerprints[function]
+    except (KeyError, TypeError):  # not seen yet, or not weakly referenceable
+        pass
+    fingerprint = _fingerprint(function)
+    with contextlib.suppress(TypeError):
+        _fingerprints[function] = fingerprint
+    return fingerprint
+
+
+def _fingerprint(function: Callable[..., Any]) -> str:
     bound: list[Any] = []
     while isinstance(function, functools.partial):
         bound.append((function.args, sorted(function.keywords.items())))
