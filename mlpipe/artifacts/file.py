@@ -27,12 +27,21 @@ def _child_uri(uri: str, rel: str) -> str:
 
 
 class FileArtifactStore(ArtifactStore):
-    """Artifacts under ``file:///absolute/path`` URIs (``file://localhost/...`` too)."""
+    """Artifacts under ``file:///absolute/path`` URIs (``file://localhost/...`` too).
+
+    URIs with ``.``/``..`` segments (``%2e%2e`` included) are refused; with ``root``, so
+    is every path outside it (absolute paths elsewhere, symlinks that lead out).
+    """
 
     schemes = ("file",)
 
+    def __init__(self, root: str | Path | None = None) -> None:
+        if root is not None and str(root).startswith("file://"):
+            root = self.path_of(str(root))
+        self.root = Path(root) if root is not None else None
+
     def path_of(self, uri: str) -> Path:
-        """The local path a ``file://`` URI names (percent-escapes decoded)."""
+        """The local path a ``file://`` URI names (percent-escapes decoded), checked."""
         rest = uri[len("file://"):] if uri.startswith("file://") else None
         if rest is not None and rest.startswith("localhost/"):
             rest = rest[len("localhost"):]
@@ -42,7 +51,11 @@ class FileArtifactStore(ArtifactStore):
                 "(three slashes)",
                 uri=uri,
             )
-        return Path(unquote(rest))
+        path = unquote(rest)
+        reason = localfs.escape_reason(path, getattr(self, "root", None))
+        if reason is not None:
+            raise ArtifactError(f"artifact path {uri!r} is refused: {reason}", uri=uri)
+        return Path(path)
 
     def open(self, uri: str) -> BinaryIO:
         """Open the file at ``uri`` for reading."""

@@ -28,6 +28,7 @@ __all__ = [
     "TreeEntry",
     "copy_file_atomic",
     "copy_tree_atomic",
+    "escape_reason",
     "hash_stream",
     "is_temp_name",
     "replace_path",
@@ -44,6 +45,23 @@ _REPLACE_ATTEMPTS = 5
 
 #: ``(relpath, size, sha256)`` of one file in a tree; relpath uses ``/``.
 TreeEntry = tuple[str, int, str]
+
+
+def escape_reason(path: str, root: Path | None = None) -> str | None:
+    """Why the (decoded) absolute ``path`` may leave its place, or None if it cannot.
+
+    ``.`` and ``..`` segments and NUL bytes are refused everywhere; with a ``root``, the
+    path with its symlinks resolved must also lie inside the resolved root.
+    """
+    if "\0" in path:
+        return "it contains a NUL byte"
+    if any(part in (".", "..") for part in path.split("/")):
+        return "it has a '.' or '..' path segment"
+    if root is not None:
+        real_root = root.resolve()
+        if not Path(path).resolve().is_relative_to(real_root):
+            return f"it is outside the store's root {str(real_root)!r}"
+    return None
 
 
 def is_temp_name(name: str) -> bool:

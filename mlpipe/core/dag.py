@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.core import authoring_context as ctx
-from mlpipe.core.operator import BaseOperator, validate_id
+from mlpipe.core.ids import validate_id
+from mlpipe.core.operator import BaseOperator
 from mlpipe.core.params import Param, check_defaults
 from mlpipe.core.task_group import TaskGroup
 from mlpipe.core.timetables import ScheduleError, Timetable, make_timetable

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlpipe.core import authoring_context as ctx
 from mlpipe.core.dependencies import DependencyMixin
+from mlpipe.core.ids import validate_id
 from mlpipe.core.trigger_rule import TriggerRule
 from mlpipe.core.xcom_arg import MappedArgument, XComArg, find_references
 from mlpipe.errors import (
     CycleError,
     DagDefinitionError,
     InvalidOperatorArgumentError,
-    InvalidTaskIdError,
     InvalidTriggerRuleError,
 )
 
@@ -27,17 +26,6 @@ if TYPE_CHECKING:
 
 Context = dict[str, Any]
 Callback = Callable[[Context], object]
-
-ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,250}")
-ID_RULE = "use only ASCII letters, digits, '_', '-' and '.', at most 250 characters"
-
-
-def validate_id(kind: str, value: object) -> str:
-    """Return ``value`` if it is a legal DAG, task or group id, else raise."""
-    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
-        raise InvalidTaskIdError(kind, value, ID_RULE)
-    return value
-
 
 _accepted_cache: dict[type, tuple[frozenset[str], bool]] = {}
 

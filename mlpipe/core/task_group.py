@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlpipe.core import authoring_context as ctx
 from mlpipe.core.dependencies import DependencyMixin
+from mlpipe.core.ids import validate_id
 from mlpipe.core.mapping import check_expand_input
-from mlpipe.core.operator import validate_id
 from mlpipe.core.xcom_arg import MappedArgument, XComArg
 from mlpipe.errors import DuplicateTaskIdError, MappingError, TaskOutsideDagError
 

@@ -29,8 +29,10 @@ class SqlHook(BaseHook):
     #: forced driver (``PostgresHook``); None: chosen by the connection's type
     driver: str | None = None
 
-    def __init__(self, conn_id: str | None = None, *, connection: Connection | None = None,
+    def __init__(self, conn_id: str | None = None, *, sql_conn_id: str | None = None,
+                 connection: Connection | None = None,
                  engine_kwargs: Mapping[str, Any] | None = None) -> None:
+        conn_id = _one_conn_id(conn_id, "sql_conn_id", sql_conn_id)
         super().__init__(conn_id or self.default_conn_name, connection=connection)
         self.engine_kwargs = dict(engine_kwargs or {})
         self._engine: Any = None
@@ -135,6 +137,21 @@ class PostgresHook(SqlHook):
 
     default_conn_name = "postgres_default"
     driver = "postgresql+psycopg"
+
+    def __init__(self, conn_id: str | None = None, *, postgres_conn_id: str | None = None,
+                 connection: Connection | None = None,
+                 engine_kwargs: Mapping[str, Any] | None = None) -> None:
+        super().__init__(_one_conn_id(conn_id, "postgres_conn_id", postgres_conn_id),
+                         connection=connection, engine_kwargs=engine_kwargs)
+
+
+def _one_conn_id(positional: str | None, name: str, named: str | None) -> str | None:
+    """The connection id given positionally or as ``name=`` (Airflow's spelling)."""
+    if positional is not None and named is not None and positional != named:
+        raise HookError(positional, "no endpoint",
+                        f"two connection ids given: {positional!r} and {name}={named!r}; "
+                        "pass one")
+    return positional if positional is not None else named
 
 
 def _transactional_ddl(engine: Any) -> None:

@@ -3,18 +3,25 @@
 Every ``Artifact`` a task returns is recorded with its producer, the artifacts it was made
 from (the ``Artifact``s among the task's rendered arguments) and, for sources outside
 mlpipe, the objects listed in its ``extra["sources"]`` (S3 keys with ETags). A task that
-opts in (``cache=True``) first computes a key from its operator class and version, its
-rendered arguments and its input artifacts' hashes; if a recorded try with that key left
-outputs that are still intact, it is marked success with a "cache hit" line and reuses
-them.
+opts in (``cache=True``) first computes a key from its DAG and task ids, its operator class
+and version, for Python callables the callable's qualified name and a hash of its source
+(bytecode when the source is unavailable), its rendered arguments and its input
+artifacts' hashes (a mapped task's instances share a key: the map index is not in it).
+If a recorded try with that key left outputs that are still intact, it is marked success
+with a "cache hit" line and reuses them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import inspect
 import json
 import logging
+import weakref
 from collections.abc import Callable, Iterable, Mapping
+from types import CodeType
 from typing import Any
 
 from mlpipe.core.artifact import Artifact
@@ -69,15 +76,80 @@ def rendered_arguments(op: BaseOperator) -> dict[str, Any]:
 
 def cache_key(op: BaseOperator, arguments: Mapping[str, Any], inputs: Iterable[Artifact]
               ) -> str:
-    """sha256 over operator class and version, rendered arguments and input hashes."""
+    """sha256 over the task's identity, operator class and version, arguments and inputs.
+
+    The identity is the DAG id and task id and, for an operator that calls a Python
+    function (``PythonOperator``, ``@task`` and its variants), that function's qualified
+    name and source hash: two tasks never share outputs, and editing a body is a miss.
+    """
+    function = getattr(op, "python_callable", None)
     payload = {
+        "dag_id": op.dag.dag_id if op.dag is not None else None,
+        "task_id": op.task_id,
         "operator": f"{type(op).__module__}.{type(op).__qualname__}",
         "version": op.operator_version,
+        "callable": callable_fingerprint(function) if callable(function) else None,
         "arguments": arguments,
         "inputs": sorted((a.uri, a.sha256) for a in inputs),
     }
     text = json.dumps(payload, sort_keys=True, default=_stable, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+_fingerprints: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def callable_fingerprint(function: Callable[..., Any]) -> str:
+    """``module.qualname:sha256`` of ``function``'s source (bytecode+constants without it).
+
+    ``functools.partial`` objects add their bound arguments; decorated functions are
+    unwrapped. Names the function reads from globals or closures are not covered.
+    Remembered per function object (a mapped task's instances read the source once).
+    """
+    try:
+        return _fingerprints[function]
+    except (KeyError, TypeError):  # not seen yet, or not weakly referenceable
+        pass
+    fingerprint = _fingerprint(function)
+    with contextlib.suppress(TypeError):
+        _fingerprints[function] = fingerprint
+    return fingerprint
+
+
+def _fingerprint(function: Callable[..., Any]) -> str:
+    bound: list[Any] = []
+    while isinstance(function, functools.partial):
+        bound.append((function.args, sorted(function.keywords.items())))
+        function = function.func
+    function = inspect.unwrap(function)
+    name = f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}"
+    try:
+        body = inspect.getsource(function).encode()
+    except (OSError, TypeError):  # built in a string, a REPL, or a compiled module
+        code = getattr(function, "__code__", None)
+        body = _code_digest(code).encode() if code is not None else repr(function).encode()
+    if bound:
+        body += repr(bound).encode()
+    return f"{name}:{hashlib.sha256(body).hexdigest()}"
+
+
+def _code_digest(code: CodeType) -> str:
+    """sha256 of a code object's bytecode and constants, nested code objects included."""
+    digest = hashlib.sha256(code.co_code)
+    for const in code.co_consts:
+        digest.update(_const_text(const).encode())
+    digest.update(repr(code.co_names).encode())
+    return digest.hexdigest()
+
+
+def _const_text(const: Any) -> str:
+    if isinstance(const, CodeType):
+        return "code:" + _code_digest(const)
+    if isinstance(const, frozenset):  # iteration order varies between processes
+        return "frozenset:" + repr(sorted(_const_text(c) for c in const))
+    if isinstance(const, tuple):
+        return "tuple:" + repr([_const_text(c) for c in const])
+    return repr(const)
 
 
 def _stable(value: Any) -> Any:

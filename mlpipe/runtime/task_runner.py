@@ -23,6 +23,7 @@ from typing import Any
 from mlpipe.connections.masking import redact
 from mlpipe.core.artifact import artifact_prefix
 from mlpipe.core.dag import DAG
+from mlpipe.core.ids import validate_run_id
 from mlpipe.core.mapping import MappedOperator, mapped_length, values_at
 from mlpipe.core.operator import BaseOperator, Context
 from mlpipe.core.params import resolve_params
@@ -31,7 +32,7 @@ from mlpipe.core.serde import deserialize
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.core.templating import environment_for, holds_template, render_value
 from mlpipe.core.xcom_arg import RETURN_VALUE, DagParam, MappedArgument, XComArg
-from mlpipe.errors import TaskError, TaskSkipped, TaskTimeoutError, XComError
+from mlpipe.errors import InvalidTaskIdError, TaskError, TaskSkipped, TaskTimeoutError, XComError
 from mlpipe.runtime import lineage
 from mlpipe.runtime.context import build_context
 from mlpipe.runtime.heartbeats import HEARTBEATS
@@ -58,12 +59,28 @@ class TryOutcome:
 
 
 def log_dir(logs_root: Path, key: TIKey) -> Path:
-    """``<root>/dag_id=../run_id=../task_id=..[/map_index=N]`` (one ``attempt=N.log`` a try)."""
-    return Path(log_folder(str(logs_root), key))
+    """``<root>/dag_id=../run_id=../task_id=..[/map_index=N]`` (one ``attempt=N.log`` a try).
+
+    Raises ``InvalidTaskIdError`` if the folder (symlinks resolved) is not inside the root.
+    """
+    folder = Path(log_folder(str(logs_root), key))
+    root = Path(logs_root).resolve()
+    if not folder.resolve().is_relative_to(root):
+        raise InvalidTaskIdError("run_id", key.run_id,
+                                 f"its log folder would be outside the logs root {str(root)!r}")
+    return folder
 
 
 def log_folder(logs_root: str, key: TIKey) -> str:
-    """``log_dir`` as a string (built once per try: no ``Path`` objects on the hot path)."""
+    """``log_dir`` as a string (built once per try: no ``Path`` objects on the hot path).
+
+    Ids with a ``/`` (a run id stored before run ids were checked) are refused: every id is
+    one path segment behind its ``name=`` prefix, so no id can lead out of the root.
+    """
+    if "/" in key.run_id or "/" in key.dag_id or "/" in key.task_id:
+        validate_run_id(key.run_id)
+        raise InvalidTaskIdError("dag_id/task_id", f"{key.dag_id}/{key.task_id}",
+                                 "a path separator is not allowed in an id")
     path = (f"{logs_root}/dag_id={key.dag_id}/run_id={key.run_id}/task_id={key.task_id}")
     return f"{path}/map_index={key.map_index}" if key.map_index >= 0 else path
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlpipe.core.dag import DAG
+from mlpipe.core.ids import validate_run_id
 from mlpipe.core.params import resolve_params
 from mlpipe.core.timetables import DataInterval
 from mlpipe.errors import DagDefinitionError
@@ -36,6 +37,8 @@ def create_dag_run(store: MetadataStore, dag: DAG, *, logical_date: datetime | s
     """Insert a queued run of ``dag`` with one task instance per task (conf is checked).
 
     Manual runs get the data interval the DAG's timetable infers for their logical date.
+    A given ``run_id`` must be a legal run id (``InvalidTaskIdError`` otherwise): it
+    becomes a log and artifact path segment.
     """
     if conf is not None and not isinstance(conf, Mapping):
         raise DagDefinitionError(f"conf must be a JSON object (a dict), got {type(conf).__name__}")
@@ -45,8 +48,11 @@ def create_dag_run(store: MetadataStore, dag: DAG, *, logical_date: datetime | s
     interval = data_interval or (dag.timetable.infer_manual_interval(when)
                                  if run_type == "manual" else DataInterval(when, when))
     now = datetime.now(UTC)
+    if run_id is None:
+        run_id = f"{run_type}__{when.isoformat()}"
+    run_id = validate_run_id(run_id)  # it becomes a log and artifact path segment
     record = DagRunRecord(
-        dag_id=dag.dag_id, run_id=run_id or f"{run_type}__{when.isoformat()}", run_type=run_type,
+        dag_id=dag.dag_id, run_id=run_id, run_type=run_type,
         logical_date=when, data_interval_start=interval.start,
         data_interval_end=interval.end, conf=conf,
         state="queued", created_at=now, start_date=None, end_date=None,

@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,3 +152,21 @@ def test_an_unknown_driver_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
 
     with pytest.raises(HookError, match=r"connection 'odd' .*cannot make a SQLAlchemy engine"):
         SqlHook("odd").get_sqlalchemy_engine()
+
+
+def test_postgres_hook_takes_postgres_conn_id_as_airflow_does(
+        postgres_databases: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = postgres_databases().replace("postgresql+psycopg://", "postgresql://")
+    monkeypatch.setenv("MLPIPE_CONN_WAREHOUSE", url)
+    for hook in (PostgresHook(postgres_conn_id="warehouse"), PostgresHook("warehouse"),
+                 PostgresHook("warehouse", postgres_conn_id="warehouse"),
+                 SqlHook(sql_conn_id="warehouse")):
+        assert hook.conn_id == "warehouse"
+        assert hook.get_first("select current_database()") == (url.rsplit("/", 1)[1],)
+        hook.get_sqlalchemy_engine().dispose()
+
+
+def test_two_different_conn_ids_are_refused() -> None:
+    with pytest.raises(HookError, match=r"two connection ids given: 'a' and "
+                                        r"postgres_conn_id='b'; pass one"):
+        PostgresHook("a", postgres_conn_id="b")

@@ -203,3 +203,36 @@ def test_clear_no_cache_forces_a_rerun(tmp_path: Path, s3: dict[str, Any],
     engine.store.forget_cache("lineage_demo", None, {k.task_id for k in cleared})
     assert engine.run(dag, "r2").state == "success"
     assert lines(journal) == ["featurize", "train", "train"]
+
+
+def _compiled(body: str) -> Any:
+    """A function with no retrievable source (built from a string), like a REPL's."""
+    namespace: dict[str, Any] = {}
+    exec(compile(f"def fn(n):\n    return {body}\n", "<string>", "exec"), namespace)
+    return namespace["fn"]
+
+
+def test_callable_fingerprint_falls_back_to_bytecode_without_source() -> None:
+    from mlpipe.runtime.lineage import callable_fingerprint
+
+    same = callable_fingerprint(_compiled("n + {1, 2}.__len__()"))
+    assert same == callable_fingerprint(_compiled("n + {1, 2}.__len__()"))
+    assert same != callable_fingerprint(_compiled("n + 2"))
+    assert ".fn:" in same
+
+
+def test_cache_key_differs_per_task_and_function(tmp_path: Path) -> None:
+    from mlpipe.runtime.lineage import cache_key
+
+    def one(n: int) -> int:
+        return n
+
+    def two(n: int) -> int:
+        return n
+
+    with DAG("keys"):
+        a = PythonOperator(task_id="a", python_callable=one, op_args=[3])
+        a2 = PythonOperator(task_id="a2", python_callable=one, op_args=[3])
+        b = PythonOperator(task_id="b", python_callable=two, op_args=[3])
+    keys = {cache_key(op, {"op_args": [3]}, []) for op in (a, a2, b)}
+    assert len(keys) == 3
