@@ -86,4 +86,6 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         name = "MLPIPE_" + "_".join(str(p) for p in first["loc"]).upper()
-        raise SettingsError(f"setting {name}: {first['msg']}") from None
+        # pydantic prefixes messages raised by validators with "Value error, "
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"setting {name}: {message}") from None

@@ -17,7 +17,7 @@ from mlpipe.settings import KNOWN_EXECUTORS
 
 pytestmark = pytest.mark.timeout(120)
 
-LINE = (f"error: setting MLPIPE_EXECUTOR: Value error, unknown executor 'dask'; "
+LINE = (f"error: setting MLPIPE_EXECUTOR: unknown executor 'dask'; "
         f"valid: {list(KNOWN_EXECUTORS)}")
 
 COMMANDS = [
