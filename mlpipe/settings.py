@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         return self.artifact_root or (self.home.resolve() / "artifacts").as_uri()
 
     @property
+    def fernet_key_file(self) -> Path:
+        """``$MLPIPE_HOME/fernet.key``: the key used when ``MLPIPE_FERNET_KEY`` is unset."""
+        return self.home.resolve() / "fernet.key"
+
+    @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.home.resolve() / 'mlpipe.db'}"
 

@@ -1,4 +1,4 @@
-"""``mlpipe connections add|get|list|delete|test``: connections in the metadata DB.
+"""``mlpipe connections add|get|list|delete|test|rotate-fernet-key``: stored connections.
 
 Connections from the environment (``MLPIPE_CONN_<ID>``) are shown and tested too; they win
 over stored ones of the same id. Passwords and sensitive extras are never printed.
@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from mlpipe.cli.common import Output, open_engine
-from mlpipe.cli.output import OutputFormat, console, err_console, guarded, print_rows
+from mlpipe.cli.output import OutputFormat, console, guarded, print_rows
 from mlpipe.connections import (
     Connection,
     ConnectionNotFoundError,
@@ -34,7 +34,8 @@ Opt = typer.Option
 def secrets_store() -> SecretsStore:
     """The configured metadata DB's connections and variables, with ``MLPIPE_FERNET_KEY``."""
     engine = open_engine(None, check_folder=False)
-    return SecretsStore(engine.store.engine, fernet_key=engine.settings.fernet_key)
+    return SecretsStore(engine.store.engine, fernet_key=engine.settings.fernet_key,
+                        key_file=engine.settings.fernet_key_file)
 
 
 def find_connection(conn_id: str, store: SecretsStore) -> tuple[Connection, str]:
@@ -99,9 +100,6 @@ def add(
     store.add_connection(conn)
     console.print(f"connection {conn_id} added: {conn.conn_type} at {conn.endpoint()}",
                   markup=False)
-    if not store.cipher.enabled and conn.secrets():
-        err_console.print("warning: MLPIPE_FERNET_KEY is not set; its secrets are stored "
-                          "unencrypted", markup=False)
 
 
 @app.command("get")
@@ -154,3 +152,13 @@ def test(conn_id: str) -> None:
     conn, _ = find_connection(conn_id, secrets_store())
     detail = hook_for(conn).test_connection()
     console.print(f"connection {conn_id} works ({conn.endpoint()}): {detail}", markup=False)
+
+
+@app.command("rotate-fernet-key")
+@guarded
+def rotate_fernet_key() -> None:
+    """Re-encrypt every stored secret with the first key of ``MLPIPE_FERNET_KEY="new,old"``."""
+    store = secrets_store()
+    count = store.rotate_fernet_key()
+    console.print(f"re-encrypted the secrets of {count} connection(s) and variable(s) with "
+                  "the first key of MLPIPE_FERNET_KEY; the old key can be removed", markup=False)

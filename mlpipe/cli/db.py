@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mlpipe.cli.output import console, guarded
+from mlpipe.connections.keyfile import ensure_private_dir
 from mlpipe.errors import StoreError
 from mlpipe.settings import load_settings
 from mlpipe.store import database
@@ -19,7 +20,7 @@ app = typer.Typer(help="Manage the metadata database.", no_args_is_help=True)
 def migrate() -> None:
     """Create the schema, or upgrade it to the newest revision."""
     settings = load_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(settings.home)
     engine = database.make_engine(settings.database)
     before = database.current_revision(engine)
     after = database.migrate(engine)
@@ -34,7 +35,7 @@ def reset(yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask")] =
     settings = load_settings()
     if not yes:
         raise StoreError("'db reset' deletes every run and task instance; add --yes to confirm")
-    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(settings.home)
     engine = database.make_engine(settings.database)
     database.reset(engine)
     console.print(f"{engine.url.render_as_string(hide_password=True)}: reset to revision "

@@ -61,7 +61,8 @@ class VariableAccessor:
             backends: list[SecretsBackend] = [EnvSecretsBackend()]
             if self._store is not None:
                 engine = self._store.engine
-                backends.append(SecretsStore(engine, fernet_key=configured.fernet_key))
+                backends.append(SecretsStore(engine, fernet_key=configured.fernet_key,
+                                             key_file=configured.key_file))
                 if engine.url.render_as_string(hide_password=False) != configured.url:
                     backends.append(configured)
             else:

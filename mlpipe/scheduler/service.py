@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from mlpipe.connections.keyfile import ensure_private_dir
 from mlpipe.core.dag import DAG
 from mlpipe.core.states import FINISHED_STATES, TaskInstanceState
 from mlpipe.errors import DagDefinitionError
@@ -41,7 +42,7 @@ class Engine:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Engine:
-        settings.home.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(settings.home)
         return cls(settings, MetadataStore.open(settings.database, migrate=migrate))
 
     @property

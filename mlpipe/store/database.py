@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,7 @@ def make_engine(url: str) -> Engine:
             if url in ("sqlite://", "sqlite:///:memory:"):
                 options["poolclass"] = StaticPool
             else:
-                path = url.split("///", 1)[-1]
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _create_private_file(Path(url.split("///", 1)[-1]))
             engine = create_engine(url, **options)
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _begin_immediate)
@@ -32,6 +32,21 @@ def make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
     except (ArgumentError, ModuleNotFoundError) as exc:
         raise StoreError(f"cannot use database URL {url!r}: {exc}") from None
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would follow the umask: 0644).
+
+    SQLite gives its ``-wal`` and ``-shm`` files the database file's mode.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot create the SQLite database {str(path)!r}: {exc.strerror}"
+                         ) from None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,9 +1,10 @@
 """Connections and variables in the metadata database, secrets Fernet-encrypted at rest.
 
-With ``MLPIPE_FERNET_KEY`` set, a connection's password and extra and a variable's value
-are stored as Fernet tokens (the row's ``is_encrypted`` flags say so); without it they are
-stored as they are. Reading an encrypted row without the key, or with another key, raises
-``DecryptionError``: never a token passed off as the value.
+A connection's password and extra and a variable's value are stored as Fernet tokens (the
+row's ``is_encrypted`` flags say so), with ``MLPIPE_FERNET_KEY`` or, without it, the key file
+``$MLPIPE_HOME/fernet.key`` generated on the first secret written. Reading an encrypted row
+without the key, or with another key, raises ``DecryptionError``: never a token passed off
+as the value.
 """
 
 from __future__ import annotations
@@ -42,10 +43,44 @@ class StoredVariable:
 class SecretsStore:
     """Connections and variables of one metadata database (a ``SecretsBackend``)."""
 
-    def __init__(self, engine: Engine, *, fernet_key: str | None = None) -> None:
+    def __init__(self, engine: Engine, *, fernet_key: str | None = None,
+                 key_file: Path | None = None) -> None:
         self.engine = engine
         self.writer = engine.execution_options(immediate=True)
-        self.cipher = FernetCipher(fernet_key)
+        self.cipher = FernetCipher(fernet_key, key_file=key_file)
+
+    def rotate_fernet_key(self) -> int:
+        """Re-encrypt every stored secret with the first key; returns how many were.
+
+        Secrets stored in clear (by an older mlpipe) are encrypted too. One transaction:
+        a row any key fails to decrypt leaves every row as it was.
+        """
+        changed = 0
+        with self.writer.begin() as db:
+            for row in db.execute(select(_CONN)).all():
+                values = {}
+                for column, flag in (("password", "is_encrypted"),
+                                     ("extra", "is_extra_encrypted")):
+                    value = getattr(row, column)
+                    if value is not None:
+                        values[column] = self._reseal(value, getattr(row, flag), "connection",
+                                                      row.conn_id)
+                        values[flag] = True
+                if values:
+                    db.execute(update(_CONN).where(_CONN.c.conn_id == row.conn_id)
+                               .values(**values))
+                    changed += 1
+            for row in db.execute(select(_VAR)).all():
+                db.execute(update(_VAR).where(_VAR.c.key == row.key).values(
+                    val=self._reseal(row.val, row.is_encrypted, "variable", row.key),
+                    is_encrypted=True))
+                changed += 1
+        return changed
+
+    def _reseal(self, value: str, encrypted: bool, kind: str, name: str) -> str:
+        if encrypted:
+            return self.cipher.rotate(value, kind=kind, name=name)
+        return self.cipher.encrypt(value)
 
     # -- connections -----------------------------------------------------------------------
 
@@ -153,9 +188,11 @@ class MetastoreSecretsBackend:
     does not exist yet, or has no schema, holds nothing: a lookup never creates one.
     """
 
-    def __init__(self, url: str | None = None, *, fernet_key: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, fernet_key: str | None = None,
+                 key_file: Path | None = None) -> None:
         self._url = url
         self._fernet_key = fernet_key
+        self._key_file = key_file
 
     @property
     def url(self) -> str:
@@ -165,6 +202,7 @@ class MetastoreSecretsBackend:
 
             settings = load_settings()
             self._url, self._fernet_key = settings.database, settings.fernet_key
+            self._key_file = settings.fernet_key_file
         return self._url
 
     @property
@@ -172,6 +210,12 @@ class MetastoreSecretsBackend:
         """The Fernet key (from the settings unless a URL was given)."""
         _ = self.url
         return self._fernet_key
+
+    @property
+    def key_file(self) -> Path | None:
+        """The home's Fernet key file (from the settings unless a URL was given)."""
+        _ = self.url
+        return self._key_file
 
     @contextmanager
     def _store(self) -> Iterator[SecretsStore | None]:
@@ -187,7 +231,8 @@ class MetastoreSecretsBackend:
                 raise StoreError(f"cannot reach the metadata database "
                                  f"{engine.url.render_as_string(hide_password=True)!r}: "
                                  f"{exc.orig}") from None
-            yield SecretsStore(engine, fernet_key=self._fernet_key) if present else None
+            yield SecretsStore(engine, fernet_key=self._fernet_key,
+                               key_file=self._key_file) if present else None
         finally:
             engine.dispose()
 

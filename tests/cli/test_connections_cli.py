@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -136,18 +137,67 @@ def test_with_a_fernet_key_secrets_are_encrypted_at_rest(
 
     monkeypatch.delenv("MLPIPE_FERNET_KEY")
     assert one_line_error(mlpipe("connections", "get", "enc")) == (
-        "error: connection 'enc' is stored encrypted and MLPIPE_FERNET_KEY is not set; set it "
+        "error: connection 'enc' is stored encrypted and MLPIPE_FERNET_KEY is not set and "
+        f"there is no key file {str(Path.cwd() / 'mlpipe_home' / 'fernet.key')!r}; set it "
         "to the key it was stored with")
     monkeypatch.setenv("MLPIPE_FERNET_KEY", generate_key())
     assert "does not decrypt it" in one_line_error(mlpipe("connections", "list"))
 
 
-def test_without_a_key_add_warns_that_secrets_are_stored_in_clear(mlpipe: Invoke,
-                                                                  secret: str) -> None:
+def test_without_a_key_secrets_are_encrypted_with_a_private_key_file(
+        mlpipe: Invoke, secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = Path.cwd() / "fresh" / "home"  # created by mlpipe, not by the test
+    monkeypatch.setenv("MLPIPE_HOME", str(home))
     output = ok(mlpipe("connections", "add", "c", "--conn-uri", f"http://u:{secret}@h"))
 
-    assert "MLPIPE_FERNET_KEY is not set; its secrets are stored unencrypted" in output
-    assert secret not in output
+    assert secret not in output and "unencrypted" not in output
+    [(password, encrypted)] = raw_rows("select password, is_encrypted from connection")
+    assert secret not in str(password) and encrypted
+    key_file = home / "fernet.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / "mlpipe.db").stat().st_mode) == 0o600
+    for path in home.iterdir():  # the database, its WAL, anything else: no secret in clear
+        assert secret.encode() not in path.read_bytes(), path
+    # a later process reads the same key file
+    assert json.loads(ok(mlpipe("connections", "get", "c", "-o", "json")))[0]["password"] == "***"
+    from mlpipe.connections import get_connection
+
+    assert get_connection("c").password == secret
+
+
+def test_rotate_fernet_key_re_encrypts_every_secret_with_the_new_key(
+        mlpipe: Invoke, monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
+    old, new = generate_key(), generate_key()
+    monkeypatch.setenv("MLPIPE_FERNET_KEY", old)
+    ok(mlpipe("connections", "add", "c", "--conn-uri", f"postgresql://u:{secret}@h/d"))
+    ok(mlpipe("variables", "set", "api_token", secret))
+    [(before,)] = raw_rows("select password from connection")
+
+    monkeypatch.setenv("MLPIPE_FERNET_KEY", f"{new},{old}")
+    assert "re-encrypted the secrets of 2 connection(s) and variable(s)" in ok(
+        mlpipe("connections", "rotate-fernet-key"))
+
+    [(after,)] = raw_rows("select password from connection")
+    assert after != before and secret not in str(after)
+    monkeypatch.setenv("MLPIPE_FERNET_KEY", new)  # the old key is no longer needed
+    assert ok(mlpipe("variables", "get", "api_token", "--reveal")) == f"{secret}\n"
+    monkeypatch.setenv("MLPIPE_FERNET_KEY", old)
+    assert "the Fernet key does not decrypt it (the key changed: set " \
+           "MLPIPE_FERNET_KEY=new,old" in one_line_error(mlpipe("connections", "get", "c"))
+
+
+def test_rotating_without_the_old_key_changes_nothing(
+        mlpipe: Invoke, monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
+    old = generate_key()
+    monkeypatch.setenv("MLPIPE_FERNET_KEY", old)
+    ok(mlpipe("connections", "add", "c", "--conn-uri", f"postgresql://u:{secret}@h/d"))
+    rows = raw_rows("select password, extra from connection")
+
+    monkeypatch.setenv("MLPIPE_FERNET_KEY", generate_key())
+    assert "none of the keys in MLPIPE_FERNET_KEY decrypts it; list the old key after the " \
+           "new one" in one_line_error(mlpipe("connections", "rotate-fernet-key"))
+    assert raw_rows("select password, extra from connection") == rows
 
 
 def test_testing_a_sqlite_connection(mlpipe: Invoke, tmp_path: Path) -> None:
@@ -225,13 +275,13 @@ def test_variables_set_get_list_delete(mlpipe: Invoke, monkeypatch: pytest.Monke
     listed = ok(mlpipe("variables", "list", "-o", "json"))
     assert secret not in listed and secret not in ok(mlpipe("variables", "list"))
     assert json.loads(listed) == [
-        {"key": "api_token", "source": "db", "is_encrypted": False, "description": None,
+        {"key": "api_token", "source": "db", "is_encrypted": True, "description": None,
          "value": "***"},
-        {"key": "cfg", "source": "db", "is_encrypted": False, "description": "training",
+        {"key": "cfg", "source": "db", "is_encrypted": True, "description": "training",
          "value": '{"lr": 0.1}'},
         {"key": "epochs", "source": "env", "is_encrypted": False, "description": None,
          "value": "3"},
-        {"key": "greeting", "source": "db", "is_encrypted": False, "description": None,
+        {"key": "greeting", "source": "db", "is_encrypted": True, "description": None,
          "value": "hello world"},
     ]
 
@@ -252,7 +302,7 @@ def test_variables_are_encrypted_with_a_key(mlpipe: Invoke, monkeypatch: pytest.
     assert secret not in str(value) and encrypted
     assert ok(mlpipe("variables", "get", "db_password", "--reveal")) == f"{secret}\n"
     monkeypatch.setenv("MLPIPE_FERNET_KEY", generate_key())
-    assert "variable 'db_password' is stored encrypted and MLPIPE_FERNET_KEY does not " \
+    assert "variable 'db_password' is stored encrypted and the Fernet key does not " \
            "decrypt it" in one_line_error(mlpipe("variables", "get", "db_password"))
 
 

@@ -75,7 +75,8 @@ def test_an_encrypted_connection_without_the_key_is_one_clear_error(
                                               r"and MLPIPE_FERNET_KEY is not set"):
         make_store(None).get_connection("warehouse")
     with pytest.raises(DecryptionError, match=r"connection 'warehouse' is stored encrypted "
-                                              r"and MLPIPE_FERNET_KEY does not decrypt it"):
+                                              r"and the Fernet key does not decrypt it "
+                                              r"\(the key changed: set MLPIPE_FERNET_KEY=new,old"):
         make_store(generate_key()).list_connections()
 
 
@@ -133,7 +134,7 @@ def test_encrypted_variables(make_store: Make, fernet_key: str, secret: str) -> 
     assert secret not in str(value) and encrypted
     assert make_store(fernet_key).get_variable("api_token") == f'"{secret}"'
     with pytest.raises(DecryptionError, match=r"variable 'api_token' is stored encrypted and "
-                                              r"MLPIPE_FERNET_KEY does not decrypt it"):
+                                              r"the Fernet key does not decrypt it"):
         make_store(generate_key()).get_variable("api_token")
     with pytest.raises(DecryptionError, match=r"variable 'api_token' .* is not set"):
         make_store(None).list_variables()
