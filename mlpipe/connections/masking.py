@@ -52,6 +52,16 @@ class SecretsMasker:
         for secret in secrets:
             self.add(secret)
 
+    @property
+    def active(self) -> bool:
+        """True once a secret is registered."""
+        return self._pattern is not None
+
+    def holds_secret(self, text: str) -> bool:
+        """True if ``text`` contains a registered secret."""
+        pattern = self._pattern
+        return pattern is not None and pattern.search(text) is not None
+
     def redact(self, text: str) -> str:
         """``text`` with every registered secret replaced by ``***``."""
         pattern = self._pattern

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlpipe.connections.sealing import SEALED_MARK, seal_secrets, unseal_secrets
 from mlpipe.core.serde import deserialize, serialize
 from mlpipe.core.states import DagRunState, TaskInstanceState
 from mlpipe.core.xcom_arg import RETURN_VALUE
@@ -86,7 +87,7 @@ class DagRun:
         where = f"XCom {key!r} of task {task_id!r}"
         if map_index >= 0:
             where += f" (map_index {map_index})"
-        return serialize(value, what=where, max_bytes=self.xcom_max_bytes)
+        return serialize(seal_secrets(value), what=where, max_bytes=self.xcom_max_bytes)
 
     def push_xcom(self, task_id: str, map_index: int, key: str, value: Any) -> None:
         text = self.serialize_xcom(task_id, map_index, key, value)
@@ -164,13 +165,13 @@ class DagRun:
             if strict and len(found) < len(wanted):
                 raise XComError(f"no XCom {key!r} from task {task_id!r} map_index "
                                 f"{[i for i in wanted if i not in found]}")
-            values = [deserialize(found[i]) if i in found else default for i in wanted]
+            values = [load_xcom(found[i]) if i in found else default for i in wanted]
             return values[0] if isinstance(map_indexes, int) else values
         found = self._xcoms(task_id, key)
         if -1 in found:
-            return deserialize(found[-1])
+            return load_xcom(found[-1])
         if self._is_mapped(task_id) and found:
-            return [deserialize(found[i]) for i in sorted(found)]
+            return [load_xcom(found[i]) for i in sorted(found)]
         if self._is_mapped(task_id) and self._expanded(task_id):
             return []
         if strict:
@@ -256,3 +257,9 @@ class TaskInstance:
     def __repr__(self) -> str:
         index = f"[{self.map_index}]" if self.map_index >= 0 else ""
         return f"<TaskInstance {self.dag_id}.{self.task_id}{index} {self.state.value}>"
+
+
+def load_xcom(text: str) -> Any:
+    """The value of stored XCom text; sealed secrets are decrypted and masked from now on."""
+    value = deserialize(text)
+    return unseal_secrets(value) if SEALED_MARK in text else value
