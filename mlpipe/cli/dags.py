@@ -33,8 +33,9 @@ def list_dags(dags_folder: DagsFolder = None, output: Output = OutputFormat.tabl
         for d in sorted(bag.dags.values(), key=lambda d: d.dag_id)
     ]
     print_rows(rows, ["dag_id", "is_paused", "schedule", "tasks", "tags", "fileloc"], output)
-    for path, error in sorted(bag.import_errors.items()):
-        err_console.print(f"[yellow]import error[/] {path}: {error}", markup=True)
+    if bag.import_errors:
+        err_console.print(f"[yellow]{len(bag.import_errors)} DAG file(s) failed to import[/]: "
+                          "see 'mlpipe dags list-import-errors'", markup=True)
 
 
 @app.command("show")
@@ -235,3 +236,14 @@ def backfill(
                   f" {len(plan.skipped)} left alone")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("list-import-errors")
+@guarded
+def list_import_errors(dags_folder: DagsFolder = None,
+                       output: Output = OutputFormat.table) -> None:
+    """DAG files that failed to import (raised, hung past the parse timeout, or exited)."""
+    bag = open_engine(dags_folder).dagbag()
+    rows = [{"filepath": path, "error": error}
+            for path, error in sorted(bag.import_errors.items())]
+    print_rows(rows, ["filepath", "error"], output)

@@ -12,6 +12,7 @@ from pathlib import Path
 from mlpipe.core.authoring_context import collecting_dags
 from mlpipe.core.dag import DAG
 from mlpipe.errors import DagImportError, DagNotFoundError
+from mlpipe.runtime.dag_parsing import check_files
 
 
 @dataclass
@@ -76,9 +77,13 @@ def _last_line(exc: BaseException, path: Path) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def load_dagbag(folder: Path) -> DagBag:
-    """Import every DAG file of ``folder``; a broken file is recorded and the rest still load."""
-    watcher = DagFolderWatcher(folder)
+def load_dagbag(folder: Path, *, parse_timeout: float | None = None) -> DagBag:
+    """Import every DAG file of ``folder``; a broken file is recorded and the rest still load.
+
+    With ``parse_timeout`` each file is first tried in a child process (``dag_parsing``): a
+    file that hangs or ends the process is an import error, not a hung or dead caller.
+    """
+    watcher = DagFolderWatcher(folder, parse_timeout=parse_timeout)
     watcher.refresh()
     return watcher.bag
 
@@ -86,8 +91,9 @@ def load_dagbag(folder: Path) -> DagBag:
 class DagFolderWatcher:
     """A DAGs folder kept parsed: each refresh re-imports only files that changed."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, parse_timeout: float | None = None) -> None:
         self.folder = folder
+        self.parse_timeout = parse_timeout
         self._files: dict[Path, tuple[int, int, list[DAG] | str]] = {}
         self.bag = DagBag(folder)
         self.parses = 0  # files imported so far (for benchmarks and tests)
@@ -95,23 +101,31 @@ class DagFolderWatcher:
     def refresh(self) -> bool:
         """Re-import new and modified files, forget deleted ones; True if anything changed."""
         seen = set(dag_files(self.folder)) if self.folder.is_dir() else set()
-        changed = False
-        for path in seen:
+        stale: dict[Path, tuple[int, int]] = {}
+        for path in sorted(seen):
             try:
                 stat = path.stat()
             except FileNotFoundError:
                 continue
             stamp = (stat.st_mtime_ns, stat.st_size)
             cached = self._files.get(path)
-            if cached is not None and cached[:2] == stamp:
-                continue
+            if cached is None or cached[:2] != stamp:
+                stale[path] = stamp
+        failed: dict[Path, str] = {}
+        if stale and self.parse_timeout is not None:
+            failed = check_files(list(stale), load_file, timeout=self.parse_timeout)
+        for path, stamp in stale.items():
             self.parses += 1
-            try:
-                result: list[DAG] | str = load_file(path)
-            except DagImportError as exc:
-                result = exc.message
+            result: list[DAG] | str
+            if path in failed:
+                result = failed[path]
+            else:
+                try:
+                    result = load_file(path)
+                except DagImportError as exc:
+                    result = exc.message
             self._files[path] = (*stamp, result)
-            changed = True
+        changed = bool(stale)
         for path in set(self._files) - seen:
             del self._files[path]
             changed = True

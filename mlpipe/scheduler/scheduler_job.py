@@ -97,11 +97,14 @@ class Scheduler:
         self.grace_period = grace_period
         self.on_progress = on_progress
         self.now = now
-        self.watcher = DagFolderWatcher(engine.settings.dags_folder)
+        self.watcher = DagFolderWatcher(engine.settings.dags_folder,
+                                        parse_timeout=engine.settings.dag_parse_timeout_s)
         self.drivers: dict[tuple[str, str], DagRunDriver] = {}
         self.lock = SchedulerLock(engine.settings.database, engine.settings.home)
         self.sqlite = engine.settings.database.startswith("sqlite")
         self._next_due: dict[str, datetime | None] = {}
+        #: import errors already logged, by file: each is logged once per change
+        self._logged_errors: dict[str, str] = {}
         self._next_scan = 0.0
         self._next_renew = 0.0
         self._stop = threading.Event()
@@ -189,6 +192,10 @@ class Scheduler:
             bag = self.watcher.bag
             self.store.sync_dags({d.dag_id: d.fileloc for d in bag.dags.values()})
             self.store.replace_import_errors(bag.import_errors)
+            for path, error in sorted(bag.import_errors.items()):
+                if self._logged_errors.get(path) != error:
+                    log.error("import error in DAG file %s: %s", path, error)
+            self._logged_errors = dict(bag.import_errors)
             self._next_due = {}
             self.engine._bag = bag  # children of the local executor look DAGs up here
 

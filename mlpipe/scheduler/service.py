@@ -52,11 +52,14 @@ class Engine:
     # -- DAGs ------------------------------------------------------------------------------
 
     def dagbag(self, folder: Path | None = None) -> DagBag:
-        """Parse the DAGs folder (once) and record what was found in the store."""
+        """Parse the DAGs folder (once), each file tried in a child first; writes nothing.
+
+        Only the scheduler records DAGs and import errors in the store: reading commands
+        never write to the database.
+        """
         if self._bag is None or (folder is not None and folder != self._bag.folder):
-            self._bag = load_dagbag(folder or self.settings.dags_folder)
-            self.store.sync_dags({d.dag_id: d.fileloc for d in self._bag.dags.values()})
-            self.store.replace_import_errors(self._bag.import_errors)
+            self._bag = load_dagbag(folder or self.settings.dags_folder,
+                                    parse_timeout=self.settings.dag_parse_timeout_s)
         return self._bag
 
     def get_dag(self, dag_id: str) -> DAG:

@@ -57,8 +57,14 @@ def test_dags_list_shows_dags_and_import_errors(runner: CliRunner, dags_folder: 
     result = runner.invoke(app, ["dags", "list", "--dags-folder", str(dags_folder)])
     assert result.exit_code == 0, result.output
     assert "good" in result.output
-    assert "broken.py" in result.output
-    assert "ZeroDivisionError: division by zero (line 3)" in result.output
+    assert "1 DAG file(s) failed to import: see 'mlpipe dags list-import-errors'" in \
+        result.output
+    errors = runner.invoke(app, ["dags", "list-import-errors", "-d", str(dags_folder),
+                                 "-o", "json"])
+    assert errors.exit_code == 0, errors.output
+    [row] = json.loads(errors.stdout)
+    assert Path(row["filepath"]).name == "broken.py"
+    assert row["error"] == "ZeroDivisionError: division by zero (line 3)"
 
 
 def test_dags_list_json(runner: CliRunner, dags_folder: Path) -> None:

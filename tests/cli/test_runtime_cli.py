@@ -31,7 +31,7 @@ def shell_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLPIPE_DAGS_FOLDER", str(DAGS))
     monkeypatch.setenv("MLPIPE_EXECUTOR", "local")
     monkeypatch.setenv("MLPIPE_PARALLELISM", "2")
-    monkeypatch.setenv("MLPIPE_TASK_HEARTBEAT_TIMEOUT", "5")
+    monkeypatch.setenv("MLPIPE_TASK_LEASE_S", "5")
 
 
 @pytest.fixture

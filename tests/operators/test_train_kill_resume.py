@@ -175,7 +175,7 @@ def outcome(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             killer = Killer(engine, checkpoint).start()
             env = {**os.environ, "MLPIPE_EXECUTOR": "local", "MLPIPE_PARALLELISM": "2",
                    "MLPIPE_DAGS_FOLDER": str(dags),
-                   "MLPIPE_TASK_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT)}
+                   "MLPIPE_TASK_LEASE_S": str(HEARTBEAT_TIMEOUT)}
             done = subprocess.run([MLPIPE, "dags", "trigger", DAG_ID, "--run-id", RUN_ID,
                                    "--wait"],
                                   env=env, cwd=workdir, capture_output=True, text=True,

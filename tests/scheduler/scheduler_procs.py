@@ -143,6 +143,6 @@ def stop(proc: SchedulerProcess, *, timeout: float = 30.0) -> int:
 def scheduler_env(dags: Path, **extra: Any) -> dict[str, str]:
     """Environment of a LocalExecutor scheduler over ``dags`` with a 2 s heartbeat timeout."""
     env = {"MLPIPE_DAGS_FOLDER": str(dags), "MLPIPE_EXECUTOR": "local",
-           "MLPIPE_TASK_HEARTBEAT_TIMEOUT": "2"}
+           "MLPIPE_TASK_LEASE_S": "2"}
     env.update({k: str(v) for k, v in extra.items()})
     return env
