@@ -10,6 +10,8 @@ from mlpipe.cli.common import DagsFolder, Output, fmt_time, open_engine, parse_c
 from mlpipe.cli.output import OutputFormat, console, err_console, guarded, print_rows
 from mlpipe.cli.progress import RunProgress
 from mlpipe.core.dag import DAG
+from mlpipe.core.states import DagRunState
+from mlpipe.errors import DagDefinitionError
 from mlpipe.runtime.models import DagRun
 
 app = typer.Typer(help="List, inspect and run DAGs.", no_args_is_help=True)
@@ -49,22 +51,12 @@ def show(dag_id: str, dot: Annotated[bool, typer.Option("--dot", help="Graphviz 
         return
     from rich.tree import Tree
 
-    tree = Tree(f"[bold]{dag.dag_id}[/] ({len(dag.task_dict)} tasks)")
-    seen: set[str] = set()
-
-    def add(node: Tree, task_id: str) -> None:
-        task = dag.task_dict[task_id]
-        label = f"{task_id} [dim]<{task.task_type}>[/]"
-        if task_id in seen:
-            node.add(f"{label} [dim](see above)[/]")
-            return
-        seen.add(task_id)
-        branch = node.add(label)
-        for child in sorted(task.downstream_task_ids):
-            add(branch, child)
-
-    for root in sorted(t.task_id for t in dag.roots):
-        add(tree, root)
+    tree = Tree(f"[bold]{dag.dag_id}[/] ({len(dag.task_dict)} tasks, in run order)")
+    for task in dag.topological_sort():  # a task comes after every one it depends on
+        label = f"{task.task_id} [dim]<{task.task_type}>[/]"
+        if task.upstream_task_ids:
+            label += f" [dim]after {', '.join(sorted(task.upstream_task_ids))}[/]"
+        tree.add(label)
     console.print(tree)
 
 
@@ -86,12 +78,21 @@ def test_dag(
     dag_id: Annotated[str, typer.Argument(help="The DAG to run")],
     logical_date: Annotated[str | None, typer.Argument(help="ISO date; default now")] = None,
     conf: Annotated[str | None, typer.Option("--conf", "-c", help="JSON object")] = None,
+    show_logs: Annotated[bool, typer.Option(
+        "--show-logs/--no-show-logs", help="Print each task's log (as Airflow's dags test)"
+    )] = True,
     dags_folder: DagsFolder = None,
 ) -> None:
-    """Run every task of a DAG in this process (throw-away store) and print each state."""
+    """Run every task of a DAG in this process (throw-away store), print its logs and states."""
     run_conf = parse_conf(conf)
     dag = open_engine(dags_folder).get_dag(dag_id)
     run = dag.test(logical_date=logical_date, conf=run_conf)
+    if show_logs:
+        for ti in run.task_instances:
+            if ti.log:
+                index = f"[{ti.map_index}]" if ti.map_index >= 0 else ""
+                console.rule(f"{ti.task_id}{index} try {ti.try_number}: {ti.state.value}")
+                typer.echo(ti.log.rstrip("\n"))
     report_run(run)
 
 
@@ -152,12 +153,19 @@ def trigger(
 @app.command("list-runs")
 @guarded
 def list_runs(dag_id: str, output: Output = OutputFormat.table,
-              state: Annotated[str | None, typer.Option("--state")] = None,
+              state: Annotated[str | None, typer.Option(
+                  "--state", help="Only runs in this state (queued, running, success, "
+                                  "failed)")] = None,
+              limit: Annotated[int, typer.Option(
+                  "--limit", min=1, help="At most this many of the newest runs")] = 25,
               dags_folder: DagsFolder = None) -> None:
-    """The runs of a DAG, oldest first."""
+    """The newest runs of a DAG (--limit, default 25), oldest of them first."""
+    states = [s.value for s in DagRunState]
+    if state is not None and state not in states:
+        raise DagDefinitionError(f"--state {state!r} is not a run state; valid: {states}")
     engine = open_engine(dags_folder)
     engine.get_dag(dag_id)
-    runs = engine.store.list_runs(dag_id, states=[state] if state else None)
+    runs = engine.store.list_runs(dag_id, states=[state] if state else None)[-limit:]
     rows = [{"dag_id": r.dag_id, "run_id": r.run_id, "state": r.state,
              "run_type": r.run_type, "logical_date": fmt_time(r.logical_date),
              "start_date": fmt_time(r.start_date), "end_date": fmt_time(r.end_date)}
@@ -247,3 +255,28 @@ def list_import_errors(dags_folder: DagsFolder = None,
     rows = [{"filepath": path, "error": error}
             for path, error in sorted(bag.import_errors.items())]
     print_rows(rows, ["filepath", "error"], output)
+
+
+@app.command("next-execution")
+@guarded
+def next_execution(dag_id: str,
+                   num: Annotated[int, typer.Option("--num-executions", "-n", min=1,
+                                                    help="How many to show")] = 1,
+                   dags_folder: DagsFolder = None) -> None:
+    """The logical dates of the next scheduled runs (after the latest one that exists)."""
+    from datetime import timedelta
+
+    engine = open_engine(dags_folder)
+    dag = engine.get_dag(dag_id)
+    if dag.start_date is None or not (dag.timetable.periodic or dag.schedule == "@once"):
+        console.print(f"DAG {dag_id} has no schedule: runs are only triggered", markup=False)
+        return
+    latest = engine.store.latest_scheduled_run(dag_id)
+    begin = dag.start_date if latest is None else \
+        latest.logical_date + timedelta(microseconds=1)
+    for _ in range(num):
+        interval = dag.timetable.interval_starting_at_or_after(begin)
+        if interval is None or (dag.end_date is not None and interval.start > dag.end_date):
+            break
+        typer.echo(interval.start.isoformat())
+        begin = interval.start + timedelta(microseconds=1)

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.tree import Tree
 
-from mlpipe.cli.common import open_engine
-from mlpipe.cli.output import console, guarded
+from mlpipe.cli.common import Output, open_engine
+from mlpipe.cli.output import OutputFormat, console, guarded
 from mlpipe.runtime.lineage_report import lineage_tree
 
 
@@ -33,13 +33,14 @@ def _add(tree: Tree, node: dict[str, Any]) -> None:
 
 
 @guarded
-def lineage(uri: str,
-            as_json: Annotated[bool, typer.Option("--json", help="Machine-readable")] = False
+def lineage(uri: str, output: Output = OutputFormat.table,
+            as_json: Annotated[bool, typer.Option("--json", hidden=True,
+                                                  help="Same as -o json")] = False
             ) -> None:
     """Print the chain from an artifact back to its sources (S3 objects with ETags)."""
     engine = open_engine(None, check_folder=False)
     node = lineage_tree(engine.store, uri)
-    if as_json:
+    if as_json or output is OutputFormat.json:
         typer.echo(json.dumps(node, indent=2, default=str))
         return
     root = Tree(_label(node))

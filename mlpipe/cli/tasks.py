@@ -144,3 +144,16 @@ def clear(dag_id: str,
 
         for rid in sorted({k.run_id for k in cleared}):
             report_run(engine.run(dag, rid))
+
+
+@app.command("list")
+@guarded
+def list_tasks(dag_id: str, output: Output = OutputFormat.table,
+               dags_folder: DagsFolder = None) -> None:
+    """The DAG's tasks in run order (each after every task it depends on)."""
+    dag = open_engine(dags_folder).get_dag(dag_id)
+    rows = [{"task_id": t.task_id, "operator": t.task_type,
+             "upstream": ",".join(sorted(t.upstream_task_ids)),
+             "trigger_rule": str(t.trigger_rule), "retries": t.retries}
+            for t in dag.topological_sort()]
+    print_rows(rows, ["task_id", "operator", "upstream", "trigger_rule", "retries"], output)

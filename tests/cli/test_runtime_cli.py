@@ -174,7 +174,7 @@ def test_dags_show_tree_and_dot(mlpipe) -> None:
     tree = ok(mlpipe("dags", "show", "cli_demo"))
     dot = ok(mlpipe("dags", "show", "cli_demo", "--dot"))
 
-    assert "cli_demo (2 tasks)" in tree
+    assert "cli_demo (2 tasks, in run order)" in tree
     assert tree.index("hello <PythonOperator>") < tree.index("check <PythonOperator>")
     assert dot.startswith('digraph "cli_demo" {')
     assert '"hello" -> "check";' in dot
