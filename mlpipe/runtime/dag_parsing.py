@@ -13,6 +13,7 @@ import time plus one fork (a few ms) per batch, not a fresh interpreter.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -85,10 +86,9 @@ def _death(exitcode: int | None) -> str:
 def _child(paths: Sequence[Path], importer: Importer, writer: Connection) -> None:
     try:
         for path in paths:
-            try:
+            # an ordinary exception is reported by the reader's own import, with its line
+            with contextlib.suppress(Exception):
                 importer(path)
-            except Exception:  # reported by the reader's own import, with its line number
-                pass
             writer.send("ok")
     except BaseException:  # SystemExit at import: reported as the process ending early
         pass

@@ -68,7 +68,7 @@ def test_show_and_tasks_list_put_the_join_after_both_branches(dags: Path) -> Non
     listed = mlpipe("tasks", "list", "diamond", "-o", "json", dags=dags)
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
-    assert [r["task_id"] for r in rows][0] == "a" and rows[-1]["task_id"] == "d"
+    assert rows[0]["task_id"] == "a" and rows[-1]["task_id"] == "d"
     assert rows[-1]["upstream"] == "b,c"
 
 
