@@ -6,7 +6,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from mlpipe.core.dag import DAG
 from mlpipe.core.timetables import DataInterval, intervals_between
@@ -14,6 +14,7 @@ from mlpipe.errors import DagDefinitionError
 from mlpipe.executors.base import Executor
 from mlpipe.runtime.models import DagRun
 from mlpipe.scheduler.dagrun_driver import DagRunDriver, ProgressFn
+from mlpipe.scheduler.leases import RunLease
 from mlpipe.scheduler.runs import create_dag_run, parse_logical_date
 from mlpipe.scheduler.service import Engine
 
@@ -94,39 +95,40 @@ def run_backfill(engine: Engine, dag: DAG, run_ids: list[str], *, max_active_run
     """Drive the runs, oldest first, at most ``max_active_runs`` at a time."""
     own = executor is None
     executor = executor or engine.make_executor()
-    holder = f"backfill:{socket.gethostname()}-{os.getpid()}"
-    for run_id in run_ids:  # a running scheduler leaves leased runs to us
-        engine.store.lease_run(holder, dag.dag_id, run_id, timedelta(hours=12))
+    # a running scheduler leaves leased runs to us while we renew them; if we die, it takes
+    # them over within one lease
+    lease = RunLease(engine.store, [(dag.dag_id, r) for r in run_ids], lease=engine.lease,
+                     holder=f"backfill:{socket.gethostname()}-{os.getpid()}")
     pending = list(run_ids)
     active: dict[str, DagRunDriver] = {}
     finished: list[DagRun] = []
     try:
-        while pending or active:
-            while pending and len(active) < max(1, max_active_runs):
-                run_id = pending.pop(0)
-                driver = DagRunDriver(
-                    engine.store, dag, run_id, executor,
-                    heartbeat_timeout=engine.settings.task_lease_s,
-                    xcom_max_bytes=engine.settings.xcom_max_bytes, on_progress=on_progress)
-                active[run_id] = driver
-                driver.start()
-            for run_id, driver in list(active.items()):
-                driver.step()
-                if driver.done:
-                    run = driver.finish()
-                    finished.append(run)
-                    del active[run_id]
-                    if on_run_done is not None:
-                        on_run_done(run)
-            if not active:
-                continue
-            wait = min(d.wait_time() for d in active.values())
-            for event in executor.poll(wait):
-                driver = active.get(event.key.run_id)
-                if driver is not None:
-                    driver.on_event(event)
+        with lease:
+            while pending or active:
+                while pending and len(active) < max(1, max_active_runs):
+                    run_id = pending.pop(0)
+                    driver = DagRunDriver(
+                        engine.store, dag, run_id, executor,
+                        heartbeat_timeout=engine.settings.task_lease_s,
+                        xcom_max_bytes=engine.settings.xcom_max_bytes, on_progress=on_progress)
+                    active[run_id] = driver
+                    driver.start()
+                for run_id, driver in list(active.items()):
+                    driver.step()
+                    if driver.done:
+                        run = driver.finish()
+                        finished.append(run)
+                        del active[run_id]
+                        if on_run_done is not None:
+                            on_run_done(run)
+                if not active:
+                    continue
+                wait = min(d.wait_time() for d in active.values())
+                for event in executor.poll(wait):
+                    driver = active.get(event.key.run_id)
+                    if driver is not None:
+                        driver.on_event(event)
     finally:
-        engine.store.release_runs(holder, [(dag.dag_id, r) for r in run_ids])
         if own:
             executor.shutdown()
     return finished

@@ -6,9 +6,7 @@ here reads the environment itself.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +22,7 @@ from mlpipe.executors.base import ExecutionEnv, Executor
 from mlpipe.runtime.dagbag import DagBag, load_dagbag
 from mlpipe.runtime.models import DagRun
 from mlpipe.scheduler.dagrun_driver import DagRunDriver, ProgressFn
+from mlpipe.scheduler.leases import RunLease
 from mlpipe.scheduler.runs import create_dag_run
 from mlpipe.settings import Settings
 from mlpipe.store.entities import DagRunRecord, TIKey
@@ -93,22 +92,25 @@ class Engine:
             on_progress: ProgressFn | None = None) -> DagRun:
         """Drive the run to its end with the configured (or given) executor."""
         self._given[dag.dag_id] = dag
-        holder = f"cli:{socket.gethostname()}-{os.getpid()}"
-        # Lease the run so a scheduler leaves it to us (renewed by the long lease; released
-        # at the end). If a live scheduler holds it, we drive it too: claims stay safe.
-        self.store.lease_run(holder, dag.dag_id, run_id, timedelta(hours=12))
         own = executor is None
         executor = executor or self.make_executor()
+        # Leased for one MLPIPE_TASK_LEASE_S, renewed while we live: if this process dies,
+        # a scheduler takes the run over within one lease (``scheduler/leases.py``).
         try:
-            driver = DagRunDriver(self.store, dag, run_id, executor,
-                                  heartbeat_timeout=self.settings.task_lease_s,
-                                  xcom_max_bytes=self.settings.xcom_max_bytes,
-                                  on_progress=on_progress)
-            return driver.execute()
+            with RunLease(self.store, [(dag.dag_id, run_id)], lease=self.lease):
+                driver = DagRunDriver(self.store, dag, run_id, executor,
+                                      heartbeat_timeout=self.settings.task_lease_s,
+                                      xcom_max_bytes=self.settings.xcom_max_bytes,
+                                      on_progress=on_progress)
+                return driver.execute()
         finally:
-            self.store.release_runs(holder, [(dag.dag_id, run_id)])
             if own:
                 executor.shutdown()
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a run or task instance stays held without a renewal or heartbeat."""
+        return timedelta(seconds=self.settings.task_lease_s)
 
     def clear(self, dag: DAG, *, run_id: str | None = None, task_regex: str | None = None,
               downstream: bool = True, only_failed: bool = False) -> list[TIKey]:
