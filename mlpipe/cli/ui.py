@@ -25,6 +25,7 @@ import typer
 
 from mlpipe.cli.output import console, guarded
 from mlpipe.errors import SettingsError
+from mlpipe.executors.process_watch import load_prctl, set_parent_death_signal
 from mlpipe.settings import load_settings
 
 GRACE_S = 10.0
@@ -55,15 +56,10 @@ for sig in (signal.SIGTERM, signal.SIGKILL):
 def _die_with(parent: int) -> Callable[[], None]:
     """A ``preexec_fn``: SIGTERM this child when ``parent`` dies (Linux), even if it already
     has. libc is loaded here, before the fork: the child only calls into it."""
-    prctl = None
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    load_prctl()  # libc is loaded before the fork: the child only calls into it
 
     def preexec() -> None:
-        if prctl is not None:
-            prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        set_parent_death_signal(signal.SIGTERM)
         if os.getppid() != parent:
             os.kill(os.getpid(), signal.SIGTERM)
 

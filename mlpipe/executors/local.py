@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.executors.base import ExecutionEnv, Executor, TaskEvent, Workload
+from mlpipe.executors.process_watch import set_parent_death_signal
 from mlpipe.store.entities import TIKey
 
 if TYPE_CHECKING:
@@ -53,7 +54,8 @@ STANDBY_IDLE = 10.0
 MAX_STANDBYS = 2
 
 
-def _child_main(env: ExecutionEnv, conn: multiprocessing.connection.Connection) -> None:
+def _child_main(env: ExecutionEnv, conn: multiprocessing.connection.Connection,
+                parent: int) -> None:
     os.setsid()  # own process group: kill() reaches every process the task starts
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     # Never touch the parent's pooled connections: drop them (unclosed) and open new ones;
@@ -63,12 +65,19 @@ def _child_main(env: ExecutionEnv, conn: multiprocessing.connection.Connection) 
     from mlpipe.runtime.task_runner import run_task_instance
 
     store.warm_up()  # connect and read the schema before there is a task to wait for it
+    # A standby dies with its parent: siblings forked later hold copies of this pipe's other
+    # end, so its EOF alone is no sign. A try, once given, outlives a killed scheduler (the
+    # next one adopts it through its heartbeat), so the signal is cleared then.
+    set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(RETIRED)
     try:
         message = conn.recv()  # None: retired by the executor; EOF: the executor is gone
     except EOFError:
         message = None
     if message is None:
         os._exit(RETIRED)
+    set_parent_death_signal(0)
     key, use_run = message
     try:
         outcome = run_task_instance(
@@ -180,7 +189,7 @@ class LocalExecutor(Executor):
             with contextlib.suppress(Exception):
                 dags[dag_id] = env.dag_provider(dag_id)
         ours, theirs = self._context.Pipe()
-        process = self._context.Process(target=_child_main, args=(env, theirs),
+        process = self._context.Process(target=_child_main, args=(env, theirs, os.getpid()),
                                         name="mlpipe-task")
         # The child's garbage collector must not walk the objects it inherits: touching
         # them would copy their pages (copy-on-write) in every forked task.
@@ -354,6 +363,10 @@ class LocalExecutor(Executor):
         deadline = time.monotonic() + 60
         while self._children and time.monotonic() < deadline:
             time.sleep(0.01)
+        with self._lock:  # tries still running after the grace: none may outlive us
+            stragglers = [c.process.pid for c in self._children.values()]
+        for pid in stragglers:
+            self._kill_group(pid)
         if self._reaper is not None:
             self._stopping = True
             os.write(self._wake_w, b"x")
