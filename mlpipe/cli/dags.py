@@ -13,6 +13,7 @@ from mlpipe.core.dag import DAG
 from mlpipe.core.states import DagRunState
 from mlpipe.errors import DagDefinitionError
 from mlpipe.runtime.models import DagRun
+from mlpipe.scheduler.runs import record_dags
 
 app = typer.Typer(help="List, inspect and run DAGs.", no_args_is_help=True)
 
@@ -143,11 +144,34 @@ def trigger(
         wait = not lock.held_elsewhere()
         if not wait:
             console.print("a scheduler is running: it will run it (pass --wait to run it here)")
+    record_dags(engine.store, [dag], paused_by_default=engine.settings.dags_paused_at_creation)
+    paused = engine.store.get_dag(dag_id)
+    if paused is not None and paused.is_paused:
+        message = (f"DAG {dag_id} is paused: run {record.run_id} is queued and starts when "
+                   f"the DAG is unpaused ('mlpipe dags unpause {dag_id}')")
+        if wait:
+            raise DagDefinitionError(message)
+        console.print(message, markup=False)
+        return
     if not wait:
         return
+    _wait_for_room(engine, dag, record.run_id)
     with RunProgress(dag, engine.settings.executor) as progress:
         run = engine.run(dag, record.run_id, on_progress=progress.update)
     report_run(run)
+
+
+def _wait_for_room(engine: Any, dag: DAG, run_id: str) -> None:
+    """Start the run once the DAG has fewer than ``max_active_runs`` running runs."""
+    import time
+
+    told = False
+    while not engine.store.start_run_if_room(dag.dag_id, run_id, dag.max_active_runs):
+        if not told:
+            console.print(f"{dag.max_active_runs} run(s) of {dag.dag_id} are running "
+                          "(max_active_runs): waiting for one to end", markup=False)
+            told = True
+        time.sleep(1.0)
 
 
 @app.command("list-runs")

@@ -60,6 +60,7 @@ class DAG:
         template_searchpath: str | Sequence[str] | None = None,
         on_success_callback: DagCallback | None = None,
         on_failure_callback: DagCallback | None = None,
+        is_paused_upon_creation: bool | None = None,
         fileloc: str | None = None,
     ) -> None:
         self.dag_id = validate_id("dag_id", dag_id)
@@ -85,6 +86,8 @@ class DAG:
         self.params: dict[str, Any] = {**self.default_args.get("params", {}), **(params or {})}
         check_defaults(self.params)
         self.max_active_runs = max_active_runs
+        #: paused when the scheduler first records it (None: MLPIPE_DAGS_PAUSED_AT_CREATION)
+        self.is_paused_upon_creation = is_paused_upon_creation
         self.max_active_tasks = max_active_tasks
         self.dagrun_timeout = dagrun_timeout
         self.tags = list(tags)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,3 +59,14 @@ def create_dag_run(store: MetadataStore, dag: DAG, *, logical_date: datetime | s
     )
     instances = [(t.task_id, -1, t.task_type, t.retries, t.pool) for t in dag.task_dict.values()]
     return store.create_run(record, instances)
+
+
+def record_dags(store: MetadataStore, dags: Iterable[DAG], *, paused_by_default: bool) -> None:
+    """Record parsed DAGs; a new one starts paused per its ``is_paused_upon_creation`` or,
+    when that is None, ``MLPIPE_DAGS_PAUSED_AT_CREATION``. Existing rows keep their state."""
+    groups: dict[bool, dict[str, str]] = {True: {}, False: {}}
+    for dag in dags:
+        paused = dag.is_paused_upon_creation
+        groups[paused_by_default if paused is None else paused][dag.dag_id] = dag.fileloc
+    for paused, files in groups.items():
+        store.sync_dags(files, paused_on_creation=paused)

@@ -29,7 +29,7 @@ from mlpipe.errors import RunExistsError, StoreError
 from mlpipe.executors.base import Executor
 from mlpipe.runtime.dagbag import DagFolderWatcher
 from mlpipe.scheduler.dagrun_driver import DagRunDriver, ProgressFn
-from mlpipe.scheduler.runs import create_dag_run
+from mlpipe.scheduler.runs import create_dag_run, record_dags
 from mlpipe.scheduler.service import Engine
 
 log = logging.getLogger("mlpipe.scheduler")
@@ -190,7 +190,8 @@ class Scheduler:
     def _scan(self) -> None:
         if self.watcher.refresh():
             bag = self.watcher.bag
-            self.store.sync_dags({d.dag_id: d.fileloc for d in bag.dags.values()})
+            record_dags(self.store, bag.dags.values(),
+                        paused_by_default=self.engine.settings.dags_paused_at_creation)
             self.store.replace_import_errors(bag.import_errors)
             for path, error in sorted(bag.import_errors.items()):
                 if self._logged_errors.get(path) != error:
@@ -209,6 +210,11 @@ class Scheduler:
                 continue
             latest = self.store.latest_scheduled_run(dag.dag_id)
             after = latest.logical_date if latest else None
+            if not dag.catchup and self.store.active_run_count(dag.dag_id) >= \
+                    dag.max_active_runs:
+                # no pile-up: the latest interval is created once there is room for it
+                self._next_due[dag.dag_id] = now + timedelta(seconds=self.scan_interval)
+                continue
             for interval in due_intervals(dag.timetable, start_date=dag.start_date,
                                           end_date=dag.end_date, catchup=dag.catchup, now=now,
                                           after=after):

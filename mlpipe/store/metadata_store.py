@@ -579,6 +579,12 @@ class MetadataStore:
                 query = query.where(tuple_(_RUN.c.dag_id, _RUN.c.run_id).in_(pairs))
             conn.execute(query.values(claimed_by=None, lease_until=None))
 
+    def active_run_count(self, dag_id: str) -> int:
+        """Runs of the DAG that are queued or running."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(_RUN).where(
+                _RUN.c.dag_id == dag_id, _RUN.c.state.in_(("queued", "running")))).scalar_one())
+
     def start_run_if_room(self, dag_id: str, run_id: str, max_active_runs: int) -> bool:
         """queued -> running if the DAG has fewer than ``max_active_runs`` running runs."""
         with self.writer.begin() as conn:
