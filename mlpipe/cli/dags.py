@@ -174,6 +174,20 @@ def _wait_for_room(engine: Any, dag: DAG, run_id: str) -> None:
         time.sleep(1.0)
 
 
+@app.command("set-state")
+@guarded
+def set_state(dag_id: str, run_id: str,
+              state: Annotated[str, typer.Argument(help="success or failed")],
+              dags_folder: DagsFolder = None) -> None:
+    """Mark a run success or failed (Airflow's "mark run as"); running tries stop."""
+    from mlpipe.scheduler.run_control import mark_run
+
+    engine = open_engine(dags_folder)
+    changed = mark_run(engine.store, engine.get_dag(dag_id), run_id, state)
+    console.print(f"run {run_id} of {dag_id} marked {state}; {len(changed)} unfinished task "
+                  "instance(s) changed with it", markup=False)
+
+
 @app.command("list-runs")
 @guarded
 def list_runs(dag_id: str, output: Output = OutputFormat.table,

@@ -9,10 +9,11 @@ import typer
 
 from mlpipe.cli.common import DagsFolder, Output, fmt_time, open_engine
 from mlpipe.cli.output import OutputFormat, console, guarded, print_rows
-from mlpipe.errors import StoreError, TaskNotFoundError
+from mlpipe.errors import DagDefinitionError, StoreError, TaskNotFoundError
 from mlpipe.runtime.models import TaskInstance
 from mlpipe.runtime.task_runner import run_task_instance
-from mlpipe.store.entities import TIKey
+from mlpipe.scheduler import run_control
+from mlpipe.store.entities import TaskInstanceRecord, TIKey
 
 app = typer.Typer(help="Run and inspect task instances.", no_args_is_help=True)
 
@@ -35,9 +36,12 @@ def run(dag_id: str, task_id: str, run_id: str, map_index: MapIndex = -1,
                          f"{map_index}")
     if record.state in ("none", "scheduled", "up_for_retry"):
         engine.store.transition(key, [record.state], "queued")
+    # what every executor passes: tracking to MLflow and the configured artifact root
     outcome = run_task_instance(engine.store, dag, key, logs_root=engine.logs_root,
                                 xcom_max_bytes=engine.settings.xcom_max_bytes,
-                                heartbeat_interval=engine.settings.task_lease_s / 6)
+                                heartbeat_interval=engine.settings.task_lease_s / 6,
+                                tracking=engine.settings.tracking,
+                                artifact_root=engine.settings.artifacts)
     if outcome is None:
         raise StoreError(f"{key} is {record.state}, not queued: it runs elsewhere or finished")
     console.print(f"{key}: {outcome.state.value}")
@@ -128,22 +132,60 @@ def clear(dag_id: str,
                           ] = False,
           no_cache: Annotated[bool, typer.Option(
               "--no-cache", help="Run them for real even if cached outputs are intact")] = False,
+          yes: Annotated[bool, typer.Option(
+              "--yes", "-y", help="Stop running instances without asking")] = False,
           dags_folder: DagsFolder = None) -> None:
-    """Reset task instances (and their downstream) so they run again."""
+    """Reset task instances (and their downstream) so they run again; running ones stop."""
     engine = open_engine(dags_folder)
     dag = engine.get_dag(dag_id)
+    running = [r for r in run_control.matching(engine.store, dag, run_id=run_id,
+                                               task_regex=task_regex, downstream=downstream,
+                                               only_failed=only_failed)
+               if r.state in ("running", "queued")]
+    if running:
+        _confirm_stop(running, yes)
     cleared = engine.clear(dag, run_id=run_id, task_regex=task_regex, downstream=downstream,
-                           only_failed=only_failed)
+                           only_failed=only_failed, stop_running=bool(running))
     if no_cache and cleared:
         engine.store.forget_cache(dag_id, run_id, {k.task_id for k in cleared})
     console.print(f"cleared {len(cleared)} task instance(s)")
     for key in cleared:
         console.print(f"  {key}")
+    if running:
+        left = run_control.wait_stopped(engine.store, running,
+                                        timeout=2 * engine.settings.task_lease_s)
+        for key in left:
+            console.print(f"  {key} is still stopping", markup=False)
     if wait:
         from mlpipe.cli.dags import report_run
 
         for rid in sorted({k.run_id for k in cleared}):
             report_run(engine.run(dag, rid))
+
+
+def _confirm_stop(running: list[TaskInstanceRecord], yes: bool) -> None:
+    listing = ", ".join(f"{r.task_id}" + (f"[{r.map_index}]" if r.map_index >= 0 else "")
+                        + f" of {r.run_id} ({r.state})" for r in running)
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise DagDefinitionError(f"{len(running)} instance(s) are running or queued "
+                                 f"({listing}): pass --yes to stop and clear them")
+    typer.confirm(f"Stop and clear {len(running)} running instance(s): {listing}?",
+                  abort=True)
+
+
+@app.command("set-state")
+@guarded
+def set_state(dag_id: str, run_id: str, task_id: str,
+              state: Annotated[str, typer.Argument(help="success, failed or skipped")],
+              map_index: MapIndex = -1, dags_folder: DagsFolder = None) -> None:
+    """Set one task instance's state (a running try stops itself)."""
+    engine = open_engine(dags_folder)
+    dag = engine.get_dag(dag_id)
+    key = TIKey(dag_id, run_id, task_id, map_index)
+    before = run_control.set_task_state(engine.store, dag, key, state)
+    console.print(f"{key}: {before} -> {state}", markup=False)
 
 
 @app.command("list")

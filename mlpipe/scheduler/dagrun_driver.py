@@ -633,6 +633,9 @@ class DagRunDriver:
                       sorted(stuck))
         state = (DagRunState.FAILED if failed_leaf or stuck or self._timed_out
                  else DagRunState.SUCCESS)
+        marked = self.store.get_run(self.dag.dag_id, self.run.run_id).state
+        if marked in (DagRunState.SUCCESS, DagRunState.FAILED):  # marked by hand meanwhile
+            state = DagRunState(marked)
         ended = datetime.now(UTC)
         parent = self.store.end_run(self.dag.dag_id, self.run.run_id, state.value, ended)
         self.run.state, self.run.end_date = state, ended

@@ -6,7 +6,6 @@ here reads the environment itself.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,8 +14,6 @@ from typing import Any
 
 from mlpipe.connections.keyfile import ensure_private_dir
 from mlpipe.core.dag import DAG
-from mlpipe.core.states import FINISHED_STATES, TaskInstanceState
-from mlpipe.errors import DagDefinitionError
 from mlpipe.executors import make_executor
 from mlpipe.executors.base import ExecutionEnv, Executor
 from mlpipe.runtime.dagbag import DagBag, load_dagbag
@@ -113,44 +110,19 @@ class Engine:
         return timedelta(seconds=self.settings.task_lease_s)
 
     def clear(self, dag: DAG, *, run_id: str | None = None, task_regex: str | None = None,
-              downstream: bool = True, only_failed: bool = False) -> list[TIKey]:
+              downstream: bool = True, only_failed: bool = False,
+              stop_running: bool = False) -> list[TIKey]:
         """Reset matching task instances (and their downstream) so they run again.
 
         Like Airflow's clear: each cleared instance gets ``retries`` more tries, and its run
-        goes back to queued.
+        goes back to queued. Running instances are only reset with ``stop_running`` (their
+        try then stops itself at its next heartbeat). See ``run_control``.
         """
-        try:
-            pattern = re.compile(task_regex) if task_regex else None
-        except re.error as exc:
-            raise DagDefinitionError(
-                f"--task {task_regex!r} is not a valid regular expression: {exc}") from None
-        selected = [t for t in dag.task_dict.values()
-                    if pattern is None or pattern.search(t.task_id)]
-        if not selected:
-            raise DagDefinitionError(
-                f"no task of DAG {dag.dag_id!r} matches {task_regex!r}; tasks: "
-                f"{sorted(dag.task_dict)}")
-        task_ids = {t.task_id for t in selected}
-        if downstream:
-            for t in selected:
-                task_ids.update(d.task_id for d in t.get_descendants())
-        runs = [self.store.get_run(dag.dag_id, run_id)] if run_id else \
-            self.store.list_runs(dag.dag_id)
-        cleared: list[TIKey] = []
-        for run in runs:
-            records = self.store.list_tis(dag.dag_id, run.run_id, task_ids=task_ids)
-            if only_failed:
-                bad = {r.task_id for r in records if r.state in ("failed", "upstream_failed")}
-                records = [r for r in records if r.task_id in bad]
-            keys = self.store.clear_tis(
-                [(r.key, r.try_number + dag.get_task(r.task_id).retries) for r in records
-                 if TaskInstanceState(r.state) in FINISHED_STATES
-                 or r.state == "up_for_retry"],
-                mapped={t for t in task_ids if dag.get_task(t).is_mapped})
-            if keys:
-                self.store.set_run_state(dag.dag_id, run.run_id, "queued", end_date=None)
-            cleared.extend(keys)
-        return cleared
+        from mlpipe.scheduler import run_control
+
+        return run_control.clear(self.store, dag, run_id=run_id, task_regex=task_regex,
+                                 downstream=downstream, only_failed=only_failed,
+                                 stop_running=stop_running)
 
 
 def now_utc() -> datetime:

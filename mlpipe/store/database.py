@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,67 @@ def migrate(engine: Engine) -> str:
         with engine.begin() as conn:
             command.upgrade(_alembic_config(engine, conn), "head")
     except OperationalError as exc:
-        raise StoreError(f"cannot migrate {engine.url!r}: {exc.orig}") from None
+        raise StoreError(f"cannot migrate the metadata database {_shown(engine)}: {exc.orig}"
+                         ) from None
     return head_revision()
+
+
+def ensure_schema(engine: Engine, *, migrate_if_needed: bool = True) -> None:
+    """Migrate an empty or outdated schema; one clear error for one this mlpipe cannot use.
+
+    Processes opening one fresh SQLite database at once (a scheduler and a command started
+    together) take turns through a lock file beside it: the second finds it migrated.
+    """
+    if is_current(engine):
+        return
+    if not migrate_if_needed:
+        raise StoreError(f"the metadata database {_shown(engine)} is not migrated; run "
+                         "'mlpipe db migrate'")
+    with _migration_lock(engine):
+        revision = _current_or_error(engine)
+        if revision == head_revision():
+            return
+        if revision is not None and not _known_revision(revision):
+            raise StoreError(
+                f"the metadata database {_shown(engine)} is at schema revision {revision!r}, "
+                f"newer than this mlpipe knows (latest {head_revision()!r}): upgrade mlpipe")
+        migrate(engine)
+
+
+def _shown(engine: Engine) -> str:
+    return repr(engine.url.render_as_string(hide_password=True))
+
+
+def _current_or_error(engine: Engine) -> str | None:
+    try:
+        return current_revision(engine)
+    except OperationalError as exc:
+        raise StoreError(f"cannot reach the metadata database {_shown(engine)}: {exc.orig}"
+                         ) from None
+
+
+def _known_revision(revision: str) -> bool:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        return ScriptDirectory.from_config(config).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def _migration_lock(engine: Engine) -> Any:
+    """An exclusive file lock beside a SQLite file; nothing for other databases (Alembic's
+    own transaction serialises PostgreSQL's DDL)."""
+    path = engine.url.database
+    if engine.url.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    return FileLock(f"{path}.migrate.lock", timeout=120)
 
 
 def reset(engine: Engine) -> None:
@@ -126,11 +186,7 @@ def reset(engine: Engine) -> None:
 
 
 def is_current(engine: Engine) -> bool:
-    try:
-        return current_revision(engine) == head_revision()
-    except OperationalError as exc:
-        raise StoreError(f"cannot reach the metadata database {engine.url!r}: {exc.orig}"
-                         ) from None
+    return _current_or_error(engine) == head_revision()
 
 
 def has_tables(engine: Engine) -> bool:

@@ -198,13 +198,7 @@ class MetadataStore:
     def open(cls, url: str, *, migrate: bool = True) -> MetadataStore:
         """Connect; migrate an empty or outdated schema (or say what to run if told not to)."""
         engine = database.make_engine(url)
-        if not database.is_current(engine):
-            if not migrate:
-                raise StoreError(
-                    f"the metadata database {engine.url!r} is not migrated; run "
-                    "'mlpipe db migrate'"
-                )
-            database.migrate(engine)
+        database.ensure_schema(engine, migrate_if_needed=migrate)
         return cls(engine)
 
     def dispose(self) -> None:
@@ -421,8 +415,12 @@ class MetadataStore:
         return sum(bool(self.transition(key, allowed, to_state, conn)) for key in keys)
 
     def clear_tis(self, items: Iterable[tuple[TIKey, int]], *,
-                  mapped: set[str] = frozenset()) -> list[TIKey]:  # type: ignore[assignment]
+                  mapped: set[str] = frozenset(),  # type: ignore[assignment]
+                  stop_running: bool = False) -> list[TIKey]:
         """Reset instances to ``none`` with a new ``max_tries`` (clearing their XComs).
+
+        Running and queued instances are left alone unless ``stop_running``: then they are
+        reset too, and a running try stops itself at its next heartbeat.
 
         Instances of ``mapped`` tasks are removed and replaced by one unexpanded instance, so
         the next run expands them again from their (possibly new) input.
@@ -438,7 +436,8 @@ class MetadataStore:
                         self._replace_mapped(conn, key, max_tries)
                     cleared.append(key)
                     continue
-                if self.transition(key, _ALL_STATES - {"none", "running", "queued"}, "none",
+                busy = set() if stop_running else {"running", "queued"}
+                if self.transition(key, _ALL_STATES - {"none", *busy}, "none",
                                    conn, max_tries=max_tries, end_date=None,
                                    next_retry_at=None, pid=None):
                     hot.DELETE_XCOMS.run(conn, key._asdict())

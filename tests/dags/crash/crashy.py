@@ -35,3 +35,28 @@ with DAG("suicide") as suicide:
         os._exit(1)
 
     die()
+
+with DAG("wedge") as wedge:
+
+    @task
+    def forever() -> None:
+        (MARK / "forever").write_text(str(os.getpid()))
+        time.sleep(600)
+
+    @task
+    def next_step() -> None:
+        pass
+
+    forever() >> next_step()
+
+with DAG("boom") as boom:
+
+    @task
+    def explode() -> None:
+        raise RuntimeError("boom")
+
+    @task
+    def downstream() -> str:
+        return "ran"
+
+    explode() >> downstream()

@@ -1,0 +1,137 @@
+"""Steering runs by hand: clear task instances, mark a run or a task instance.
+
+What Airflow's "clear", "mark success" and "mark failed" do, on the metadata DB. A running
+try whose row is changed here notices at its next heartbeat (the row is no longer running
+for it) and stops itself; ``wait_stopped`` waits for that.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from datetime import UTC, datetime
+
+import psutil
+
+from mlpipe.core.dag import DAG
+from mlpipe.core.states import FINISHED_STATES, TaskInstanceState
+from mlpipe.errors import DagDefinitionError
+from mlpipe.store.entities import TaskInstanceRecord, TIKey
+from mlpipe.store.metadata_store import MetadataStore
+
+#: what ``mark success`` / ``mark failed`` set unfinished instances to (Airflow 2): a
+#: failed run's instances that never started are skipped, running ones failed
+_MARK = {"success": {"running": "success", "other": "success"},
+         "failed": {"running": "failed", "other": "skipped"}}
+_UNFINISHED = ("none", "scheduled", "queued", "running", "up_for_retry", "up_for_reschedule")
+
+
+def matching(store: MetadataStore, dag: DAG, *, run_id: str | None, task_regex: str | None,
+             downstream: bool, only_failed: bool = False) -> list[TaskInstanceRecord]:
+    """The task instances a clear with these options would touch (any state)."""
+    try:
+        pattern = re.compile(task_regex) if task_regex else None
+    except re.error as exc:
+        raise DagDefinitionError(
+            f"--task {task_regex!r} is not a valid regular expression: {exc}") from None
+    selected = [t for t in dag.task_dict.values()
+                if pattern is None or pattern.search(t.task_id)]
+    if not selected:
+        raise DagDefinitionError(
+            f"no task of DAG {dag.dag_id!r} matches {task_regex!r}; tasks: "
+            f"{sorted(dag.task_dict)}")
+    task_ids = {t.task_id for t in selected}
+    if downstream:
+        for t in selected:
+            task_ids.update(d.task_id for d in t.get_descendants())
+    runs = [store.get_run(dag.dag_id, run_id)] if run_id else store.list_runs(dag.dag_id)
+    found: list[TaskInstanceRecord] = []
+    for run in runs:
+        records = store.list_tis(dag.dag_id, run.run_id, task_ids=task_ids)
+        if only_failed:
+            bad = {r.task_id for r in records if r.state in ("failed", "upstream_failed")}
+            records = [r for r in records if r.task_id in bad]
+        found.extend(records)
+    return found
+
+
+def clear(store: MetadataStore, dag: DAG, *, run_id: str | None = None,
+          task_regex: str | None = None, downstream: bool = True, only_failed: bool = False,
+          stop_running: bool = False) -> list[TIKey]:
+    """Reset the matching instances so they run again; see ``Engine.clear``."""
+    records = matching(store, dag, run_id=run_id, task_regex=task_regex,
+                       downstream=downstream, only_failed=only_failed)
+    mapped = {r.task_id for r in records if dag.get_task(r.task_id).is_mapped}
+    cleared: list[TIKey] = []
+    for rid in dict.fromkeys(r.run_id for r in records):
+        keys = store.clear_tis(
+            [(r.key, r.try_number + dag.get_task(r.task_id).retries) for r in records
+             if r.run_id == rid and (TaskInstanceState(r.state) in FINISHED_STATES
+                                     or r.state == "up_for_retry"
+                                     or (stop_running and r.state in ("running", "queued")))],
+            mapped=mapped, stop_running=stop_running)
+        if keys:
+            store.set_run_state(dag.dag_id, rid, "queued", end_date=None)
+        cleared.extend(keys)
+    return cleared
+
+
+def mark_run(store: MetadataStore, dag: DAG, run_id: str, state: str) -> list[TIKey]:
+    """Set the run to ``success`` or ``failed`` and its unfinished instances with it."""
+    if state not in _MARK:
+        raise DagDefinitionError(f"a run can be marked {sorted(_MARK)}, not {state!r}")
+    store.get_run(dag.dag_id, run_id)  # RunNotFoundError names the known runs
+    now = datetime.now(UTC)
+    changed: list[TIKey] = []
+    for record in store.list_tis(dag.dag_id, run_id):
+        if record.state not in _UNFINISHED:
+            continue
+        target = _MARK[state]["running" if record.state == "running" else "other"]
+        if store.transition(record.key, [record.state], target, end_date=now):
+            changed.append(record.key)
+    store.set_run_state(dag.dag_id, run_id, state, end_date=now)
+    return changed
+
+
+def set_task_state(store: MetadataStore, dag: DAG, key: TIKey, state: str) -> str:
+    """Set one instance's state; its previous state. A finished run is reopened (queued)
+    when the change lets its downstream go on."""
+    if state not in ("success", "failed", "skipped"):
+        raise DagDefinitionError(f"a task instance can be set to ['failed', 'skipped', "
+                                 f"'success'], not {state!r}")
+    dag.get_task(key.task_id)  # TaskNotFoundError names the known tasks
+    record = store.get_ti(key)
+    if record is None:
+        raise DagDefinitionError(f"run {key.run_id!r} of DAG {key.dag_id!r} has no task "
+                                 f"instance {key.task_id!r} (map_index {key.map_index})")
+    if record.state != state:
+        store.transition(key, [record.state], state, end_date=datetime.now(UTC))
+    run = store.get_run(key.dag_id, key.run_id)
+    if run.state in ("success", "failed") and state != "failed":
+        downstream = {t.task_id for t in dag.get_task(key.task_id).get_descendants()}
+        blocked = [r for r in store.list_tis(key.dag_id, key.run_id, task_ids=downstream)
+                   if r.state == "upstream_failed"]
+        store.clear_tis([(r.key, r.max_tries) for r in blocked])
+        store.set_run_state(key.dag_id, key.run_id, "queued", end_date=None)
+    return record.state
+
+
+def wait_stopped(store: MetadataStore, records: list[TaskInstanceRecord], *,
+                 timeout: float) -> list[TIKey]:
+    """Wait until the processes of these (formerly running) tries ended; those still alive."""
+    deadline = time.monotonic() + timeout
+    here = socket.gethostname()  # a pid only means something on its own host
+    waiting = [r for r in records if r.pid and r.hostname in (None, "", here)]
+    while waiting and time.monotonic() < deadline:
+        waiting = [r for r in waiting if _alive(r.pid)]
+        if waiting:
+            time.sleep(0.1)
+    return [r.key for r in waiting]
+
+
+def _alive(pid: int | None) -> bool:
+    try:
+        return pid is not None and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

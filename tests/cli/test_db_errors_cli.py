@@ -1,0 +1,41 @@
+"""Metadata databases this mlpipe cannot use are one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+DAGS = Path(__file__).resolve().parents[1] / "dags" / "crash"
+
+
+def _mlpipe(*args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "MLPIPE_DAGS_FOLDER": str(DAGS)}
+    return subprocess.Popen([sys.executable, "-m", "mlpipe", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_a_database_from_a_newer_mlpipe_is_one_line(isolated_env: Path) -> None:
+    assert _mlpipe("db", "migrate").wait(timeout=60) == 0
+    with sqlite3.connect(isolated_env / "mlpipe.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+
+    proc = _mlpipe("dags", "list-runs", "crashy")
+    out, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 1
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "is at schema revision '9999_from_the_future', newer than this mlpipe knows " \
+           "(latest '0006" in err
+    assert err.strip().endswith("upgrade mlpipe")
+
+
+def test_processes_opening_a_fresh_database_at_once_take_turns(isolated_env: Path) -> None:
+    procs = [_mlpipe("dags", "trigger", "crashy", "--no-wait", "--run-id", f"r{n}")
+             for n in range(4)]
+    results = [p.communicate(timeout=120) for p in procs]
+
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], results
+    assert not any("locked" in err for _, err in results)
