@@ -23,7 +23,7 @@ def test_a_database_from_a_newer_mlpipe_is_one_line(isolated_env: Path) -> None:
         db.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
 
     proc = _mlpipe("dags", "list-runs", "crashy")
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
 
     assert proc.returncode == 1
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
