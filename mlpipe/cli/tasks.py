@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,6 +16,7 @@ from mlpipe.runtime.models import TaskInstance
 from mlpipe.runtime.task_runner import run_task_instance
 from mlpipe.scheduler import run_control
 from mlpipe.store.entities import TaskInstanceRecord, TIKey
+from mlpipe.store.metadata_store import MetadataStore
 
 app = typer.Typer(help="Run and inspect task instances.", no_args_is_help=True)
 
@@ -90,6 +93,8 @@ def states(dag_id: str, run_id: str, output: Output = OutputFormat.table,
 def logs(dag_id: str, task_id: str,
          run_id: Annotated[str | None, typer.Argument(help="Default: the latest run")] = None,
          try_number: Annotated[int | None, typer.Option("--try", "-t", help="Try number")] = None,
+         follow: Annotated[bool, typer.Option(
+             "--follow", "-f", help="Keep printing what the try writes until it ends")] = False,
          map_index: MapIndex = -1, dags_folder: DagsFolder = None) -> None:
     """Print the log of one try of a task instance (default: its latest try)."""
     engine = open_engine(dags_folder)
@@ -117,7 +122,27 @@ def logs(dag_id: str, task_id: str,
     if path is None or not path.exists():
         raise StoreError(f"the log of try {wanted} of {ti.key} is missing ({path})")
     console.print(f"[dim]*** {path}[/]", markup=True)
-    sys.stdout.write(path.read_text(errors="replace"))
+    if not follow:
+        sys.stdout.write(path.read_text(errors="replace"))
+        return
+    _follow(engine.store, ti.key, wanted, path)
+
+
+def _follow(store: MetadataStore, key: TIKey, try_number: int, path: Path) -> None:
+    """``tail -f`` the try's log until the try is no longer running (then print the rest)."""
+    with open(path, encoding="utf-8", errors="replace") as log:
+        while True:
+            chunk = log.read()
+            if chunk:
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+                continue
+            record = store.get_ti(key)
+            if record is None or record.try_number != try_number or \
+                    record.state not in ("running", "queued"):
+                sys.stdout.write(log.read())
+                return
+            time.sleep(0.2)
 
 
 @app.command("clear")

@@ -106,3 +106,22 @@ def test_setting_a_failed_task_to_success_reopens_the_run(
     states = {t["task_id"]: t["state"] for t in mlpipe_json(env, "tasks", "states", "boom",
                                                              "r1")}
     assert states == {"explode": "success", "downstream": "success"}
+
+
+@pytest.mark.slow
+def test_tasks_logs_follow_prints_until_the_try_ends(env: dict[str, str], tmp_path: Path,
+                                                     scheduler: None) -> None:
+    assert cli(env, "dags", "trigger", "wedge", "--no-wait", "--run-id", "r1").returncode == 0
+    wait_for(started(env, "forever"), "the task to start")
+    out = tmp_path / "follow.out"
+    with open(out, "w") as sink:
+        follower = subprocess.Popen([sys.executable, "-m", "mlpipe", "tasks", "logs", "wedge",
+                                     "forever", "r1", "-f"], env=env, stdout=sink,
+                                    stderr=subprocess.STDOUT, text=True)
+    wait_for(lambda: "Running" in out.read_text() or "forever" in out.read_text(),
+             "the log so far")
+    assert follower.poll() is None  # still following the running try
+
+    assert cli(env, "tasks", "set-state", "wedge", "r1", "forever", "failed").returncode == 0
+    assert follower.wait(timeout=60) == 0
+    assert "forever" in out.read_text()
