@@ -318,3 +318,28 @@ def next_execution(dag_id: str,
             break
         typer.echo(interval.start.isoformat())
         begin = interval.start + timedelta(microseconds=1)
+
+
+@app.command("delete")
+@guarded
+def delete(dag_id: str,
+           yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask")] = False,
+           dags_folder: DagsFolder = None) -> None:
+    """Delete a DAG's runs, task instances, XComs and history (the file stays)."""
+    import sys
+
+    from mlpipe.store.dag_admin import delete_dag
+
+    engine = open_engine(dags_folder)
+    known = engine.store.get_dag(dag_id) is not None or engine.store.latest_run(dag_id)
+    if not known:
+        engine.get_dag(dag_id)  # an unknown id names the known ones
+    if not yes:
+        if not sys.stdin.isatty():
+            raise DagDefinitionError(f"deleting DAG {dag_id!r} removes all its runs: pass "
+                                     "--yes to confirm")
+        typer.confirm(f"Delete every run and record of DAG {dag_id}?", abort=True)
+    runs = delete_dag(engine.store, dag_id)
+    console.print(f"deleted DAG {dag_id} and its {runs} run(s); its file stays in the dags "
+                  "folder, so the scheduler records it again unless it is removed",
+                  markup=False)

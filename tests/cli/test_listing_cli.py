@@ -95,3 +95,22 @@ def test_lineage_takes_output_json_like_the_other_listings(dags: Path) -> None:
 
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_dags_delete_removes_runs_after_confirmation(dags: Path) -> None:
+    assert mlpipe("dags", "test", "diamond", dags=dags).returncode == 0
+    assert mlpipe("dags", "trigger", "diamond", "--run-id", "r1", dags=dags).returncode == 0
+
+    refused = subprocess.run([sys.executable, "-m", "mlpipe", "dags", "delete", "diamond"],
+                             env={**os.environ, "MLPIPE_DAGS_FOLDER": str(dags)}, text=True,
+                             capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == ("error: deleting DAG 'diamond' removes all its runs: "
+                                      "pass --yes to confirm")
+
+    done = mlpipe("dags", "delete", "diamond", "--yes", dags=dags)
+    assert done.returncode == 0, done.stderr
+    assert "deleted DAG diamond and its 1 run(s)" in done.stdout
+    assert json.loads(mlpipe("dags", "list-runs", "diamond", "-o", "json", dags=dags).stdout
+                      ) == []
+    assert (dags / "diamond.py").exists()
