@@ -21,6 +21,22 @@ from mlpipe.cli import (
 )
 from mlpipe.cli.output import State, console
 
+
+def _hide_flag_types() -> None:
+    """Typer 0.29's rich help shows ``<bool>`` beside every flag (``--wait``, ``--help``):
+    a flag takes no value, so show none, as click's plain help does."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
+
 app = typer.Typer(
     name="mlpipe",
     help="ML training pipelines as Airflow-style DAGs, tracked in MLflow.",

@@ -114,3 +114,11 @@ def test_dags_delete_removes_runs_after_confirmation(dags: Path) -> None:
     assert json.loads(mlpipe("dags", "list-runs", "diamond", "-o", "json", dags=dags).stdout
                       ) == []
     assert (dags / "diamond.py").exists()
+
+
+def test_help_shows_no_type_beside_flags(dags: Path) -> None:
+    for args in (("dags", "trigger"), ("tasks", "clear"), ("dags", "test")):
+        done = mlpipe(*args, "--help", dags=dags)
+        assert done.returncode == 0
+        assert "<bool>" not in done.stdout, done.stdout
+    assert "<int range>" in mlpipe("dags", "list-runs", "--help", dags=dags).stdout  # values
