@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -146,3 +147,13 @@ def scheduler_env(dags: Path, **extra: Any) -> dict[str, str]:
            "MLPIPE_TASK_LEASE_S": "2"}
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+class FakeClock:
+    """A ``now`` for ``Scheduler(now=...)`` that tests move by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from scheduler_procs import DAGS, wait_until
+from scheduler_procs import DAGS, FakeClock, wait_until
 
 from mlpipe.scheduler.runs import create_dag_run
 from mlpipe.scheduler.scheduler_job import Scheduler
@@ -20,14 +20,6 @@ from mlpipe.settings import load_settings
 
 FOLDER = DAGS.parent / "scheduling" / "blocked"
 START = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from scheduler_procs import DAGS
+from scheduler_procs import DAGS, FakeClock
 
 from mlpipe.scheduler.scheduler_job import Scheduler
 from mlpipe.scheduler.service import Engine
@@ -20,14 +20,6 @@ START = datetime(2024, 1, 1, tzinfo=UTC)
 SIX = timedelta(hours=6)
 #: 20:30 on the first day: [00,06), [06,12) and [12,18) are complete, [18,24) is not
 FIXED = datetime(2024, 1, 1, 20, 30, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
