@@ -147,8 +147,13 @@ def _current_or_error(engine: Engine) -> str | None:
     try:
         return current_revision(engine)
     except OperationalError as exc:
+        hint = ""
+        if engine.url.get_backend_name() == "sqlite" and \
+                ("unable to open" in str(exc.orig) or "readonly" in str(exc.orig)):
+            hint = ("; the file and its folder must be writable (SQLite writes -wal and -shm "
+                    "files beside it)")
         raise StoreError(f"cannot reach the metadata database {_shown(engine)}: {exc.orig}"
-                         ) from None
+                         f"{hint}") from None
 
 
 def _known_revision(revision: str) -> bool:

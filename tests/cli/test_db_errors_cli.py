@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 DAGS = Path(__file__).resolve().parents[1] / "dags" / "crash"
 
 
@@ -39,3 +41,30 @@ def test_processes_opening_a_fresh_database_at_once_take_turns(isolated_env: Pat
 
     assert [p.returncode for p in procs] == [0, 0, 0, 0], results
     assert not any("locked" in err for _, err in results)
+
+
+def test_a_database_on_a_read_only_filesystem_is_one_line(isolated_env: Path,
+                                                          tmp_path: Path) -> None:
+    assert _mlpipe("db", "migrate").wait(timeout=60) == 0
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    # root ignores file modes: only a read-only filesystem is read-only for it
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+                          capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        (mount / "home").mkdir()
+        (mount / "home" / "mlpipe.db").write_bytes((isolated_env / "mlpipe.db").read_bytes())
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        env = {**os.environ, "MLPIPE_DAGS_FOLDER": str(DAGS),
+               "MLPIPE_HOME": str(mount / "home")}
+        done = subprocess.run([sys.executable, "-m", "mlpipe", "dags", "list-runs", "crashy"],
+                              env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "cannot reach the metadata database" in done.stderr
+    assert "the file and its folder must be writable" in done.stderr
