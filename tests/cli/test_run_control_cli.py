@@ -6,6 +6,7 @@ again; ``dags set-state`` ends a wedged run; ``tasks set-state`` reopens a faile
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 from test_crash_recovery import mlpipe_json, run_state, wait_for
+
+from mlpipe.settings import load_settings
+from mlpipe.store.metadata_store import MetadataStore
 
 DAGS = Path(__file__).resolve().parents[1] / "dags" / "crash"
 
@@ -125,3 +129,22 @@ def test_tasks_logs_follow_prints_until_the_try_ends(env: dict[str, str], tmp_pa
     assert cli(env, "tasks", "set-state", "wedge", "r1", "forever", "failed").returncode == 0
     assert follower.wait(timeout=60) == 0
     assert "forever" in out.read_text()
+
+
+def test_tasks_run_uses_the_configured_artifact_root(env: dict[str, str],
+                                                     tmp_path: Path) -> None:
+    root = (tmp_path / "artifacts").as_uri() + "/"
+    env = {**env, "MLPIPE_ARTIFACT_ROOT": root, "MLPIPE_EXECUTOR": "sequential"}
+    assert cli(env, "dags", "trigger", "writer", "--no-wait", "--run-id", "r1").returncode == 0
+
+    done = cli(env, "tasks", "run", "writer", "write", "r1")
+
+    assert done.returncode == 0, done.stderr
+    [ti] = mlpipe_json(env, "tasks", "states", "writer", "r1")
+    assert ti["state"] == "success"
+    store = MetadataStore.open(load_settings().database)
+    try:
+        [value] = store.get_xcoms("writer", "r1", "write", "return_value", [-1]).values()
+    finally:
+        store.dispose()
+    assert json.loads(value).startswith(root + "writer/r1/write")

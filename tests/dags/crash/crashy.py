@@ -60,3 +60,11 @@ with DAG("boom") as boom:
         return "ran"
 
     explode() >> downstream()
+
+with DAG("writer") as writer:
+
+    @task
+    def write(artifact_prefix=None) -> str:
+        return artifact_prefix
+
+    write()
