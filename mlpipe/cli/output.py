@@ -59,6 +59,16 @@ def user_errors() -> Iterator[None]:
             err_console.print_exception()
         err_console.print(f"[bold red]error:[/] {exc}", markup=True)
         raise typer.Exit(1) from None
+    except Exception as exc:
+        from mlpipe.store.database import database_failure
+
+        message = database_failure(exc)
+        if message is None:
+            raise
+        if State.verbose:
+            err_console.print_exception()
+        err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:

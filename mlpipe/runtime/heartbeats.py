@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mlpipe.task")
 
+#: heartbeats per lease: a try beats every lease/6 (``MLPIPE_TASK_LEASE_S``)
+LEASE_BEATS = 6
+
 
 @dataclass(slots=True)
 class _Beat:
@@ -31,6 +34,8 @@ class _Beat:
     interval: float
     on_lost: Callable[[], None] | None
     due: float
+    #: when a beat last reached the database
+    ok_at: float
 
 
 class Heartbeats:
@@ -51,8 +56,8 @@ class Heartbeats:
         """Beat ``key`` every ``interval`` seconds until ``remove``; a token for that."""
         with self._lock:
             token = next(self._tokens)
-            self._beats[token] = _Beat(store, key, interval, on_lost,
-                                       time.monotonic() + interval)
+            now = time.monotonic()
+            self._beats[token] = _Beat(store, key, interval, on_lost, now + interval, now)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="mlpipe-heartbeat",
                                                 daemon=True)
@@ -83,9 +88,14 @@ class Heartbeats:
             for token, beat in self._due():
                 try:
                     alive = beat.store.heartbeat(beat.key, pid)
+                    beat.ok_at = time.monotonic()
                 except Exception:  # the database may be busy: try again next beat
                     log.warning("heartbeat of %s failed", beat.key, exc_info=True)
-                    continue
+                    # a lease (six beats) without one reaching the database: others may
+                    # already have declared this try lost, so it must not go on
+                    alive = time.monotonic() - beat.ok_at <= beat.interval * LEASE_BEATS
+                    if alive:
+                        continue
                 with self._lock:
                     lost = not alive and self._beats.pop(token, None) is not None
                 if lost:

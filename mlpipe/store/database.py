@@ -25,7 +25,11 @@ def make_engine(url: str) -> Engine:
             if url in ("sqlite://", "sqlite:///:memory:"):
                 options["poolclass"] = StaticPool
             else:
-                _create_private_file(Path(url.split("///", 1)[-1]))
+                path = Path(url.split("///", 1)[-1])
+                _create_private_file(path)
+                # Every connection opens the file read-write, never creating it: a database
+                # deleted while a command runs is an error, not a new empty file.
+                options["creator"] = _existing_file_opener(path.resolve())
             engine = create_engine(url, **options)
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _begin_immediate)
@@ -33,6 +37,18 @@ def make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
     except (ArgumentError, ModuleNotFoundError) as exc:
         raise StoreError(f"cannot use database URL {url!r}: {exc}") from None
+
+
+def _existing_file_opener(path: Path) -> Any:
+    import sqlite3
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(path))}?mode=rw"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+
+    return connect
 
 
 def _create_private_file(path: Path) -> None:
@@ -137,6 +153,16 @@ def ensure_schema(engine: Engine, *, migrate_if_needed: bool = True) -> None:
                 f"the metadata database {_shown(engine)} is at schema revision {revision!r}, "
                 f"newer than this mlpipe knows (latest {head_revision()!r}): upgrade mlpipe")
         migrate(engine)
+
+
+def database_failure(exc: BaseException) -> str | None:
+    """One line for an error the database driver raised mid-command (the file deleted, the
+    server gone); None for any other error."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    return (f"the metadata database failed: {exc.orig}; nothing after this point was "
+            "recorded (check that the database exists and is reachable, then run the "
+            "command again)")
 
 
 def _shown(engine: Engine) -> str:

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,25 @@ def test_a_database_on_a_read_only_filesystem_is_one_line(isolated_env: Path,
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "cannot reach the metadata database" in done.stderr
     assert "the file and its folder must be writable" in done.stderr
+
+
+def test_a_database_deleted_mid_run_is_one_line_and_not_recreated(
+        isolated_env: Path, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {**os.environ, "MLPIPE_DAGS_FOLDER": str(DAGS), "CRASH_TEST_DIR": str(marks)}
+    proc = subprocess.Popen([sys.executable, "-m", "mlpipe", "dags", "trigger", "nap",
+                             "--wait"], env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (marks / "nap").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for path in isolated_env.glob("mlpipe.db*"):
+        if not path.name.endswith(".lock"):
+            path.unlink()
+    _, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 1
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: the metadata database failed: unable to open database file")
+    assert not (isolated_env / "mlpipe.db").exists()  # no empty database made in its place

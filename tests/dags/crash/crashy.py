@@ -68,3 +68,12 @@ with DAG("writer") as writer:
         return artifact_prefix
 
     write()
+
+with DAG("nap") as nap_dag:
+
+    @task
+    def nap() -> None:
+        (MARK / "nap").write_text(str(os.getpid()))
+        time.sleep(3)
+
+    nap()
