@@ -13,7 +13,6 @@ from mlpipe.cli.common import DagsFolder, Output, fmt_time, open_engine
 from mlpipe.cli.output import OutputFormat, console, guarded, print_rows
 from mlpipe.errors import DagDefinitionError, StoreError, TaskNotFoundError
 from mlpipe.runtime.models import TaskInstance
-from mlpipe.runtime.task_runner import run_task_instance
 from mlpipe.scheduler import run_control
 from mlpipe.store.entities import TaskInstanceRecord, TIKey
 from mlpipe.store.metadata_store import MetadataStore
@@ -39,12 +38,7 @@ def run(dag_id: str, task_id: str, run_id: str, map_index: MapIndex = -1,
                          f"{map_index}")
     if record.state in ("none", "scheduled", "up_for_retry"):
         engine.store.transition(key, [record.state], "queued")
-    # what every executor passes: tracking to MLflow and the configured artifact root
-    outcome = run_task_instance(engine.store, dag, key, logs_root=engine.logs_root,
-                                xcom_max_bytes=engine.settings.xcom_max_bytes,
-                                heartbeat_interval=engine.settings.task_lease_s / 6,
-                                tracking=engine.settings.tracking,
-                                artifact_root=engine.settings.artifacts)
+    outcome = engine.try_runner().run(key)  # the runner every executor uses
     if outcome is None:
         raise StoreError(f"{key} is {record.state}, not queued: it runs elsewhere or finished")
     console.print(f"{key}: {outcome.state.value}")

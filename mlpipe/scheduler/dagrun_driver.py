@@ -29,13 +29,10 @@ from mlpipe.core.serde import deserialize
 from mlpipe.core.states import FINISHED_STATES, DagRunState
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.executors.base import Executor, TaskEvent, Workload
+from mlpipe.runtime.expansion import ExpansionError, expansion_length, expansion_of
+from mlpipe.runtime.log_paths import log_dir
 from mlpipe.runtime.models import SKIP_KEY, DagRun
-from mlpipe.runtime.task_runner import (
-    ExpansionError,
-    expansion_length,
-    expansion_of,
-    log_dir,
-)
+from mlpipe.runtime.try_runner import TryResult
 from mlpipe.store.entities import TaskInstanceRecord, TIKey
 from mlpipe.store.metadata_store import MetadataStore
 from mlpipe.tracking.task_runs import end_parent_run
@@ -138,7 +135,7 @@ class DagRunDriver:
         if env is not None:
             env.runs[(self.dag.dag_id, self.run.run_id)] = self.run
             if self.store.batches_writes:
-                env.handoffs[(self.dag.dag_id, self.run.run_id)] = self.hand_off
+                env.recorders[(self.dag.dag_id, self.run.run_id)] = self.record_try
         started = self.run.start_date or datetime.now(UTC)
         self.run.start_date = started
         self.store.set_run_state(self.dag.dag_id, self.run.run_id, DagRunState.RUNNING.value,
@@ -206,16 +203,29 @@ class DagRunDriver:
         self._check_run_timeout()
         self._next_check = now + self._check_interval()
 
-    def hand_off(self, conn: Any, key: TIKey, attempt: int, state: str,
-                 skip: tuple[str, ...]) -> bool:
-        """Plan after a try that ran in this process, inside the try's final transaction.
+    def record_try(self, result: TryResult, attempt: int) -> bool:
+        """Write the result of a try that ran in this process, and plan what follows.
 
-        The in-process executor calls this from ``MetadataStore.finish_try``: the try's
-        state, its XComs, the downstream instances it made ready (queued) and the skips and
-        upstream failures it decided are written in one transaction. Expansions and the
-        submission of what was queued wait until that transaction has committed. Returns
-        False (nothing done; the executor's event is handled as usual) for a try this
-        driver did not submit or that will be retried.
+        The in-process executor's runner calls this instead of writing the result itself:
+        in one transaction (opened here) the try's state and XComs, the downstream instances
+        it made ready (queued, the next one claimed ahead) and the skips and upstream
+        failures it decided. Expansions and the submission of what was queued wait until
+        the transaction has committed. False: the instance was no longer running.
+        """
+        store = self.store
+        with store.try_transaction(result.key) as conn:
+            if not store.finish_try(result.key, to_state=result.state.value,
+                                    xcoms=result.xcoms, conn=conn, **result.row_values()):
+                return False
+            self._hand_off(conn, result.key, attempt, result.state.value, result.skip)
+        return True
+
+    def _hand_off(self, conn: Any, key: TIKey, attempt: int, state: str,
+                  skip: tuple[str, ...]) -> bool:
+        """Plan after a try, inside the transaction that records its result.
+
+        Returns False (nothing done; the executor's event is handled as usual) for a try
+        this driver did not submit or that will be retried.
         """
         finished = S(state)
         if self._inflight.get(key) != attempt or finished not in FINISHED_STATES:
@@ -425,7 +435,7 @@ class DagRunDriver:
             return  # an abandoned try's process (already reaped) ended late: not news
         del self._inflight[event.key]
         if self._handed.pop(event.key, None) == event.attempt:
-            return  # planned inside the try's final transaction (hand_off)
+            return  # planned inside the try's final transaction (record_try)
         if event.state is not None:  # an in-process executor saw the outcome itself
             state = S(event.state)
             self._progress(event.key, state.value)
@@ -642,7 +652,7 @@ class DagRunDriver:
         env = self.executor.env
         if env is not None:
             env.runs.pop((self.dag.dag_id, self.run.run_id), None)
-            env.handoffs.pop((self.dag.dag_id, self.run.run_id), None)
+            env.recorders.pop((self.dag.dag_id, self.run.run_id), None)
         end_parent_run(parent, env.tracking if env is not None else None, state.value)
         callback = (self.dag.on_success_callback if state is DagRunState.SUCCESS
                     else self.dag.on_failure_callback)

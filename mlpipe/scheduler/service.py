@@ -18,6 +18,7 @@ from mlpipe.executors import make_executor
 from mlpipe.executors.base import ExecutionEnv, Executor
 from mlpipe.runtime.dagbag import DagBag, load_dagbag
 from mlpipe.runtime.models import DagRun
+from mlpipe.runtime.try_runner import TryRunner
 from mlpipe.scheduler.dagrun_driver import DagRunDriver, ProgressFn
 from mlpipe.scheduler.leases import RunLease
 from mlpipe.scheduler.runs import create_dag_run
@@ -69,14 +70,13 @@ class Engine:
 
     def make_executor(self, name: str | None = None) -> Executor:
         executor = make_executor(name or self.settings.executor, self.settings.parallelism)
-        executor.start(ExecutionEnv(
-            store=self.store, store_url=self.settings.database,
-            dag_provider=self.dag_provider, logs_root=self.logs_root,
-            xcom_max_bytes=self.settings.xcom_max_bytes,
-            heartbeat_interval=max(0.05, self.settings.task_lease_s / 6),
-            tracking=self.settings.tracking, artifact_root=self.settings.artifacts,
-        ))
+        executor.start(ExecutionEnv(self.try_runner()))
         return executor
+
+    def try_runner(self) -> TryRunner:
+        """The runner for tries of this engine's DAGs (what executors and ``tasks run`` use)."""
+        return TryRunner.from_settings(self.settings, self.store, self.dag_provider,
+                                       logs_root=self.logs_root)
 
     def trigger(self, dag: DAG, *, conf: Mapping[str, Any] | None = None,
                 run_id: str | None = None, logical_date: datetime | str | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
@@ -760,21 +760,31 @@ class MetadataStore:
         return found
 
     def finish_try(self, key: TIKey, *, to_state: str, xcoms: dict[str, str],
-                   then: Callable[[Connection], object] | None = None, **values: Any) -> bool:
-        """XComs and the final state of a try, in one transaction.
+                   conn: Connection | None = None, **values: Any) -> bool:
+        """XComs and the final state of a try, in one transaction (``conn``'s if given).
 
-        ``then(conn)`` runs in that same transaction once the state changed (the hand-off:
-        an in-process driver queues the downstream instances this try made ready).
+        False (nothing written) when the instance is no longer running.
+        """
+        if conn is None:
+            with self.try_transaction(key) as own:
+                return self.finish_try(key, to_state=to_state, xcoms=xcoms, conn=own,
+                                       **values)
+        if not self.transition(key, ["running"], to_state, conn, **values):
+            return False
+        if xcoms:  # the returned values win over ones pushed by hand during the try
+            self.push_xcoms(key, xcoms, conn)
+        return True
+
+    @contextmanager
+    def try_transaction(self, key: TIKey) -> Iterator[Connection]:
+        """A write transaction that records the end of ``key``'s try (``finish_try``).
+
+        The caller (a driver) may add its own writes; a database failure is a
+        ``StoreError`` naming the task instance.
         """
         try:
             with self._write() as conn:
-                if not self.transition(key, ["running"], to_state, conn, **values):
-                    return False
-                if xcoms:  # the returned values win over ones pushed by hand during the try
-                    self.push_xcoms(key, xcoms, conn)
-                if then is not None:
-                    then(conn)
-                return True
+                yield conn
         except OperationalError as exc:
             raise StoreError(f"cannot record the end of {key}: {exc.orig}") from None
 
