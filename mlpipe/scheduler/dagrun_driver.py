@@ -647,13 +647,14 @@ class DagRunDriver:
         if marked in (DagRunState.SUCCESS, DagRunState.FAILED):  # marked by hand meanwhile
             state = DagRunState(marked)
         ended = datetime.now(UTC)
-        parent = self.store.end_run(self.dag.dag_id, self.run.run_id, state.value, ended)
+        self.store.end_run(self.dag.dag_id, self.run.run_id, state.value, ended)
         self.run.state, self.run.end_date = state, ended
         env = self.executor.env
         if env is not None:
             env.runs.pop((self.dag.dag_id, self.run.run_id), None)
             env.recorders.pop((self.dag.dag_id, self.run.run_id), None)
-        end_parent_run(parent, env.tracking if env is not None else None, state.value)
+        end_parent_run(self.store, self.dag.dag_id, self.run.run_id,
+                       env.tracking if env is not None else None, state.value)
         callback = (self.dag.on_success_callback if state is DagRunState.SUCCESS
                     else self.dag.on_failure_callback)
         if callback is not None:

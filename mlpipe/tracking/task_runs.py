@@ -89,9 +89,13 @@ class TaskMlflowRun:
             log.exception("could not end MLflow run %s", self._child)
 
 
-def end_parent_run(parent: str | None, config: TrackingConfig | None, state: str) -> None:
+def end_parent_run(store: MetadataStore, dag_id: str, run_id: str,
+                   config: TrackingConfig | None, state: str) -> None:
     """Finish the DAG run's parent MLflow run (if a task created one) with its final state."""
-    if parent is None or config is None:
+    if config is None:
+        return
+    parent = store.get_mlflow_run_id(dag_id, run_id)
+    if parent is None:
         return
     from mlpipe.tracking.mlflow_runs import client_for
 
