@@ -17,7 +17,7 @@ from mlpipe.store.secrets_store import MetastoreSecretsBackend, SecretsStore
 if TYPE_CHECKING:
     from mlpipe.core.operator import BaseOperator, Context
     from mlpipe.runtime.models import DagRun, TaskInstance
-    from mlpipe.store.metadata_store import MetadataStore
+    from mlpipe.store.protocols import TryStore
 
 
 class _Variables:
@@ -49,7 +49,7 @@ class VariableAccessor:
     database when that is another one (``dag.test()`` runs on a throw-away store).
     """
 
-    def __init__(self, store: MetadataStore | None) -> None:
+    def __init__(self, store: TryStore | None) -> None:
         self._store = store
         self._backends: list[SecretsBackend] | None = None
         self.value = _Variables(self._search_path, as_json=False)

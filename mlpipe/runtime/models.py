@@ -16,7 +16,7 @@ from mlpipe.store.entities import DagRunRecord, TaskInstanceRecord, TIKey
 
 if TYPE_CHECKING:
     from mlpipe.core.dag import DAG
-    from mlpipe.store.metadata_store import MetadataStore
+    from mlpipe.store.protocols import TryStore
 
 #: XCom key under which a branching task records the tasks it skipped.
 SKIP_KEY = "__mlpipe_skip__"
@@ -37,7 +37,7 @@ class DagRun:
     start_date: datetime | None
     end_date: datetime | None
     dag: DAG = field(repr=False)
-    store: MetadataStore = field(repr=False)
+    store: TryStore = field(repr=False)
     params: dict[str, Any] = field(default_factory=dict, repr=False)
     xcom_max_bytes: int = 48 * 1024
     keepalive: Any = field(default=None, repr=False)  # e.g. dag.test()'s temporary folder
@@ -53,7 +53,7 @@ class DagRun:
         default_factory=dict, repr=False)
 
     @classmethod
-    def from_record(cls, record: DagRunRecord, dag: DAG, store: MetadataStore, *,
+    def from_record(cls, record: DagRunRecord, dag: DAG, store: TryStore, *,
                     params: dict[str, Any], xcom_max_bytes: int = 48 * 1024) -> DagRun:
         return cls(record.dag_id, record.run_id, record.logical_date,
                    record.data_interval_start, record.data_interval_end, dict(record.conf),
