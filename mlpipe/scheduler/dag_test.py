@@ -11,6 +11,7 @@ from typing import Any
 
 from mlpipe.core.dag import DAG
 from mlpipe.core.params import resolve_params
+from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.errors import DagDefinitionError
 from mlpipe.executors.base import ExecutionEnv, Workload
 from mlpipe.executors.sequential import SequentialExecutor
@@ -58,7 +59,7 @@ def test_task(dag: DAG, task_id: str, *, logical_date: datetime | str | None = N
     folder, store, executor, _ = _temporary_engine(dag, heartbeats=True)
     record = create_dag_run(store, dag, logical_date=logical_date, conf=conf)
     key = TIKey(dag.dag_id, record.run_id, task_id, -1)
-    store.transition(key, ["none"], "queued")
+    store.transition(key, [S.NONE], S.QUEUED)
     executor.submit(Workload(key))
     run = DagRun.from_record(store.get_run(dag.dag_id, record.run_id), dag, store,
                              params=resolve_params(dag.params, record.conf))

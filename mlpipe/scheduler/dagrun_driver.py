@@ -141,9 +141,9 @@ class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin):
                                  start_date=started, end_date=None)
         states = self.store.ti_states(self.dag.dag_id, self.run.run_id)
         for task_id, map_index, state in states:
-            if state == "queued":  # queued by a driver that is gone: never started
-                self.store.transition(self._key(task_id, map_index), ["queued"], "scheduled")
-        if any(state == "queued" for _, _, state in states):
+            if state == S.QUEUED:  # queued by a driver that is gone: never started
+                self.store.transition(self._key(task_id, map_index), [S.QUEUED], S.SCHEDULED)
+        if any(state == S.QUEUED for _, _, state in states):
             states = self.store.ti_states(self.dag.dag_id, self.run.run_id)
         self._states = {(task_id, map_index): state for task_id, map_index, state in states}
         self._ready.extend(self.planner.start())

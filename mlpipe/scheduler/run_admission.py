@@ -26,7 +26,7 @@ class AdmissionMixin:
         """Queue due retries, then waiting instances in order, until a gate refuses."""
         while self._retries and (self.skip_retry_delays or self._retries[0][0] <= now):
             _, _, key = heapq.heappop(self._retries)
-            self._queue_or_wait(key, "up_for_retry")
+            self._queue_or_wait(key, S.UP_FOR_RETRY)
         kept: list[tuple[TIKey, str]] = []
         for _ in range(len(self._waiting)):
             if self._dag_full:
@@ -82,7 +82,7 @@ class AdmissionMixin:
         if outcome == "no_pool":
             message = (f"pool {task.pool!r} does not exist; create it with "
                        f"'mlpipe pools set {task.pool} SLOTS'")
-            self.store.transition(key, from_states, "failed", self._txn, error=message,
+            self.store.transition(key, from_states, S.FAILED, self._txn, error=message,
                                   end_date=datetime.now(UTC))
             log.error("%s: %s", key, message)
             self._finished(key, S.FAILED)
@@ -97,7 +97,7 @@ class AdmissionMixin:
         timeout = task.execution_timeout.total_seconds() if task.execution_timeout else None
         attempt = next(self._seq)
         self._inflight[key] = attempt
-        self._progress(key, "queued")
+        self._progress(key, S.QUEUED)
         self._outbox.append(Workload(key, timeout, dict(task.resources), attempt))
         return True
 
@@ -105,7 +105,7 @@ class AdmissionMixin:
         """depends_on_past: the same task succeeded (or skipped) in the previous run."""
         states = self.store.previous_ti_states(self.dag.dag_id, self.run.logical_date,
                                                key.task_id)
-        return not states or all(s in ("success", "skipped") for s in states)
+        return not states or all(s in (S.SUCCESS, S.SKIPPED) for s in states)
 
     def _schedule_retry(self, key: TIKey, at: datetime | None) -> None:
         wait = (at - datetime.now(UTC)).total_seconds() if at is not None else 0.0

@@ -8,6 +8,7 @@ import logging
 from datetime import UTC, datetime
 
 from mlpipe.core.states import FINISHED_STATES, DagRunState
+from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.runtime.models import DagRun
 from mlpipe.tracking.task_runs import end_parent_run
 
@@ -25,7 +26,7 @@ class RunEndMixin:
         self._sync_decided()
         states = self.store.ti_states(self.dag.dag_id, self.run.run_id)
         leaves = {t.task_id for t in self.dag.leaves}
-        failed_leaf = any(state in ("failed", "upstream_failed")
+        failed_leaf = any(state in (S.FAILED, S.UPSTREAM_FAILED)
                           for task_id, _, state in states if task_id in leaves)
         finished = {s.value for s in FINISHED_STATES}
         stuck = {task_id for task_id, _, state in states if state not in finished}

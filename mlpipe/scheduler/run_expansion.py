@@ -8,6 +8,7 @@ import logging
 from datetime import UTC, datetime
 
 from mlpipe.core.mapping import MappedOperator
+from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.runtime.expansion import ExpansionError, expansion_length, expansion_of
 from mlpipe.runtime.log_paths import log_dir
 
@@ -72,7 +73,7 @@ class ExpansionMixin:
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "attempt=1.log").write_text(f"ERROR - {message}\n", encoding="utf-8")
-        self.store.transition(key, ["none", "scheduled"], "failed", error=message,
+        self.store.transition(key, [S.NONE, S.SCHEDULED], S.FAILED, error=message,
                               end_date=datetime.now(UTC), try_number=1,
                               log_path=str(folder) if folder else None)
         log.error("%s", message)

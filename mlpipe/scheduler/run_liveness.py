@@ -33,11 +33,11 @@ class LivenessMixin:
             state = S(record.state)
             if state in (S.RUNNING, S.QUEUED):
                 self.executor.kill(record.key)
-                self.store.transition(record.key, [record.state], "failed",
+                self.store.transition(record.key, [record.state], S.FAILED,
                                       error=f"dagrun_timeout {timeout} exceeded",
                                       end_date=datetime.now(UTC))
             elif state not in FINISHED_STATES:
-                self.store.transition(record.key, [record.state], "skipped")
+                self.store.transition(record.key, [record.state], S.SKIPPED)
         self._inflight.clear()
         self._adopted.clear()
         self._retries.clear()

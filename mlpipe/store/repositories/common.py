@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import and_
 
-from mlpipe.core.states import TaskInstanceState
+from mlpipe.core.states import DagRunState, TaskInstanceState
+from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.store.entities import TIKey
 from mlpipe.store.rows import (
     ArtifactInputRow,
@@ -36,6 +37,8 @@ ARTIFACT_INPUT = ArtifactInputRow.__table__
 
 #: every task-instance state, as stored
 ALL_STATES = frozenset(s.value for s in TaskInstanceState)
+#: runs that hold (or wait for) a slot of their DAG
+ACTIVE_RUN_STATES = (DagRunState.QUEUED.value, DagRunState.RUNNING.value)
 
 
 def now() -> datetime:
@@ -52,7 +55,7 @@ def ti_row(dag_id: str, run_id: str, task_id: str, map_index: int, operator: str
            max_tries: int, pool: str | None = None) -> dict[str, Any]:
     """A new task instance's row (state ``none``, no try yet)."""
     return {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index,
-            "operator": operator, "max_tries": max_tries, "state": "none", "try_number": 0,
+            "operator": operator, "max_tries": max_tries, "state": S.NONE.value, "try_number": 0,
             "pool": pool}
 
 

@@ -18,6 +18,7 @@ from mlpipe.store.entities import (
     DagRunRecord,
 )
 from mlpipe.store.repositories.common import (
+    ACTIVE_RUN_STATES,
     RUN,
     record_of,
 )
@@ -43,7 +44,7 @@ class RunLeaseRepository(Database):
             rows = conn.execute(
                 select(RUN).where(
                     RUN.c.dag_id.in_(list(dag_ids)),
-                    RUN.c.state.in_(("queued", "running")),
+                    RUN.c.state.in_(ACTIVE_RUN_STATES),
                     free)
                 .order_by(RUN.c.logical_date, RUN.c.id).limit(limit)
                 .with_for_update(skip_locked=True)).all()
@@ -56,7 +57,7 @@ class RunLeaseRepository(Database):
         """Extend this holder's leases; returns the ``(dag_id, run_id)`` it still holds."""
         with self.writer.begin() as conn:
             conn.execute(update(RUN).where(RUN.c.claimed_by == scheduler_id,
-                                            RUN.c.state.in_(("queued", "running")))
+                                            RUN.c.state.in_(ACTIVE_RUN_STATES))
                          .values(lease_until=utc_now() + lease))
             held = conn.execute(select(RUN.c.dag_id, RUN.c.run_id).where(
                 RUN.c.claimed_by == scheduler_id)).all()

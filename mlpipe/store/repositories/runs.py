@@ -14,6 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from mlpipe.core.states import DagRunState
 from mlpipe.errors import RunExistsError, RunNotFoundError
 from mlpipe.store import hot_sql as hot
 from mlpipe.store.database import Database
@@ -21,6 +22,7 @@ from mlpipe.store.entities import (
     DagRunRecord,
 )
 from mlpipe.store.repositories.common import (
+    ACTIVE_RUN_STATES,
     DAG_TABLE,
     RUN,
     record_of,
@@ -94,7 +96,7 @@ class RunRepository(Database):
         """Runs of the DAG that are queued or running."""
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(RUN).where(
-                RUN.c.dag_id == dag_id, RUN.c.state.in_(("queued", "running")))).scalar_one())
+                RUN.c.dag_id == dag_id, RUN.c.state.in_(ACTIVE_RUN_STATES))).scalar_one())
 
     def start_run_if_room(self, dag_id: str, run_id: str, max_active_runs: int) -> bool:
         """queued -> running if the DAG has fewer than ``max_active_runs`` running runs."""
@@ -102,12 +104,12 @@ class RunRepository(Database):
             conn.execute(select(DAG_TABLE.c.dag_id).where(DAG_TABLE.c.dag_id == dag_id)
                          .with_for_update())
             running = conn.execute(select(func.count()).select_from(RUN).where(
-                RUN.c.dag_id == dag_id, RUN.c.state == "running")).scalar_one()
+                RUN.c.dag_id == dag_id, RUN.c.state == DagRunState.RUNNING)).scalar_one()
             if running >= max_active_runs:
                 return False
             return bool(conn.execute(update(RUN).where(
-                RUN.c.dag_id == dag_id, RUN.c.run_id == run_id, RUN.c.state == "queued"
-            ).values(state="running", start_date=utc_now())).rowcount)
+                RUN.c.dag_id == dag_id, RUN.c.run_id == run_id, RUN.c.state == DagRunState.QUEUED
+            ).values(state=DagRunState.RUNNING, start_date=utc_now())).rowcount)
 
     def automated_run_at(self, dag_id: str, logical_date: datetime) -> DagRunRecord | None:
         """A scheduled or backfill run of ``dag_id`` for ``logical_date``, if any."""

@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError
 
+from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.errors import StoreError
 from mlpipe.store import hot_sql as hot
 from mlpipe.store.entities import (
@@ -125,8 +126,8 @@ class TaskInstanceRepository(XComRepository):
             if row is None:
                 return None
             try_number, max_tries, operator = row
-            hot.INSERT_TRANSITION.run(conn, {**params, "from_state": "queued",
-                                             "to_state": "running", "at": start_date})
+            hot.INSERT_TRANSITION.run(conn, {**params, "from_state": S.QUEUED,
+                                             "to_state": S.RUNNING, "at": start_date})
             if try_number > 1:
                 hot.DELETE_XCOMS.run(conn, params)
             return try_number, max_tries, operator
@@ -165,8 +166,8 @@ class TaskInstanceRepository(XComRepository):
                         self._replace_mapped(conn, key, max_tries)
                     cleared.append(key)
                     continue
-                busy = set() if stop_running else {"running", "queued"}
-                if self.transition(key, ALL_STATES - {"none", *busy}, "none",
+                busy = set() if stop_running else {S.RUNNING, S.QUEUED}
+                if self.transition(key, ALL_STATES - {S.NONE, *busy}, S.NONE,
                                    conn, max_tries=max_tries, end_date=None,
                                    next_retry_at=None, pid=None):
                     hot.DELETE_XCOMS.run(conn, key._asdict())
@@ -185,7 +186,7 @@ class TaskInstanceRepository(XComRepository):
         conn.execute(delete(TI).where(*where))
         conn.execute(insert(TI).values(
             dag_id=key.dag_id, run_id=key.run_id, task_id=key.task_id, map_index=-1,
-            state="none", try_number=0, max_tries=max_tries, operator=operator or ""))
+            state=S.NONE, try_number=0, max_tries=max_tries, operator=operator or ""))
 
     def queue(self, key: TIKey, from_states: Iterable[str], *, pool: str | None = None,
               dag_limit: int | None = None, conn: Connection | None = None) -> str:
@@ -214,7 +215,7 @@ class TaskInstanceRepository(XComRepository):
                 hot.LOCK_DAG.run(conn, {"dag_id": key.dag_id})
             if hot.DAG_USED.run(conn, {"dag_id": key.dag_id}).fetchone()[0] >= dag_limit:
                 return "dag_full"
-        if not self.transition(key, from_states, "queued", conn, queued_at=utc_now()):
+        if not self.transition(key, from_states, S.QUEUED, conn, queued_at=utc_now()):
             return "moved"
         return "queued"
 
@@ -236,14 +237,14 @@ class TaskInstanceRepository(XComRepository):
         """Mark a running instance alive; False if it is no longer running (stop it)."""
         with self.writer.begin() as conn:
             return bool(conn.execute(
-                update(TI).where(ti_where(key), TI.c.state == "running", TI.c.pid == pid)
+                update(TI).where(ti_where(key), TI.c.state == S.RUNNING, TI.c.pid == pid)
                 .values(heartbeat_at=utc_now())).rowcount)
 
     def stale_running(self, timeout: timedelta, *, now: datetime | None = None
                       ) -> list[TaskInstanceRecord]:
         """Running instances whose last heartbeat is older than ``timeout``."""
         limit = (now or utc_now()) - timeout
-        query = select(TI).where(text(ACTIVE_STATES_SQL), TI.c.state == "running",
+        query = select(TI).where(text(ACTIVE_STATES_SQL), TI.c.state == S.RUNNING,
                                   TI.c.heartbeat_at < limit)
         with self.engine.connect() as conn:
             return [record_of(TaskInstanceRecord, r) for r in conn.execute(query).all()]
@@ -265,7 +266,7 @@ class TaskInstanceRepository(XComRepository):
             with self.try_transaction(key) as own:
                 return self.finish_try(key, to_state=to_state, xcoms=xcoms, conn=own,
                                        **values)
-        if not self.transition(key, ["running"], to_state, conn, **values):
+        if not self.transition(key, [S.RUNNING], to_state, conn, **values):
             return False
         if xcoms:  # the returned values win over ones pushed by hand during the try
             self.push_xcoms(key, xcoms, conn)
