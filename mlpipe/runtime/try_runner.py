@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.core.dag import DAG
-from mlpipe.core.params import resolve_params
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.runtime.heartbeats import HEARTBEATS
 from mlpipe.runtime.log_capture import LogFile, capture_task_output
@@ -138,9 +137,7 @@ class TryRunner:
         """The run ``key`` belongs to, read from the store, with its params resolved."""
         dag = self.dag_provider(key.dag_id)
         record = self.store.get_run(key.dag_id, key.run_id)
-        return DagRun.from_record(record, dag, self.store,
-                                  params=resolve_params(dag.params, record.conf),
-                                  xcom_max_bytes=self.xcom_max_bytes)
+        return DagRun.from_record(record, dag, self.store, xcom_max_bytes=self.xcom_max_bytes)
 
     def record(self, result: TryResult) -> bool:
         """Write ``result`` (state and XComs) in a transaction of its own."""

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.core.dag import DAG
-from mlpipe.core.params import resolve_params
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.errors import DagDefinitionError
 from mlpipe.executors.base import ExecutionEnv, Workload
@@ -61,8 +60,7 @@ def test_task(dag: DAG, task_id: str, *, logical_date: datetime | str | None = N
     key = TIKey(dag.dag_id, record.run_id, task_id, -1)
     store.transition(key, [S.NONE], S.QUEUED)
     executor.submit(Workload(key))
-    run = DagRun.from_record(store.get_run(dag.dag_id, record.run_id), dag, store,
-                             params=resolve_params(dag.params, record.conf))
+    run = DagRun.from_record(store.get_run(dag.dag_id, record.run_id), dag, store)
     run.keepalive = folder
     ti = run.get_task_instance(task_id)
     assert ti is not None

@@ -21,7 +21,6 @@ from typing import Any
 from mlpipe.core.dag import DAG
 from mlpipe.core.mapping import MappedOperator
 from mlpipe.core.operator import BaseOperator
-from mlpipe.core.params import resolve_params
 from mlpipe.core.planning import Action, RunPlanner
 from mlpipe.core.serde import deserialize
 from mlpipe.core.states import FINISHED_STATES, DagRunState
@@ -57,9 +56,7 @@ class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin):
         self.on_progress = on_progress
         self.clock = clock
         record = store.get_run(dag.dag_id, run_id)
-        self.run = DagRun.from_record(record, dag, store,
-                                      params=resolve_params(dag.params, record.conf),
-                                      xcom_max_bytes=xcom_max_bytes)
+        self.run = DagRun.from_record(record, dag, store, xcom_max_bytes=xcom_max_bytes)
         if cache_xcoms:  # the caller vouches that the store started empty (dag.test())
             self.run.xcom_cache = {}
         elif executor.in_process:  # every try writes its XComs through self.run
