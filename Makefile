@@ -24,7 +24,7 @@ typecheck: install
 	$(BIN)/mypy mlpipe/core mlpipe/errors.py
 
 contracts: install
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 
 pytest: install
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/pytest -q

@@ -18,9 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-import boto3
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mlpipe.artifacts import localfs
@@ -38,6 +36,8 @@ from mlpipe.artifacts.s3_tree import (
     upload_tree,
     visible_objects,
 )
+from mlpipe.s3.client import make_client
+from mlpipe.s3.credentials import S3Credentials
 
 __all__ = ["S3ArtifactStore"]
 
@@ -57,6 +57,8 @@ class S3ArtifactStore(ArtifactStore):
         multipart_threshold: Files at least this big are uploaded in parts.
         multipart_chunksize: Part size (S3's minimum is 5 MiB).
         max_bandwidth: Transfer cap in bytes per second; None for none.
+        credentials: All of the above that locate and sign (``mlpipe.s3.S3Credentials``,
+            e.g. from an AWS connection); when given, the four arguments before are unused.
     """
 
     schemes = ("s3",)
@@ -72,24 +74,24 @@ class S3ArtifactStore(ArtifactStore):
         multipart_threshold: int = 8 * _MIB,
         multipart_chunksize: int = 8 * _MIB,
         max_bandwidth: int | None = None,
+        credentials: S3Credentials | None = None,
     ) -> None:
-        self.endpoint_url = endpoint_url
+        if credentials is None:
+            credentials = S3Credentials(aws_access_key_id=aws_access_key_id,
+                                        aws_secret_access_key=aws_secret_access_key,
+                                        region_name=region_name, endpoint_url=endpoint_url)
+        self.credentials = credentials
+        self.endpoint_url = credentials.endpoint_url
         self.max_workers = max_workers
-        self.client: Any = boto3.session.Session().client(
-            "s3",
-            endpoint_url=endpoint_url,
-            aws_access_key_id=aws_access_key_id,
-            aws_secret_access_key=aws_secret_access_key,
-            region_name=region_name,
-            config=Config(max_pool_connections=max_workers, retries={"mode": "standard"}),
-        )
+        self.client: Any = make_client(credentials, max_pool_connections=max_workers)
         self.transfer_config = TransferConfig(
             multipart_threshold=multipart_threshold,
             multipart_chunksize=multipart_chunksize,
             max_concurrency=max_workers,
             max_bandwidth=max_bandwidth,
         )
-        self._errors = S3ErrorTranslator(endpoint_url, aws_secret_access_key)
+        self._errors = S3ErrorTranslator(credentials.endpoint_url,
+                                         credentials.aws_secret_access_key)
 
     def open(self, uri: str) -> BinaryIO:
         """A stream of the object's body (botocore's ``StreamingBody``)."""

@@ -1,32 +1,17 @@
-"""Turn boto3/botocore exceptions into one-line ``ArtifactError``s.
-
-The line names the operation, the ``s3://bucket/key``, the endpoint and the reason, and
-never the secret key (it is masked should a server ever echo it).
-"""
+"""Turn boto3/botocore exceptions into one-line ``ArtifactError``s (``mlpipe.s3.errors``
+says what the exception means; this names the operation, the URI and the endpoint)."""
 
 from __future__ import annotations
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-)
-
 from mlpipe.artifacts.errors import ArtifactError, ArtifactNotFoundError
+from mlpipe.s3.errors import FailureKind, describe
 
 __all__ = ["S3ErrorTranslator", "is_key_missing"]
 
-_KEY_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
-_DENIED = frozenset({
-    "403", "AccessDenied", "AllAccessDisabled", "ExpiredToken", "InvalidAccessKeyId",
-    "InvalidToken", "SignatureDoesNotMatch",
-})
 
-
-def is_key_missing(exc: ClientError) -> bool:
+def is_key_missing(exc: BaseException) -> bool:
     """True if S3 answered that there is no object at the key (404 to a HEAD, NoSuchKey)."""
-    return str(exc.response.get("Error", {}).get("Code", "")) in _KEY_MISSING
+    return describe(exc).kind is FailureKind.MISSING_KEY
 
 
 class S3ErrorTranslator:
@@ -36,37 +21,23 @@ class S3ErrorTranslator:
         self.where = endpoint_url or "the AWS default endpoint"
         self._secret = secret
 
-    def translate(
-        self, exc: ClientError | BotoCoreError, op: str, bucket: str, key: str
-    ) -> ArtifactError:
+    def translate(self, exc: BaseException, op: str, bucket: str, key: str) -> ArtifactError:
         """The error to raise (``from None``) in place of ``exc``."""
         uri = f"s3://{bucket}/{key}"
-        if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", ""))
-            if code in _KEY_MISSING:
-                return ArtifactNotFoundError(uri, self._clean(
-                    f"no object {key!r} in bucket {bucket!r} at endpoint {self.where}"))
-            if code == "NoSuchBucket":  # a setup problem, not a missing artifact
-                reason = f"bucket {bucket!r} does not exist"
-            elif code in _DENIED:
-                reason = (f"access denied ({code}); check the access key id, the secret "
-                          "and the bucket's permissions")
-            else:
-                reason = f"{code}: {error.get('Message', '')}".strip(": ")
-        elif isinstance(exc, NoCredentialsError):
+        failure = describe(exc, secret=self._secret)
+        if failure.kind is FailureKind.MISSING_KEY:
+            return ArtifactNotFoundError(
+                uri, f"no object {key!r} in bucket {bucket!r} at endpoint {self.where}")
+        if failure.kind is FailureKind.NO_BUCKET:  # a setup problem, not a missing artifact
+            reason = f"bucket {bucket!r} does not exist"
+        elif failure.kind is FailureKind.DENIED:
+            reason = (f"access denied ({failure.code}); check the access key id, the secret "
+                      "and the bucket's permissions")
+        elif failure.kind is FailureKind.UNREACHABLE and "credentials" in failure.reason:
             reason = "no AWS credentials; pass aws_access_key_id and aws_secret_access_key"
-        elif isinstance(exc, EndpointConnectionError):
+        elif failure.kind is FailureKind.UNREACHABLE:
             reason = "cannot connect to the endpoint; is the server running and the URL right?"
         else:
-            reason = str(exc)
-        return ArtifactError(
-            self._clean(f"S3 {op} of {uri!r} failed at endpoint {self.where}: {reason}"),
-            uri=uri,
-        )
-
-    def _clean(self, text: str) -> str:
-        text = " ".join(text.split())
-        if self._secret:
-            text = text.replace(self._secret, "***")
-        return text
+            reason = failure.reason
+        return ArtifactError(f"S3 {op} of {uri!r} failed at endpoint {self.where}: {reason}",
+                             uri=uri)

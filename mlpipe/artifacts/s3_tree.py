@@ -15,6 +15,7 @@ from boto3.s3.transfer import TransferConfig, create_transfer_manager
 
 from mlpipe.artifacts import localfs
 from mlpipe.artifacts.errors import ArtifactError
+from mlpipe.s3 import urls
 
 __all__ = [
     "INCOMPLETE_MARKER",
@@ -36,18 +37,14 @@ S3Object = tuple[str, int]
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``(bucket, key)`` of ``s3://bucket/key``; the key may be empty."""
-    if not uri.startswith("s3://"):
-        raise ArtifactError(f"{uri!r} is not an s3:// URI", uri=uri)
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    if not bucket:
-        raise ArtifactError(f"{uri!r} names no bucket; write 's3://bucket/key'", uri=uri)
-    return bucket, key
+    """``(bucket, key)`` of ``s3://bucket/key`` (the shared parser; an ``ArtifactError``)."""
+    try:
+        return urls.split_s3_uri(uri)
+    except urls.S3UriError as exc:
+        raise ArtifactError(str(exc), uri=uri) from None
 
 
-def dir_prefix(key: str) -> str:
-    """The listing prefix of the directory ``key`` (``""`` for the bucket's root)."""
-    return key.rstrip("/") + "/" if key.strip("/") else ""
+dir_prefix = urls.dir_prefix
 
 
 def hidden_name(key: str) -> bool:

@@ -14,25 +14,31 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mlpipe.connections.backends import get_connection
 from mlpipe.connections.connection import Connection
 from mlpipe.connections.errors import ConnectionFailedError, HookError
 from mlpipe.hooks.base import BaseHook
-
-#: error codes that mean the credentials (not the request) are wrong
-AUTH_ERRORS = frozenset({
-    "AccessDenied", "AuthorizationHeaderMalformed", "ExpiredToken", "InvalidAccessKeyId",
-    "InvalidClientTokenId", "InvalidToken", "SignatureDoesNotMatch", "403",
-})
+from mlpipe.s3.client import make_client
+from mlpipe.s3.credentials import S3Credentials
+from mlpipe.s3.errors import FailureKind, describe, is_boto_error
+from mlpipe.s3.urls import S3UriError, join_key, split_s3_uri
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/some/key`` -> ``("bucket", "some/key")``."""
-    if not url.startswith("s3://"):
-        raise HookError(None, url, "not an s3:// URL (expected s3://BUCKET/KEY)")
-    bucket, _, key = url[len("s3://"):].partition("/")
-    if not bucket:
-        raise HookError(None, url, "the s3:// URL has no bucket")
-    return bucket, key
+    """``s3://bucket/key`` -> ``("bucket", "key")``; anything else is a ``HookError``."""
+    try:
+        return split_s3_uri(url)
+    except S3UriError as exc:
+        raise HookError(None, str(url), str(exc)) from None
+
+
+def credentials_for(conn_id: str | None, *, connection: Connection | None = None
+                    ) -> S3Credentials:
+    """The S3 credentials of an AWS connection (None: boto3's default chain)."""
+    if conn_id is None and connection is None:
+        return S3Credentials()
+    conn = connection if connection is not None else get_connection(str(conn_id))
+    return S3Credentials.from_connection(conn.login, conn.password, conn.extra)
 
 
 class S3Hook(BaseHook):
@@ -53,6 +59,14 @@ class S3Hook(BaseHook):
     def _extra(self) -> dict[str, Any]:
         return self.connection.extra if self.conn_id is not None else {}
 
+    def credentials(self) -> S3Credentials:
+        """What this hook's client is made from (``mlpipe.s3``, shared with the artifact
+        store and the operators)."""
+        if self.conn_id is None:
+            return S3Credentials(region_name=self.region_name)
+        return credentials_for(self.conn_id, connection=self.connection).with_region(
+            self.region_name)
+
     def endpoint(self) -> str:
         if self.conn_id is None:
             return f"AWS S3 (region {self.region_name})" if self.region_name else "AWS S3"
@@ -61,60 +75,23 @@ class S3Hook(BaseHook):
     def get_conn(self) -> Any:
         """The boto3 S3 client (created once per hook)."""
         if self._client is None:
-            self._client = self._make_client()
+            self._client = make_client(self.credentials(),
+                                       max_pool_connections=self.max_pool_connections)
         return self._client
-
-    def _make_client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        extra = self._extra()
-        conn = self.connection if self.conn_id is not None else None
-        session = boto3.session.Session(
-            aws_access_key_id=(conn.login if conn else None) or extra.get("aws_access_key_id"),
-            aws_secret_access_key=(conn.password if conn else None)
-            or extra.get("aws_secret_access_key"),
-            aws_session_token=extra.get("aws_session_token"),
-            region_name=self.region_name or extra.get("region_name"),
-        )
-        config = Config(
-            max_pool_connections=self.max_pool_connections,
-            retries={"max_attempts": int(extra.get("max_attempts", 3)), "mode": "standard"},
-            connect_timeout=float(extra.get("connect_timeout", 10)),
-            read_timeout=float(extra.get("read_timeout", 60)),
-            s3={"addressing_style": extra.get("addressing_style", "auto")},
-        )
-        verify = extra.get("verify")
-        return session.client("s3", endpoint_url=extra.get("endpoint_url"), config=config,
-                              verify=None if verify is None else _as_verify(verify))
 
     @contextmanager
     def translate_errors(self, action: str) -> Iterator[None]:
         """Turn boto errors into one line naming the connection, the endpoint and the cause."""
-        from boto3.exceptions import Boto3Error
-        from botocore.exceptions import (
-            BotoCoreError,
-            ClientError,
-            ConnectTimeoutError,
-            EndpointConnectionError,
-            NoCredentialsError,
-            PartialCredentialsError,
-        )
-
         try:
             yield
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", "unknown"))
-            kind = ConnectionFailedError if code in AUTH_ERRORS else HookError
-            raise kind(self.conn_id, self.endpoint(),
-                       f"{action}: {code}: {error.get('Message') or exc}") from None
-        except (EndpointConnectionError, ConnectTimeoutError, NoCredentialsError,
-                PartialCredentialsError) as exc:
-            raise ConnectionFailedError(self.conn_id, self.endpoint(), f"{action}: {exc}"
-                                        ) from None
-        except (BotoCoreError, Boto3Error) as exc:
-            raise HookError(self.conn_id, self.endpoint(), f"{action}: {exc}") from None
+        except Exception as exc:
+            if not is_boto_error(exc):
+                raise
+            failure = describe(exc)
+            kind = (ConnectionFailedError
+                    if failure.kind in (FailureKind.DENIED, FailureKind.UNREACHABLE)
+                    else HookError)
+            raise kind(self.conn_id, self.endpoint(), f"{action}: {failure.reason}") from None
 
     # -- listing ---------------------------------------------------------------------------
 
@@ -137,13 +114,11 @@ class S3Hook(BaseHook):
     def check_for_key(self, key: str, bucket_name: str | None = None) -> bool:
         """True if the object exists."""
         bucket, key = _bucket_and_key(key, bucket_name)
-        from botocore.exceptions import ClientError
-
         with self.translate_errors(f"head s3://{bucket}/{key}"):
             try:
                 self.get_conn().head_object(Bucket=bucket, Key=key)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            except Exception as exc:
+                if is_boto_error(exc) and describe(exc).kind is FailureKind.MISSING_KEY:
                     return False
                 raise
         return True
@@ -213,7 +188,7 @@ class S3Hook(BaseHook):
         if not root.is_dir():
             raise HookError(self.conn_id, self.endpoint(), f"{root} is not a directory")
         files = sorted(p for p in root.rglob("*") if p.is_file())
-        keys = [_join(prefix, p.relative_to(root).as_posix()) for p in files]
+        keys = [join_key(prefix, p.relative_to(root).as_posix()) for p in files]
         with self._transfers(f"upload {root} to s3://{bucket_name}/{prefix}",
                              max_workers) as manager:
             futures = [manager.upload(str(p), bucket_name, k) for p, k in zip(files, keys,
@@ -269,15 +244,3 @@ class S3Hook(BaseHook):
 
 def _bucket_and_key(key: str, bucket_name: str | None) -> tuple[str, str]:
     return (bucket_name, key) if bucket_name else parse_s3_url(key)
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix.rstrip('/')}/{name}" if prefix else name
-
-
-def _as_verify(value: Any) -> bool | str:
-    if isinstance(value, str) and value.lower() in ("false", "0", "no"):
-        return False
-    if isinstance(value, str) and value.lower() in ("true", "1", "yes"):
-        return True
-    return value if isinstance(value, str) else bool(value)

@@ -27,9 +27,11 @@ from mlpipe.connections.errors import ConnectionFailedError, HookError
 from mlpipe.connections.masking import redact
 from mlpipe.core.operator import BaseOperator, Context
 from mlpipe.errors import TaskError
-from mlpipe.hooks.s3 import S3Hook
+from mlpipe.hooks.s3 import S3Hook, credentials_for
 from mlpipe.operators.artifact_args import uri_of
 from mlpipe.operators.transfer_progress import TransferProgress
+from mlpipe.s3.errors import is_boto_error
+from mlpipe.s3.urls import S3UriError, split_s3_uri
 
 __all__ = [
     "S3BucketNotFoundError",
@@ -71,10 +73,10 @@ class S3CredentialsError(S3OperatorError):
 
 def split_s3(url: str, *, what: str) -> tuple[str, str]:
     """``s3://bucket/prefix`` -> ``("bucket", "prefix")``; anything else raises."""
-    if not isinstance(url, str) or not url.startswith("s3://") or not url[5:].split("/")[0]:
-        raise S3OperatorError(f"{what} {url!r} is not an s3:// URL; use s3://BUCKET/PREFIX/")
-    bucket, _, key = url[5:].partition("/")
-    return bucket, key
+    try:
+        return split_s3_uri(url, what=what)
+    except S3UriError as exc:
+        raise S3OperatorError(str(exc)) from None
 
 
 def _dir_prefix(prefix: str) -> str:
@@ -327,13 +329,8 @@ def default_dataset_dir(context: Context, task_id: str) -> Path:
 
 
 def store_options(conn_id: str, *, max_workers: int = 16) -> dict[str, Any]:
-    """``S3ArtifactStore`` keyword arguments from an AWS connection."""
-    conn = S3Hook(conn_id).connection
-    extra = conn.extra_dejson
-    return {"endpoint_url": extra.get("endpoint_url"), "region_name": extra.get("region_name"),
-            "aws_access_key_id": conn.login or extra.get("aws_access_key_id"),
-            "aws_secret_access_key": conn.password or extra.get("aws_secret_access_key"),
-            "max_workers": max_workers}
+    """``S3ArtifactStore`` keyword arguments from an AWS connection (what its hook uses)."""
+    return {"credentials": credentials_for(conn_id), "max_workers": max_workers}
 
 
 class S3UploadOperator(BaseOperator):
@@ -385,7 +382,7 @@ class S3UploadOperator(BaseOperator):
         except Exception as exc:
             # The store translates most boto errors, but the transfer manager's
             # S3UploadFailedError gets through untranslated: name the target either way.
-            if not isinstance(exc, ArtifactError) and not _from_boto(exc):
+            if not isinstance(exc, ArtifactError) and not is_boto_error(exc):
                 raise
             reason = redact(" ".join(str(exc).split()))
             raise S3OperatorError(f"upload of {uri!r} to {target!r} (connection "
@@ -399,10 +396,6 @@ class S3UploadOperator(BaseOperator):
         log.info("Uploaded %d bytes to %s (sha256 %s)", stat.size, target, stat.sha256[:12])
         return Artifact(uri=target, kind=kind, sha256=stat.sha256, size=stat.size,
                         extra=extra)
-
-
-def _from_boto(exc: BaseException) -> bool:
-    return type(exc).__module__.split(".")[0] in ("boto3", "botocore")
 
 
 def _local_path(uri: str) -> Path:

@@ -102,16 +102,11 @@ def execute_try(run: DagRun, ti: TaskInstance, task: BaseOperator, mlflow_run: A
 
 def _verifier() -> lineage.Verifier:
     """Checks recorded outputs through their stores (S3 via the aws_default connection)."""
-    options: dict[str, Any] | None = None
-    try:
-        from mlpipe.connections import get_connection
+    from mlpipe.hooks.s3 import credentials_for
 
-        conn = get_connection("aws_default")
-        extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else dict(conn.extra or {})
-        options = {"endpoint_url": extra.get("endpoint_url"),
-                   "region_name": extra.get("region_name"),
-                   "aws_access_key_id": conn.login, "aws_secret_access_key": conn.password}
-    except Exception:  # no such connection: the default credential chain applies
+    try:
+        options: dict[str, Any] | None = {"credentials": credentials_for("aws_default")}
+    except Exception:  # no such (or no readable) connection: the default credential chain
         options = None
     return lineage.verify_with_stores(options)
 

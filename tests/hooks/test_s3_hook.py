@@ -192,7 +192,7 @@ def test_an_unknown_connection_fails_on_first_use_not_construction() -> None:
 
 @pytest.mark.parametrize(("url", "match"), [
     ("http://x/y", r"not an s3:// URL"),
-    ("s3:///key", r"the s3:// URL has no bucket"),
+    ("s3:///key", r"'s3:///key' names no bucket; write s3://BUCKET/KEY"),
 ])
 def test_bad_s3_urls(url: str, match: str) -> None:
     with pytest.raises(HookError, match=match):

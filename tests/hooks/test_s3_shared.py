@@ -1,0 +1,83 @@
+"""``mlpipe.s3``: the one URL parser, credentials mapping, client and error description that
+the hook, the artifact store and the S3 operators share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlpipe.artifacts import open_store
+from mlpipe.artifacts.errors import ArtifactError
+from mlpipe.hooks.s3 import S3Hook, credentials_for
+from mlpipe.operators.s3 import S3OperatorError, split_s3, store_options
+from mlpipe.s3 import S3Credentials, S3UriError, split_s3_uri
+from mlpipe.s3.errors import FailureKind, describe
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("http://bucket/key", "source 'http://bucket/key' is not an s3:// URL; write s3://BUCKET/KEY"),
+    ("s3:///key", "source 's3:///key' names no bucket; write s3://BUCKET/KEY"),
+    (42, "source 42 is not an s3:// URL; write s3://BUCKET/KEY"),
+])
+def test_a_bad_url_names_the_value_and_the_form(value: object, message: str) -> None:
+    with pytest.raises(S3UriError) as info:
+        split_s3_uri(value, what="source")
+    assert str(info.value) == message
+    assert split_s3_uri("s3://b/k/e/y") == ("b", "k/e/y")
+    assert split_s3_uri("s3://b") == ("b", "")
+
+
+def test_every_layer_reports_the_same_parse_error_in_its_own_type() -> None:
+    with pytest.raises(S3OperatorError, match=r"^dest 's3:///x' names no bucket"):
+        split_s3("s3:///x", what="dest")
+    with pytest.raises(ArtifactError, match=r"^'s3:///x' names no bucket"):
+        open_store("s3://b/x").stat("s3:///x")
+
+
+def test_hook_store_and_operator_map_a_connection_to_the_same_credentials(
+        monkeypatch: pytest.MonkeyPatch, aws_secret: str) -> None:
+    monkeypatch.setenv("MLPIPE_CONN_AWS_MAP",
+                       f"s3://AKIAMAP:{aws_secret}@/?endpoint_url=http://127.0.0.1:9"
+                       "&region_name=eu-west-2&aws_session_token=tok&max_attempts=1"
+                       "&verify=false")
+    expected = S3Credentials(aws_access_key_id="AKIAMAP", aws_secret_access_key=aws_secret,
+                             aws_session_token="tok", region_name="eu-west-2",
+                             endpoint_url="http://127.0.0.1:9", verify=False, max_attempts=1)
+
+    assert credentials_for("aws_map") == expected
+    assert S3Hook("aws_map").credentials() == expected
+    assert store_options("aws_map", max_workers=4)["credentials"] == expected
+    store = open_store("s3://b/k", s3_options=store_options("aws_map"))
+    assert store.credentials == expected  # type: ignore[attr-defined]
+    assert S3Hook("aws_map", region_name="us-east-1").credentials().region_name == "us-east-1"
+
+
+def test_credentials_never_show_the_secret(aws_secret: str) -> None:
+    creds = S3Credentials(aws_access_key_id="AKIA", aws_secret_access_key=aws_secret,
+                          aws_session_token="session-token-value")
+    assert aws_secret not in repr(creds)
+    assert "session-token-value" not in repr(creds)
+
+
+def test_a_server_error_that_echoes_the_secret_is_masked(aws_secret: str) -> None:
+    from botocore.exceptions import ClientError
+
+    exc = ClientError({"Error": {"Code": "SignatureDoesNotMatch",
+                                 "Message": f"the key {aws_secret} did not sign"}}, "ListObjects")
+    failure = describe(exc, secret=aws_secret)
+    assert failure.kind is FailureKind.DENIED
+    assert failure.reason == "SignatureDoesNotMatch: the key *** did not sign"
+
+
+def test_hook_and_store_from_one_connection_see_the_same_bucket(
+        aws_conn: str, bucket: str, tmp_path: Path) -> None:
+    hook = S3Hook(aws_conn)
+    (tmp_path / "a.txt").write_text("a")
+    hook.load_file(tmp_path / "a.txt", f"s3://{bucket}/data/a.txt")
+    store = open_store(f"s3://{bucket}/data/", s3_options=store_options(aws_conn))
+
+    assert store.list(f"s3://{bucket}/data/") == [f"s3://{bucket}/data/a.txt"]
+    assert hook.list_keys(bucket, "data/") == ["data/a.txt"]
+    with pytest.raises(ArtifactError, match=r"bucket 'no-such-bucket' does not exist"):
+        store.stat("s3://no-such-bucket/k")
