@@ -21,7 +21,7 @@ lint: install
 	$(BIN)/ruff check mlpipe tests benchmarks examples pipelines notebooks
 
 typecheck: install
-	$(BIN)/mypy mlpipe/core mlpipe/errors.py
+	$(BIN)/mypy mlpipe/core mlpipe/errors mlpipe/masking.py
 
 contracts: install
 	$(BIN)/lint-imports --no-cache

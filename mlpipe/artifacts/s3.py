@@ -23,7 +23,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mlpipe.artifacts import localfs
 from mlpipe.artifacts.base import ArtifactStat, ArtifactStore
-from mlpipe.artifacts.errors import ArtifactError, ArtifactNotFoundError
 from mlpipe.artifacts.s3_errors import S3ErrorTranslator, is_key_missing
 from mlpipe.artifacts.s3_tree import (
     INCOMPLETE_MARKER,
@@ -36,6 +35,7 @@ from mlpipe.artifacts.s3_tree import (
     upload_tree,
     visible_objects,
 )
+from mlpipe.errors import ArtifactError, ArtifactNotFoundError
 from mlpipe.s3.client import make_client
 from mlpipe.s3.credentials import S3Credentials
 

@@ -3,7 +3,7 @@ says what the exception means; this names the operation, the URI and the endpoin
 
 from __future__ import annotations
 
-from mlpipe.artifacts.errors import ArtifactError, ArtifactNotFoundError
+from mlpipe.errors import ArtifactError, ArtifactNotFoundError
 from mlpipe.s3.errors import FailureKind, describe
 
 __all__ = ["S3ErrorTranslator", "is_key_missing"]

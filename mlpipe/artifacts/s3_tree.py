@@ -14,7 +14,7 @@ from typing import Any
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 
 from mlpipe.artifacts import localfs
-from mlpipe.artifacts.errors import ArtifactError
+from mlpipe.errors import ArtifactError
 from mlpipe.s3 import urls
 
 __all__ = [

@@ -16,7 +16,7 @@ from typing import Any
 
 from mlpipe.connections.backends import get_connection
 from mlpipe.connections.connection import Connection
-from mlpipe.connections.errors import ConnectionFailedError, HookError
+from mlpipe.errors import ConnectionFailedError, HookError
 from mlpipe.hooks.base import BaseHook
 from mlpipe.s3.client import make_client
 from mlpipe.s3.credentials import S3Credentials

@@ -22,12 +22,18 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from mlpipe.artifacts import Artifact, ArtifactKind, localfs, manifest_hash, open_store
-from mlpipe.artifacts.errors import ArtifactError
-from mlpipe.connections.errors import ConnectionFailedError, HookError
-from mlpipe.connections.masking import redact
 from mlpipe.core.operator import BaseOperator, Context
-from mlpipe.errors import TaskError
+from mlpipe.errors import (
+    ArtifactError,
+    ConnectionFailedError,
+    HookError,
+    S3BucketNotFoundError,
+    S3CredentialsError,
+    S3EmptyPrefixError,
+    S3OperatorError,
+)
 from mlpipe.hooks.s3 import S3Hook, credentials_for
+from mlpipe.masking import redact
 from mlpipe.operators.artifact_args import uri_of
 from mlpipe.operators.transfer_progress import TransferProgress
 from mlpipe.s3.errors import is_boto_error
@@ -46,29 +52,6 @@ log = logging.getLogger("mlpipe.task")
 
 MANIFEST = "manifest.json"
 MAX_SOURCES = 10_000  # lineage rows per output; beyond this the list is marked truncated
-
-
-class S3OperatorError(TaskError):
-    """An S3 operator failed; names the bucket, prefix and connection (never the secret)."""
-
-    def __init__(self, message: str, *, bucket: str = "", prefix: str = "",
-                 conn_id: str | None = None) -> None:
-        self.bucket = bucket
-        self.prefix = prefix
-        self.conn_id = conn_id
-        super().__init__(message)
-
-
-class S3BucketNotFoundError(S3OperatorError):
-    """The source bucket does not exist."""
-
-
-class S3EmptyPrefixError(S3OperatorError):
-    """No object (matching ``include``) is under the source prefix."""
-
-
-class S3CredentialsError(S3OperatorError):
-    """The endpoint refused the connection's credentials, or cannot be reached."""
 
 
 def split_s3(url: str, *, what: str) -> tuple[str, str]:

@@ -8,11 +8,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.connections.backends import EnvSecretsBackend, SecretsBackend, get_variable
-from mlpipe.connections.errors import VariableNotFoundError
+from mlpipe.connections.metastore_backend import MetastoreSecretsBackend, SecretsStore
 from mlpipe.core.params import resolve_params
 from mlpipe.core.templating import Macros
-from mlpipe.errors import TemplateRenderError
-from mlpipe.store.secrets_store import MetastoreSecretsBackend, SecretsStore
+from mlpipe.errors import TemplateRenderError, VariableNotFoundError
 
 if TYPE_CHECKING:
     from mlpipe.core.operator import BaseOperator, Context

@@ -12,15 +12,11 @@ from typing import Any
 from mlpipe.core.mapping import MappedOperator, mapped_length, values_at
 from mlpipe.core.operator import BaseOperator
 from mlpipe.core.xcom_arg import XComArg
-from mlpipe.errors import TaskError
+from mlpipe.errors import ExpansionError
 from mlpipe.runtime.models import DagRun
 
 __all__ = ["ExpansionError", "expansion_length", "expansion_of", "instance_operator",
            "instance_values", "resolve_expand_input"]
-
-
-class ExpansionError(TaskError):
-    """A mapped task's input is not a list."""
 
 
 def resolve_expand_input(run: DagRun, owner: str, expand_input: dict[str, Any]

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlpipe.errors import MlpipeError
+from mlpipe.errors import ArtifactNotRecordedError
 from mlpipe.store.protocols import TryStore
-
-
-class ArtifactNotRecordedError(MlpipeError):
-    """No task recorded an artifact at that URI."""
 
 
 def lineage_tree(store: TryStore, uri: str, *, max_depth: int = 50) -> dict[str, Any]:

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mlpipe.connections.masking import redact
 from mlpipe.core.artifact import artifact_prefix
 from mlpipe.core.operator import BaseOperator, Context
 from mlpipe.core.retries import retry_delay_for
 from mlpipe.core.serde import deserialize
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.errors import TaskError, TaskSkipped, TaskTimeoutError
+from mlpipe.masking import redact
 from mlpipe.runtime import lineage
 from mlpipe.runtime.context import build_context
 from mlpipe.runtime.expansion import instance_operator

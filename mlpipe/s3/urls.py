@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from mlpipe.errors import MlpipeError
+from mlpipe.errors import S3UriError
 
 __all__ = ["S3UriError", "dir_prefix", "join_key", "split_s3_uri"]
-
-
-class S3UriError(MlpipeError, ValueError):
-    """A value that should be an ``s3://BUCKET/KEY`` URL is not one."""
-
-    def __init__(self, uri: object, problem: str, *, what: str = "") -> None:
-        self.uri = uri
-        label = f"{what} {uri!r}" if what else repr(uri)
-        super().__init__(f"{label} {problem}; write s3://BUCKET/KEY")
 
 
 def split_s3_uri(uri: object, *, what: str = "") -> tuple[str, str]:

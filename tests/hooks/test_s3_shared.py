@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlpipe.artifacts import open_store
-from mlpipe.artifacts.errors import ArtifactError
+from mlpipe.errors import ArtifactError
 from mlpipe.hooks.s3 import S3Hook, credentials_for
 from mlpipe.operators.s3 import S3OperatorError, split_s3, store_options
 from mlpipe.s3 import S3Credentials, S3UriError, split_s3_uri
