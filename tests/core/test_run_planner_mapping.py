@@ -244,3 +244,74 @@ def test_resume_of_a_finished_run_is_complete_at_once(diamond: DAG) -> None:
 
     assert resume(planner, stored) == []
     assert planner.complete is True
+
+
+# -- mapping combined with other events -----------------------------------------------------------
+
+
+def test_a_mapped_task_over_a_mapped_output_expands_after_every_instance() -> None:
+    with DAG("twice") as built:
+        add.override(task_id="again").expand(x=add.expand(x=numbers()))
+    planner = RunPlanner(built)
+    planner.start()
+    planner.finished("numbers", -1, OK)
+    planner.expanded_task("add", 2)
+
+    assert planner.finished("add", 0, OK) == []
+    assert planner.finished("add", 1, OK) == [Action("expand_task", "again")]
+    assert planner.expanded_task("again", 2) == [run("again", 0), run("again", 1)]
+
+
+def test_a_skipped_input_task_skips_the_mapped_task_without_expanding_it(mapped: DAG) -> None:
+    planner = RunPlanner(mapped)
+    planner.start()
+
+    assert planner.finished("numbers", -1, K) == []
+    assert planner.finished_states == [("numbers", -1, K), ("add", -1, K), ("total", -1, K)]
+    assert planner.count("add") == 1
+
+
+def test_a_branch_skips_a_mapped_task_before_it_is_expanded() -> None:
+    with DAG("branch_mapped") as built:
+        branch = empty("branch")
+        branch >> add.expand(x=[1, 2])  # type: ignore[operator]
+    planner = RunPlanner(built)
+    planner.start()
+
+    assert planner.skip("branch", -1, ["add"]) == []
+    assert planner.finished("branch", -1, OK) == []
+    assert planner.states("add") == {-1: K}
+    assert planner.complete is True
+
+
+def test_an_outside_upstream_failing_after_expansion_fails_every_group_instance() -> None:
+    with DAG("outside") as built:
+        @task_group
+        def per_item(x: int) -> None:
+            add.override(task_id="second")(add.override(task_id="first")(x, 1), 2)
+
+        gate = empty("gate")
+        gate >> per_item.expand(x=[1, 2])  # type: ignore[operator]
+    planner = RunPlanner(built)
+
+    assert planner.start() == [Action("expand_group", group_id="per_item"), run("gate")]
+    assert planner.expanded_group("per_item", 2) == []  # first waits for gate
+    assert planner.finished("gate", -1, F) == []
+    assert planner.states("per_item.first") == {0: UF, 1: UF}
+    assert planner.states("per_item.second") == {0: UF, 1: UF}
+    assert planner.complete is True
+
+
+def test_an_outside_upstream_succeeding_after_expansion_releases_every_instance() -> None:
+    with DAG("outside_ok") as built:
+        @task_group
+        def per_item(x: int) -> None:
+            add.override(task_id="first")(x, 1)
+
+        empty("gate") >> per_item.expand(x=[1, 2, 3])  # type: ignore[operator]
+    planner = RunPlanner(built)
+    planner.start()
+    planner.expanded_group("per_item", 3)
+
+    assert planner.finished("gate", -1, OK) == [
+        run("per_item.first", 0), run("per_item.first", 1), run("per_item.first", 2)]
