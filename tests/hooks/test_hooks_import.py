@@ -43,5 +43,5 @@ def test_public_names() -> None:
                                     "SqlHook", "hook_for"]
     assert "get_connection" in mlpipe.connections.__all__
     assert mlpipe.connections.__all__ == sorted(mlpipe.connections.__all__)
-    for name in mlpipe.hooks.__all__ + mlpipe.connections.__all__:
-        assert getattr(mlpipe.hooks, name, None) or getattr(mlpipe.connections, name)
+    assert [n for n in mlpipe.hooks.__all__ if not hasattr(mlpipe.hooks, n)] == []
+    assert [n for n in mlpipe.connections.__all__ if not hasattr(mlpipe.connections, n)] == []
