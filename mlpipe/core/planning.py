@@ -15,9 +15,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from mlpipe.core.states import FINISHED_STATES
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.core.trigger_rule import Decision, UpstreamTally, decide
 from mlpipe.core.xcom_arg import XComArg
+from mlpipe.errors import DagDefinitionError
 
 if TYPE_CHECKING:
     from mlpipe.core.dag import DAG
@@ -133,7 +135,15 @@ class RunPlanner:
         return actions
 
     def finished(self, task_id: str, map_index: int, state: S) -> list[Action]:
-        """An instance the engine ran has finished in ``state`` (success/failed/skipped)."""
+        """An instance the engine ran has finished in ``state`` (success/failed/skipped).
+
+        Raises:
+            DagDefinitionError: ``state`` is not final (a retry is not an outcome).
+        """
+        if state not in FINISHED_STATES:
+            raise DagDefinitionError(
+                f"{task_id}[{map_index}] reported as {state.value!r}, which is not final; "
+                f"report one of {sorted(s.value for s in FINISHED_STATES)}")
         actions: list[Action] = []
         self._finish(self.nodes[task_id], map_index, state, actions)
         return actions

@@ -293,13 +293,9 @@ def test_an_instance_up_for_retry_is_not_reported_and_holds_its_downstream() -> 
     assert planner.finished("a", -1, OK) == [run("b")]  # the last try's outcome
 
 
-# -- misuse the planner does not guard against yet -----------------------------------------------
+# -- misuse ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "RunPlanner.finished accepts a non-final state: up_for_retry is recorded as the "
-    "instance's outcome (complete counts it, downstream never learns), and the real "
-    "outcome reported after the retry is then ignored. It should refuse it."))
 def test_finished_refuses_a_state_that_is_not_final(chain3: DAG) -> None:
     planner = RunPlanner(chain3)
     planner.start()
