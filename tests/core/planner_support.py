@@ -15,7 +15,7 @@ def run(task_id: str, map_index: int = -1) -> Action:
 
 
 def ordered(actions: list[Action]) -> list[Action]:
-    """Actions sorted, for siblings released together (their order is set order)."""
+    """Actions sorted, where a test does not care in which order siblings come."""
     return sorted(actions, key=lambda a: (a.kind, a.task_id, a.map_index, a.group_id))
 
 

@@ -52,6 +52,17 @@ def test_all_roots_start_together() -> None:
     assert RunPlanner(built).start() == [run("x"), run("y")]
 
 
+def test_siblings_released_together_come_in_definition_order() -> None:
+    with DAG("fan") as built:
+        root = empty("root")
+        root >> [empty("zeta"), empty("alpha"), empty("mid")]  # type: ignore[operator]
+    planner = RunPlanner(built)
+    planner.start()
+
+    # the same order in every process, whatever PYTHONHASHSEED is
+    assert planner.finished("root", -1, OK) == [run("zeta"), run("alpha"), run("mid")]
+
+
 def test_fan_out_then_fan_in_waits_for_every_branch(diamond: DAG) -> None:
     planner = RunPlanner(diamond)
 
