@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 from mlpipe.cli.main import app
 
 REPO = Path(__file__).resolve().parents[2]
-# A small, fast run: 300 images and 2 epochs do not reach the shipped 0.9 gate, so the test
-# lowers it through --conf (the gate itself is tested in tests/operators).
-DEMO = ["demo", "--limit", "300", "--epochs", "2", "--conf", '{"gate_threshold": 0.05}']
+# A small, fast run: 300 images and 2 epochs do not reach the shipped 0.9 gate (the model
+# may still predict one class: its test accuracy depends on which digits the split holds),
+# so the test opens the gate through --conf (the gate itself is tested in tests/operators).
+DEMO = ["demo", "--limit", "300", "--epochs", "2", "--conf", '{"gate_threshold": 0.0}']
 
 
 @pytest.mark.slow
