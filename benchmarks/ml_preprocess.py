@@ -112,12 +112,27 @@ def child(variant: str, source: Path, warm: Path, size: int) -> None:
 def measure(variant: str, source: Path, warm: Path, size: int, home: Path
             ) -> dict[str, Any]:
     """Run one variant in its own process; its figures plus the peak RSS of its tree."""
+    env = {**os.environ, "MLPIPE_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    result = run_measured([sys.executable, __file__, "--variant", variant, str(source),
+                           str(warm), "--size", str(size)], env)
+    if result["returncode"]:
+        raise RuntimeError(f"the {variant} variant exited with {result['returncode']}")
+    lines = [json.loads(line) for line in result["stdout"].splitlines()
+             if line.startswith("{")]
+    figures = {k: v for line in lines for k, v in line.items()}
+    return {**figures, "peak_mb": result["peak_mb"]}
+
+
+def run_measured(command: list[str], env: dict[str, str], cwd: Path | None = None
+                 ) -> dict[str, Any]:
+    """Run ``command``; its return code, stdout, wall seconds and the peak of the summed
+    RSS of its process tree (sampled every 20 ms with psutil)."""
     import psutil
 
-    env = {**os.environ, "MLPIPE_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen([sys.executable, __file__, "--variant", variant, str(source),
-                                 str(warm), "--size", str(size)], stdout=out, env=env)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                cwd=cwd)
         peak = 0
         parent = psutil.Process(proc.pid)
         while proc.poll() is None:
@@ -127,12 +142,10 @@ def measure(variant: str, source: Path, warm: Path, size: int, home: Path
             except psutil.NoSuchProcess:
                 pass
             time.sleep(0.02)
-        if proc.returncode:
-            raise RuntimeError(f"the {variant} variant exited with {proc.returncode}")
+        seconds = time.perf_counter() - started
         out.seek(0)
-        lines = [json.loads(line) for line in out.read().splitlines() if line.startswith("{")]
-    figures = {k: v for line in lines for k, v in line.items()}
-    return {**figures, "peak_mb": peak / 2**20}
+        return {"returncode": proc.returncode, "stdout": out.read(), "seconds": seconds,
+                "peak_mb": peak / 2**20}
 
 
 def _rss(process: Any) -> int:
