@@ -125,8 +125,9 @@ def demo(
     """Run image_classifier end to end on a local S3-compatible server seeded with digits."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if dataset not in DATASETS:
-        raise typer.BadParameter(f"unknown data set {dataset!r}; one of {list(DATASETS)}",
-                                 param_hint="--dataset")
+        from mlpipe.ml.splits import DatasetError
+
+        raise DatasetError(f"--dataset: unknown data set {dataset!r}; one of {list(DATASETS)}")
     prefix, implied, description = DATASETS[dataset]
     extra = {**implied, **(parse_conf(conf) or {})}
     began = time.perf_counter()

@@ -52,3 +52,9 @@ def test_demo_runs_the_pipeline_and_a_second_run_reuses_download_and_preprocessi
     assert "deploy skipped: version 1 of 'digits_classifier' already holds alias" \
         in second.output
     assert "(model version 1)" in second.output
+
+
+def test_an_unknown_demo_data_set_is_one_clear_error(isolated_env: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--dataset", "cifar"])
+    assert result.exit_code != 0
+    assert "unknown data set 'cifar'; one of ['digits', 'fashion-mnist']" in result.output
