@@ -12,8 +12,9 @@ fed a bounded number of small batches at a time; the parent takes the results in
 copies each image into the shard being filled, written as soon as it holds ``shard_mb`` MB
 (or ``shard_size`` images). Peak memory is one shard plus the batches in flight per worker,
 whatever the number of images; nothing is ever converted to float32 here (normalisation is
-the training transform's job). The train split's per-channel mean and std come from sums
-(float64) the workers return with each image, in the same pass. Within a split, images are
+the training transform's job). The train split's per-channel mean and std come from per-channel
+histograms of the 256 levels the workers return with each image (exact integer counts,
+summed in the same pass; no float copy of any image). Within a split, images are
 written in a stable pseudo-random order, so every shard mixes the classes. The same inputs
 and options always give the same bytes.
 """
@@ -101,13 +102,12 @@ class _Decoded:
     sha256: str
     pixels: Any  # numpy uint8 (C, H, W), or None when the file could not be decoded
     error: str | None
-    sums: Any = None  # per channel: sum and sum of squares of the 0..255 values (float64)
-    squares: Any = None
+    histogram: Any = None  # int64 (C, 256): how many pixels of each channel have each level
 
 
 def decode_batch(root: str, options: PreprocessOptions, relpaths: Sequence[str]
                  ) -> list[_Decoded]:
-    """Read, hash, decode and resize some files, with their pixel sums (in a worker)."""
+    """Read, hash, decode and resize some files, with their level histograms (in a worker)."""
     import numpy as np
 
     out = []
@@ -120,9 +120,9 @@ def decode_batch(root: str, options: PreprocessOptions, relpaths: Sequence[str]
         except CorruptImageError as exc:
             out.append(_Decoded(relpath, sha, None, exc.reason))
             continue
-        flat = pixels.reshape(pixels.shape[0], -1).astype(np.float64)
-        out.append(_Decoded(relpath, sha, pixels, None, flat.sum(axis=1),
-                            np.einsum("ij,ij->i", flat, flat)))
+        histogram = np.stack([np.bincount(channel.ravel(), minlength=256)
+                              for channel in pixels])
+        out.append(_Decoded(relpath, sha, pixels, None, histogram))
     return out
 
 
@@ -261,7 +261,7 @@ def _write_splits(source: Path, dest: Path, ordered: list[ImageFile], classes: l
     writers = {name: _ShardWriter(dest, name, shape, capacity) for name in SPLITS}
     index = {name: i for i, name in enumerate(classes)}
     by_path = {f.path: f for f in ordered}
-    sums, squares = np.zeros(channels), np.zeros(channels)
+    histogram = np.zeros((channels, 256), dtype=np.int64)
     corrupt: list[dict[str, Any]] = []
     current = None
     for item in _decode_in_order(source, [f.path for f in ordered], options):
@@ -277,15 +277,17 @@ def _write_splits(source: Path, dest: Path, ordered: list[ImageFile], classes: l
             continue
         writers[file.split].add(item, index[file.label])
         if file.split == "train":
-            sums += item.sums
-            squares += item.squares
+            histogram += item.histogram
     splits = {name: writer.summary() for name, writer in writers.items()}
     if not splits["train"]["count"]:
         raise DatasetError(f"no decodable image under {str(source)!r} in the train split")
-    return splits, corrupt, _stats(sums, squares, splits["train"]["count"] * shape[1] * shape[2])
+    levels = np.arange(256, dtype=np.int64)
+    return splits, corrupt, _stats(histogram @ levels, histogram @ levels**2,
+                                   splits["train"]["count"] * shape[1] * shape[2])
 
 
 def _stats(sums: Any, squares: Any, count: int) -> tuple[list[float], list[float]]:
+    """Mean and std per channel, scaled to 0..1, from integer sums of levels and squares."""
     means, stds = [], []
     for s1, s2 in zip(sums.tolist(), squares.tolist(), strict=True):
         mean = s1 / count
@@ -299,9 +301,9 @@ def channel_stats(pixels: np.ndarray) -> tuple[list[float], list[float]]:
     import numpy as np
 
     count = pixels.shape[0] * pixels.shape[2] * pixels.shape[3]
-    total = pixels.sum(axis=(0, 2, 3), dtype=np.uint64).astype(np.float64)
+    total = pixels.sum(axis=(0, 2, 3), dtype=np.uint64)
     squares = (pixels.astype(np.uint64) ** 2).sum(axis=(0, 2, 3), dtype=np.uint64)
-    return _stats(total, squares.astype(np.float64), count)
+    return _stats(total, squares, count)
 
 
 def normalise(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
