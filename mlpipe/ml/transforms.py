@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlpipe.errors import did_you_mean
+
 if TYPE_CHECKING:
     from torchvision.transforms import v2
 
@@ -45,6 +47,11 @@ def check_step(name: str, args: dict[str, Any]) -> v2.Transform:
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"unknown transform {name!r} (not in torchvision.transforms.v2){hint}")
     cls = getattr(v2, name)
+    params = inspect.signature(cls).parameters
+    for key in args:
+        if key not in params:
+            raise ValueError(f"{name}: unknown argument {key!r}"
+                             f"{did_you_mean(key, params)}; known: {', '.join(params)}")
     try:
         inspect.signature(cls).bind(**args)
     except TypeError as exc:
