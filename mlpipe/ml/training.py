@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["CHECKPOINT_NAME", "MetricsLogger", "TrainResult", "train"]
+__all__ = ["CHECKPOINT_NAME", "MetricsLogger", "TrainResult", "train", "train_rank"]
 
 CHECKPOINT_NAME = "last.pt"
 MetricsLogger = Callable[[dict[str, float], int], object]
@@ -83,12 +83,32 @@ def train(
     background passes ``flush_log``: it is called after the checkpoint file is written and
     before it replaces the last one, so no checkpoint is ever ahead of the logged metrics.
     """
-    import torch
-
     cfg = load_train_config(config)
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
+    if cfg.distributed is not None and cfg.distributed.nproc > 1:
+        if train_transform is not None or eval_transform is not None:
+            raise ConfigError([("train.distributed", (
+                "custom train/eval transforms cannot be sent to torchrun workers; "
+                "use train.augment instead"))])
+        from mlpipe.ml.distributed import launch
+
+        return launch(cfg, Path(dataset_dir), checkpoint_dir, log=log, resume=resume,
+                      flush_log=flush_log)
+    return train_rank(cfg, Path(dataset_dir), pick_device(cfg.device), checkpoint_dir,
+                      log=log, resume=resume, flush_log=flush_log,
+                      transforms=(train_transform, eval_transform))
+
+
+def train_rank(cfg: TrainConfig, dataset_dir: Path, device: torch.device,
+               checkpoint_dir: Path, *, log: MetricsLogger | None = None, resume: bool = True,
+               flush_log: Callable[[], object] | None = None,
+               transforms: tuple[Transform | None, Transform | None] = (None, None),
+               rank: int = 0, world_size: int = 1) -> TrainResult:
+    """The run of one process: all of ``train``, or rank ``rank`` of a DDP run (whose
+    process group is already initialised); only rank 0 logs and writes checkpoints."""
+    import torch
+
     devices = [device.index or 0] if device.type == "cuda" else []
     previous = (torch.are_deterministic_algorithms_enabled(),
                 torch.is_deterministic_algorithms_warn_only_enabled())
@@ -96,10 +116,9 @@ def train(
     with torch.random.fork_rng(devices=devices):
         torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
         try:
-            return _Trainer(cfg, Path(dataset_dir), device, train_transform,
-                            eval_transform).run(
-                checkpoint_dir, log, resume, flush_log
-            )
+            trainer = _Trainer(cfg, dataset_dir, device, *transforms, rank=rank,
+                               world_size=world_size)
+            return trainer.run(checkpoint_dir, log, resume, flush_log)
         finally:
             torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
@@ -205,6 +224,8 @@ class _Trainer:
         train_loss, train_acc, train_top, seen = self._pass(self.train_loader, training=True)
         seconds = time.perf_counter() - started
         val_loss, val_acc, val_top, _ = self._pass(self.val_loader, training=False)
+        if self.world_size > 1:  # ranks' BatchNorm buffers differ slightly: rank 0 decides
+            val_loss, val_acc, val_top = _from_rank0(val_loss, val_acc, val_top)
         if self.scheduler is not None:
             self.scheduler.step()
         top = f"top{self.top_k}_acc"
@@ -367,3 +388,13 @@ def _all_sum(*values: float) -> list[float]:
     summed = torch.tensor(values, dtype=torch.float64)
     dist.all_reduce(summed)
     return summed.tolist()
+
+
+def _from_rank0(*values: float) -> list[float]:
+    """``values`` as rank 0 has them, on every DDP rank."""
+    import torch
+    import torch.distributed as dist
+
+    data = torch.tensor(values, dtype=torch.float64)
+    dist.broadcast(data, src=0)
+    return data.tolist()
