@@ -12,10 +12,10 @@ from mlpipe.ml.config import ConfigError
 
 torch = pytest.importorskip("torch")
 
+from test_training import make_data, write  # noqa: E402
+
 from mlpipe.ml.distributed import RESULT_NAME, RUN_DIR  # noqa: E402
 from mlpipe.ml.training import CHECKPOINT_NAME, train  # noqa: E402
-
-from test_training import make_data, write  # noqa: E402
 
 BASE: dict[str, Any] = {"model": "simple_cnn", "epochs": 3, "batch_size": 32,
                         "optimizer": "adam", "lr": 0.01, "seed": 7, "device": "cpu"}
