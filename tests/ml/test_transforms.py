@@ -97,3 +97,23 @@ def test_training_with_standard_augment_and_imagenet_normalisation(tmp_path: Pat
     result = train(cfg, tmp_path / "data", checkpoint_dir=tmp_path / "ckpt")
     assert result.preprocessing.mean == [0.485, 0.456, 0.406]
     assert result.best_val_acc >= 0.9
+
+
+def test_model_spec_carries_the_training_preprocessing() -> None:
+    from mlpipe.ml.inference import ModelSpec
+    from mlpipe.ml.transforms import Preprocessing
+
+    manifest = {"classes": ["a", "b"], "image_size": [32, 32], "channels": 3,
+                "mean": MEAN, "std": STD}
+    prep = Preprocessing([0.485, 0.456, 0.406], [0.229, 0.224, 0.225], 24, 28)
+    spec = ModelSpec.from_dict(ModelSpec.from_manifest(manifest, prep).to_dict())
+    assert (spec.mean, spec.input_size, spec.resize) == (prep.mean, 24, 28)
+    x = torch.stack([pixels(i, size=32) for i in range(2)])
+    expected = build_transforms(None, mean=prep.mean, std=prep.std, image_size=24,
+                                train=False, resize=28)(x)
+    assert expected.shape == (2, 3, 24, 24)
+    assert torch.equal(spec.transform()(x), expected)
+    # a spec stored before these fields existed keeps serving as before
+    old = {k: v for k, v in spec.to_dict().items() if k not in ("input_size", "resize")}
+    plain = ModelSpec.from_dict({**old, "mean": MEAN, "std": STD}).transform()(x)
+    assert torch.allclose(plain, Normalise(MEAN, STD)(x), atol=1e-6)
