@@ -1,4 +1,5 @@
-"""Pretrained weights: torchvision weights enums read from ``TORCH_HOME``, or a file.
+"""Pretrained weights: torchvision weights enums read from ``TORCH_HOME``, a file, or an
+artifact URI (``s3://``, ``runs:/``: a weights file fetched through the artifact store).
 
 Nothing is downloaded unless ``allow_download`` is set: a torchvision weights name is
 looked up as ``<torch.hub.get_dir()>/checkpoints/<file name of its URL>``, where
@@ -71,6 +72,8 @@ def load_weights(model: str, spec: str, *, allow_download: bool = False) -> Pret
     """The state dict ``spec`` names for ``model`` (a weights name, a path or a file:// URI)."""
     import torch
 
+    if ":/" in spec and not spec.startswith("file://"):
+        return _fetch(spec)
     if _is_file_ref(spec):
         path = Path(unquote(urlparse(spec).path)) if spec.startswith("file://") else Path(spec)
         if not path.is_file():
@@ -86,6 +89,22 @@ def load_weights(model: str, spec: str, *, allow_download: bool = False) -> Pret
                 f"(from {weights.url})")
         torch.hub.load_state_dict_from_url(weights.url, progress=False, check_hash=True)
     return Pretrained(_read(path), weights, str(weights))
+
+
+def _fetch(uri: str) -> Pretrained:
+    """A weights file from an artifact store (``s3://``, ``runs:/``...), via a temp copy."""
+    import tempfile
+
+    from mlpipe.artifacts import open_store
+    from mlpipe.artifacts.errors import ArtifactError
+
+    with tempfile.TemporaryDirectory(prefix="mlpipe-weights-") as tmp:
+        local = Path(tmp) / (Path(urlparse(uri).path).name or "weights.pt")
+        try:
+            open_store(uri).get_file(uri, local)
+        except ArtifactError as exc:
+            raise WeightsError(f"weights {uri!r} cannot be fetched: {exc}") from None
+        return Pretrained(_read(local), None, uri)
 
 
 def _read(path: Path) -> dict[str, Any]:

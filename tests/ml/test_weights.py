@@ -124,3 +124,26 @@ def test_frozen_backbone_trains_only_the_head(planted: dict[str, Any], tmp_path:
     # ImageNet normalisation and the weights' own sizes (resize 256, crop 224) by default
     prep = result.preprocessing
     assert (prep.mean, prep.image_size, prep.resize) == (list(IMAGENET_MEAN), 224, 256)
+
+
+def test_weights_from_an_mlflow_run_artifact(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    client = MlflowClient(uri)
+    run = client.create_run(client.create_experiment(
+        "w", artifact_location=(tmp_path / "artifacts").as_uri()))
+    torch.manual_seed(9)
+    source = build_model("simple_cnn", in_channels=1, num_classes=3, image_size=8)
+    torch.save(source.state_dict(), tmp_path / "w.pt")
+    client.log_artifact(run.info.run_id, str(tmp_path / "w.pt"), "weights")
+    spec = f"runs:/{run.info.run_id}/weights/w.pt"
+    model = build_model("simple_cnn", in_channels=1, num_classes=3, image_size=8,
+                        pretrained=load_weights("simple_cnn", spec))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in source.state_dict().items())
+    with pytest.raises(WeightsError, match=r"^weights 'runs:/.*/weights/nope.pt' cannot be "
+                                           r"fetched: "):
+        load_weights("simple_cnn", f"runs:/{run.info.run_id}/weights/nope.pt")
