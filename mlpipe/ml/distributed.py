@@ -30,7 +30,7 @@ from mlpipe.ml.config import TrainConfig, load_train_config
 if TYPE_CHECKING:
     from mlpipe.ml.training import MetricsLogger, TrainResult
 
-__all__ = ["DistributedTrainingError", "launch", "main"]
+__all__ = ["DistributedTrainingError", "all_sum", "from_rank0", "launch", "main"]
 
 PREFIX = "MLPIPE_METRICS "
 RUN_DIR = "ddp"
@@ -177,6 +177,26 @@ def _write_result(result: TrainResult, path: Path) -> None:
                 "trainable": [n for n, p in result.model.named_parameters()
                               if p.requires_grad]}, tmp)
     os.replace(tmp, path)
+
+
+def all_sum(*values: float) -> list[float]:
+    """``values`` added up over every DDP rank."""
+    import torch
+    import torch.distributed as dist
+
+    summed = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(summed)
+    return summed.tolist()
+
+
+def from_rank0(*values: float) -> list[float]:
+    """``values`` as rank 0 has them, on every DDP rank."""
+    import torch
+    import torch.distributed as dist
+
+    data = torch.tensor(values, dtype=torch.float64)
+    dist.broadcast(data, src=0)
+    return data.tolist()
 
 
 if __name__ == "__main__":

@@ -131,7 +131,6 @@ class _Trainer:
                  train_transform: Transform | None, eval_transform: Transform | None,
                  rank: int = 0, world_size: int = 1) -> None:
         import torch
-        from torch.utils.data import DataLoader
 
         from mlpipe.ml.shards import ShardDataset, ShardShuffleSampler
 
@@ -163,18 +162,7 @@ class _Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.sampler = ShardShuffleSampler(train_set, seed=cfg.seed, rank=rank,
                                            world_size=world_size)
-        # A last batch of one sample breaks BatchNorm in training mode; drop it instead.
-        n = len(self.sampler)
-        drop_last = n > 1 and n % cfg.batch_size == 1
-        self.train_loader = DataLoader(
-            train_set, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=drop_last,
-            generator=self.generator, num_workers=cfg.num_workers, pin_memory=cuda,
-            persistent_workers=cfg.num_workers > 0,
-        )
-        self.val_loader = DataLoader(
-            val_set, batch_size=cfg.batch_size, shuffle=False,
-            num_workers=cfg.num_workers, pin_memory=cuda,
-        )
+        self._loaders(train_set, val_set, pin_memory=cuda)
         self.net = self.model  # what runs the batches: the model, or its DDP wrapper
         if world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -185,6 +173,23 @@ class _Trainer:
         self.scheduler = _make_scheduler(cfg, self.optimizer)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.loss_fn = torch.nn.CrossEntropyLoss()
+
+    def _loaders(self, train_set: Any, val_set: Any, *, pin_memory: bool) -> None:
+        """The train loader (over this rank's sampler) and the val loader."""
+        from torch.utils.data import DataLoader
+
+        # A last batch of one sample breaks BatchNorm in training mode; drop it instead.
+        n = len(self.sampler)
+        drop_last = n > 1 and n % self.cfg.batch_size == 1
+        self.train_loader = DataLoader(
+            train_set, batch_size=self.cfg.batch_size, sampler=self.sampler, drop_last=drop_last,
+            generator=self.generator, num_workers=self.cfg.num_workers, pin_memory=pin_memory,
+            persistent_workers=self.cfg.num_workers > 0,
+        )
+        self.val_loader = DataLoader(
+            val_set, batch_size=self.cfg.batch_size, shuffle=False,
+            num_workers=self.cfg.num_workers, pin_memory=pin_memory,
+        )
 
     def run(self, checkpoint_dir: Path, log: MetricsLogger | None, resume: bool,
             flush_log: Callable[[], object] | None = None) -> TrainResult:
@@ -226,7 +231,9 @@ class _Trainer:
         seconds = time.perf_counter() - started
         val_loss, val_acc, val_top, _ = self._pass(self.val_loader, training=False)
         if self.world_size > 1:  # ranks' BatchNorm buffers differ slightly: rank 0 decides
-            val_loss, val_acc, val_top = _from_rank0(val_loss, val_acc, val_top)
+            from mlpipe.ml.distributed import from_rank0
+
+            val_loss, val_acc, val_top = from_rank0(val_loss, val_acc, val_top)
         if self.scheduler is not None:
             self.scheduler.step()
         top = f"top{self.top_k}_acc"
@@ -267,7 +274,9 @@ class _Trainer:
                 top += int((best == yb[:, None]).any(dim=1).sum())
                 seen += len(yb)
         if training and self.world_size > 1:
-            total_loss, correct, top, seen = _all_sum(total_loss, correct, top, seen)
+            from mlpipe.ml.distributed import all_sum
+
+            total_loss, correct, top, seen = all_sum(total_loss, correct, top, seen)
         if seen == 0:
             return float("nan"), 0.0, 0.0, 0
         return total_loss / seen, correct / seen, top / seen, int(seen)
@@ -380,22 +389,3 @@ def _transforms(cfg: TrainConfig, prep: Preprocessing, manifest: dict[str, Any],
     return build_transforms(cfg, mean=prep.mean, std=prep.std, image_size=prep.image_size,
                             train=train, resize=prep.resize, channels=int(manifest["channels"]))
 
-
-def _all_sum(*values: float) -> list[float]:
-    """``values`` added up over every DDP rank."""
-    import torch
-    import torch.distributed as dist
-
-    summed = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(summed)
-    return summed.tolist()
-
-
-def _from_rank0(*values: float) -> list[float]:
-    """``values`` as rank 0 has them, on every DDP rank."""
-    import torch
-    import torch.distributed as dist
-
-    data = torch.tensor(values, dtype=torch.float64)
-    dist.broadcast(data, src=0)
-    return data.tolist()
