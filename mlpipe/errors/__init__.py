@@ -51,6 +51,8 @@ The hierarchy::
     ├── PipelineConfigError               a pipeline's YAML config has bad values
     ├── ConfigError                       a training config cannot be used (field paths)
     ├── DatasetError                      a data set cannot be built or read
+    ├── WeightsError                      pretrained weights cannot be found or loaded
+    ├── DistributedTrainingError          the torchrun workers of a training run failed
     ├── ModelRegistryError                unknown model, version or alias
     ├── ServeError                        ``mlpipe serve`` cannot serve what it was given
     ├── ServingError                      the serving endpoint is unreachable or failed
@@ -112,6 +114,7 @@ from mlpipe.errors.ml import (
     CorruptImageError,
     DatasetError,
     DeployError,
+    DistributedTrainingError,
     ModelNotReadyError,
     ModelRegistryError,
     PipelineConfigError,
@@ -121,6 +124,7 @@ from mlpipe.errors.ml import (
     S3OperatorError,
     ServeError,
     ServingError,
+    WeightsError,
 )
 from mlpipe.errors.storage import (
     ArtifactError,
@@ -147,6 +151,7 @@ __all__ = [
     "DatasetError",
     "DecryptionError",
     "DeployError",
+    "DistributedTrainingError",
     "DuplicateTaskIdError",
     "ExpansionError",
     "FernetKeyError",
@@ -183,6 +188,7 @@ __all__ = [
     "TemplateRenderError",
     "UnknownSchemeError",
     "VariableNotFoundError",
+    "WeightsError",
     "XComError",
     "did_you_mean",
 ]

@@ -40,6 +40,14 @@ class CorruptImageError(TaskError):
         )
 
 
+class WeightsError(MlpipeError):
+    """Pretrained weights cannot be found, named or loaded."""
+
+
+class DistributedTrainingError(MlpipeError):
+    """The torchrun workers of a distributed training run failed."""
+
+
 class PipelineConfigError(MlpipeError):
     """The pipeline's YAML config is missing, unreadable or has bad values (field paths)."""
 

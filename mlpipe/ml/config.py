@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlpipe.errors import ConfigError, did_you_mean
 
-__all__ = ["ConfigError", "TrainConfig", "known_model_names", "load_train_config"]
+__all__ = ["ConfigError", "DistributedConfig", "TrainConfig", "TransformStep",
+           "known_model_names", "load_train_config"]
 
 SIMPLE_CNN = "simple_cnn"
 SECTION = "train"
@@ -27,6 +28,34 @@ def known_model_names() -> list[str]:
     import torchvision  # lazy: heavy, and only needed once a model name is checked
 
     return sorted([SIMPLE_CNN, *torchvision.models.list_models(module=torchvision.models)])
+
+
+class TransformStep(BaseModel):
+    """One augmentation step: a ``torchvision.transforms.v2`` class name and its arguments."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+
+    @model_validator(mode="after")
+    def _buildable(self) -> TransformStep:
+        from mlpipe.ml.transforms import check_step  # lazy: imports torchvision
+
+        check_step(self.name, dict(self.model_extra or {}))
+        return self
+
+    def args(self) -> dict[str, Any]:
+        """The keyword arguments of the transform."""
+        return dict(self.model_extra or {})
+
+
+class DistributedConfig(BaseModel):
+    """DistributedDataParallel through torchrun: ``nproc`` processes on this machine."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    nproc: int = Field(2, ge=1, le=1024)
+    backend: Literal["gloo", "nccl"] = "gloo"
 
 
 class TrainConfig(BaseModel):
@@ -51,6 +80,40 @@ class TrainConfig(BaseModel):
     early_stopping_patience: int | None = Field(None, ge=1)
     num_workers: int = Field(0, ge=0)
     checkpoint_every: int = Field(1, ge=1)
+    deterministic: bool = True
+    weights: str | None = None
+    allow_download: bool = False
+    freeze_backbone: bool = False
+    normalize: Literal["dataset", "imagenet"] | None = None
+    augment: Literal["standard"] | list[TransformStep] | None = None
+    top_k: int = Field(5, ge=1)
+    distributed: DistributedConfig | None = None
+
+    @property
+    def normalization(self) -> str:
+        """``normalize``, or its default: ``imagenet`` with pretrained weights."""
+        return self.normalize or ("imagenet" if self.weights else "dataset")
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _augment_steps(cls, value: Any) -> Any:
+        if value is None or value == "standard":
+            return value
+        if isinstance(value, str):
+            raise ValueError(f"unknown augment preset {value!r}; use 'standard' or a list of "
+                             "{name: <torchvision.transforms.v2 class>, <argument>: ...}")
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"expected 'standard' or a list of steps, got {type(value).__name__}")
+        steps = []
+        for i, item in enumerate(value):
+            try:
+                steps.append(TransformStep.model_validate(item))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(map(str, err["loc"]))
+                raise ValueError(f"step {i}{' ' + where if where else ''}: "
+                                 f"{_message(err)}") from None
+        return steps
 
     @field_validator("model")
     @classmethod

@@ -1,8 +1,9 @@
 """Predictions from a trained image classifier: on encoded image files or on a data set split.
 
 A :class:`ModelSpec` is what serving needs besides the weights: the class names and the
-exact preprocessing of training (size, colour mode, train-split mean and std). It travels
-inside the logged model's metadata, so a model found by alias serves itself correctly.
+exact preprocessing of training (size, colour mode, the mean and std it normalised with, and
+for pretrained weights the resize/crop to their input size). It travels inside the logged
+model's metadata, so a model found by alias serves itself correctly.
 """
 
 from __future__ import annotations
@@ -27,18 +28,28 @@ class ModelSpec:
     grayscale: bool
     mean: list[float]
     std: list[float]
-    #: "shorter_side" or "stretch" (models trained before the field existed: stretch)
-    resize: str = "stretch"
+    input_size: int | None = None  # the model's input size after resize/crop (None: as is)
+    resize: int | None = None  # shorter side resized to this before the center crop
+    #: how an uploaded image is fitted to ``image_size``, as preprocessing did:
+    #: "shorter_side" (keep the aspect ratio, center crop) or "stretch" (older models)
+    fit: str = "stretch"
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> ModelSpec:
-        """The spec of a model trained on the data set with this manifest."""
-        return cls(classes=[str(c) for c in manifest["classes"]],
-                   image_size=(int(manifest["image_size"][0]), int(manifest["image_size"][1])),
+    def from_manifest(cls, manifest: dict[str, Any], preprocessing: Any = None) -> ModelSpec:
+        """The spec of a model trained on the data set with this manifest.
+
+        ``preprocessing`` (``TrainResult.preprocessing``) gives the normalisation and input
+        size training used; without it, the train split's statistics and its image size.
+        """
+        prep = preprocessing
+        size = (int(manifest["image_size"][0]), int(manifest["image_size"][1]))
+        return cls(classes=[str(c) for c in manifest["classes"]], image_size=size,
                    grayscale=int(manifest["channels"]) == 1,
-                   mean=[float(v) for v in manifest["mean"]],
-                   std=[float(v) for v in manifest["std"]],
-                   resize=str(manifest.get("resize", "stretch")))
+                   mean=[float(v) for v in (prep.mean if prep else manifest["mean"])],
+                   std=[float(v) for v in (prep.std if prep else manifest["std"])],
+                   input_size=prep.image_size if prep and prep.image_size != size[-1] else None,
+                   resize=prep.resize if prep else None,
+                   fit=str(manifest.get("resize", "stretch")))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
@@ -46,8 +57,16 @@ class ModelSpec:
         return cls(classes=[str(c) for c in data["classes"]],
                    image_size=(int(data["image_size"][0]), int(data["image_size"][1])),
                    grayscale=bool(data["grayscale"]), mean=[float(v) for v in data["mean"]],
-                   std=[float(v) for v in data["std"]],
-                   resize=str(data.get("resize", "stretch")))
+                   std=[float(v) for v in data["std"]], input_size=data.get("input_size"),
+                   resize=data.get("resize"), fit=str(data.get("fit", "stretch")))
+
+    def transform(self) -> Any:
+        """The evaluation transform of training: uint8 (N)CHW in, normalised float32 out."""
+        from mlpipe.ml.transforms import build_transforms
+
+        return build_transforms(None, mean=self.mean, std=self.std,
+                                image_size=self.input_size or self.image_size[-1],
+                                train=False, resize=self.resize)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored with the model)."""
@@ -93,7 +112,7 @@ def predict_bytes(model: Any, spec: ModelSpec, images: Sequence[bytes]) -> list[
     from mlpipe.ml.preprocess import decode_bytes
 
     return predict_pixels(model, spec,
-                          [decode_bytes(data, spec.image_size, spec.grayscale, spec.resize)
+                          [decode_bytes(data, spec.image_size, spec.grayscale, spec.fit)
                            for data in images])
 
 
@@ -102,9 +121,7 @@ def predict_pixels(model: Any, spec: ModelSpec, pixels: Sequence[Any]) -> list[P
     import numpy as np
     import torch
 
-    from mlpipe.ml.preprocess import normalise
-
-    x = normalise(torch.from_numpy(np.stack(pixels)), spec.mean, spec.std)
+    x = spec.transform()(torch.from_numpy(np.stack(pixels)))
     with torch.no_grad():
         probs = torch.softmax(model(x), dim=1)
     out = []

@@ -1,8 +1,10 @@
 """Model construction: ``simple_cnn`` or any torchvision classifier, fitted to the data's shape.
 
-torchvision models are always built with ``weights=None`` (nothing is downloaded); the first
-``Conv2d`` is replaced to take ``in_channels`` and the last ``Linear`` (or the ``num_classes``
-argument of the builder) gives ``num_classes`` outputs.
+torchvision models are always built with ``weights=None`` (nothing is downloaded here); the
+first ``Conv2d`` is replaced to take ``in_channels`` and the last ``Linear`` (or the
+``num_classes`` argument of the builder) gives ``num_classes`` outputs. Pretrained weights
+(``mlpipe.ml.weights``) are then loaded into everything but a head of another size; an RGB
+first convolution is summed over its input channels for grayscale input.
 """
 
 from __future__ import annotations
@@ -15,13 +17,20 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from mlpipe.ml.weights import Pretrained
+
 __all__ = ["build_model", "pick_device"]
 
 
-def build_model(name: str, *, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
-    """Build an untrained classifier for ``in_channels`` x ``image_size``² images.
+def build_model(name: str, *, in_channels: int, num_classes: int, image_size: int,
+                pretrained: Pretrained | None = None, freeze_backbone: bool = False
+                ) -> nn.Module:
+    """Build a classifier for ``in_channels`` x ``image_size``² images.
 
-    Raises ``ConfigError`` for an unknown name or a model that cannot take that image size.
+    Untrained, or starting from ``pretrained`` (its head replaced when the class count
+    differs); ``freeze_backbone`` leaves only the head (last ``Linear``) trainable.
+    Raises ``ConfigError`` for an unknown name or a model that cannot take that image size,
+    ``WeightsError`` for weights that do not fit the architecture.
     """
     if in_channels < 1 or num_classes < 1 or image_size < 1:
         raise ConfigError([("", (
@@ -32,6 +41,12 @@ def build_model(name: str, *, in_channels: int, num_classes: int, image_size: in
         model = _simple_cnn(in_channels, num_classes)
     else:
         model = _torchvision_model(name, in_channels, num_classes, image_size)
+    if pretrained is not None:
+        _load_pretrained(model, pretrained)
+    if freeze_backbone:
+        head = _last_linear_path(model)
+        for path, param in model.named_parameters():
+            param.requires_grad = path.startswith(head + ".")
     _check_forward(model, name, in_channels, num_classes, image_size)
     return model
 
@@ -105,6 +120,40 @@ def _replace_last_linear(model: nn.Module, num_classes: int) -> None:
     if linears and linears[-1][1].out_features != num_classes:
         path, old = linears[-1]
         _set_submodule(model, path, nn.Linear(old.in_features, num_classes))
+
+
+def _last_linear_path(model: nn.Module) -> str:
+    from torch import nn
+
+    return [p for p, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+
+
+def _load_pretrained(model: nn.Module, pretrained: Pretrained) -> None:
+    """Load ``pretrained`` into ``model``, adapting the first conv and skipping a new head."""
+    from torch import nn
+
+    from mlpipe.ml.weights import WeightsError
+
+    own = model.state_dict()
+    head = _last_linear_path(model) + "."
+    first = next(p for p, m in model.named_modules() if isinstance(m, nn.Conv2d)) + ".weight"
+    state = {}
+    for key, value in pretrained.state_dict.items():
+        if key in own and own[key].shape != value.shape:
+            if key == first and own[key].shape[1] == 1:
+                value = value.sum(dim=1, keepdim=True)  # RGB filters seen through gray input
+            elif key.startswith(head):
+                continue  # a head for another number of classes: keep the new one
+            else:
+                raise WeightsError(f"weights {pretrained.source} do not fit {key}: "
+                                   f"{tuple(value.shape)} vs {tuple(own[key].shape)}")
+        state[key] = value
+    result = model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith(head)]
+    unexpected = [k for k in result.unexpected_keys if not k.lower().startswith("aux")]
+    if missing or unexpected:
+        raise WeightsError(f"weights {pretrained.source} do not match the model: missing "
+                           f"{missing[:3]}, unexpected {unexpected[:3]}")
 
 
 def _check_forward(

@@ -19,18 +19,20 @@ from typing import TYPE_CHECKING, Any
 
 from mlpipe.ml.config import ConfigError, TrainConfig, load_train_config
 from mlpipe.ml.models import build_model, pick_device
+from mlpipe.ml.transforms import Preprocessing, build_transforms, preprocessing_for
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["CHECKPOINT_NAME", "MetricsLogger", "TrainResult", "train"]
+__all__ = ["CHECKPOINT_NAME", "MetricsLogger", "TrainResult", "train", "train_rank"]
 
 CHECKPOINT_NAME = "last.pt"
 MetricsLogger = Callable[[dict[str, float], int], object]
 Transform = Callable[["torch.Tensor"], "torch.Tensor"]
 # Fields that may change between a crashed run and its resumption without changing results.
-RESUME_SAFE_FIELDS = frozenset({"epochs", "num_workers", "checkpoint_every", "device"})
+RESUME_SAFE_FIELDS = frozenset({"epochs", "num_workers", "checkpoint_every", "device",
+                                "allow_download"})
 
 
 @dataclass
@@ -44,6 +46,7 @@ class TrainResult:
     resumed_from_epoch: int = 0
     stopped_early: bool = False
     checkpoint_path: Path | None = None
+    preprocessing: Preprocessing | None = None
 
 
 @dataclass
@@ -81,23 +84,42 @@ def train(
     background passes ``flush_log``: it is called after the checkpoint file is written and
     before it replaces the last one, so no checkpoint is ever ahead of the logged metrics.
     """
-    import torch
-
     cfg = load_train_config(config)
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
+    if cfg.distributed is not None and cfg.distributed.nproc > 1:
+        if train_transform is not None or eval_transform is not None:
+            raise ConfigError([("train.distributed", (
+                "custom train/eval transforms cannot be sent to torchrun workers; "
+                "use train.augment instead"))])
+        from mlpipe.ml.distributed import launch
+
+        return launch(cfg, Path(dataset_dir), checkpoint_dir, log=log, resume=resume,
+                      flush_log=flush_log)
+    return train_rank(cfg, Path(dataset_dir), pick_device(cfg.device), checkpoint_dir,
+                      log=log, resume=resume, flush_log=flush_log,
+                      transforms=(train_transform, eval_transform))
+
+
+def train_rank(cfg: TrainConfig, dataset_dir: Path, device: torch.device,
+               checkpoint_dir: Path, *, log: MetricsLogger | None = None, resume: bool = True,
+               flush_log: Callable[[], object] | None = None,
+               transforms: tuple[Transform | None, Transform | None] = (None, None),
+               rank: int = 0, world_size: int = 1) -> TrainResult:
+    """The run of one process: all of ``train``, or rank ``rank`` of a DDP run (whose
+    process group is already initialised); only rank 0 logs and writes checkpoints."""
+    import torch
+
     devices = [device.index or 0] if device.type == "cuda" else []
     previous = (torch.are_deterministic_algorithms_enabled(),
                 torch.is_deterministic_algorithms_warn_only_enabled())
     # fork_rng: seeding for this run must not change the caller's random streams.
     with torch.random.fork_rng(devices=devices):
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
         try:
-            return _Trainer(cfg, Path(dataset_dir), device, train_transform,
-                            eval_transform).run(
-                checkpoint_dir, log, resume, flush_log
-            )
+            trainer = _Trainer(cfg, dataset_dir, device, *transforms, rank=rank,
+                               world_size=world_size)
+            return trainer.run(checkpoint_dir, log, resume, flush_log)
         finally:
             torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
@@ -106,49 +128,68 @@ class _Trainer:
     """One training run; split out of ``train`` to keep each step small."""
 
     def __init__(self, cfg: TrainConfig, dataset_dir: Path, device: torch.device,
-                 train_transform: Transform | None, eval_transform: Transform | None) -> None:
+                 train_transform: Transform | None, eval_transform: Transform | None,
+                 rank: int = 0, world_size: int = 1) -> None:
         import torch
-        from torch.utils.data import DataLoader
 
-        from mlpipe.ml.shards import Normalise, ShardDataset, ShardShuffleSampler, split_stats
+        from mlpipe.ml.shards import ShardDataset, ShardShuffleSampler
 
         self.cfg = cfg
         self.device = device
+        self.rank, self.world_size = rank, world_size
         cuda = device.type == "cuda"
         self.amp = cfg.amp and cuda
         self.channels_last = cfg.channels_last and cuda
         torch.manual_seed(cfg.seed)
         if cuda:
-            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.benchmark = not cfg.deterministic
         train_set = ShardDataset(dataset_dir, "train", train_transform)
+        val_set = ShardDataset(dataset_dir, "val", eval_transform)
         manifest = train_set.manifest
-        default = Normalise(*split_stats(manifest))
-        train_set.transform = train_transform or default
-        val_set = ShardDataset(dataset_dir, "val", eval_transform or default)
+        self.num_classes = len(manifest["classes"])
+        pretrained, self.preprocessing = _pretrained_and_preprocessing(cfg, manifest)
+        train_set.transform = train_transform or _transforms(cfg, self.preprocessing, manifest,
+                                                              train=True)
+        val_set.transform = eval_transform or _transforms(cfg, self.preprocessing, manifest,
+                                                          train=False)
         self.model = build_model(
-            cfg.model, in_channels=int(manifest["channels"]),
-            num_classes=len(manifest["classes"]), image_size=int(manifest["image_size"][-1]),
+            cfg.model, in_channels=int(manifest["channels"]), num_classes=self.num_classes,
+            image_size=self.preprocessing.image_size, pretrained=pretrained,
+            freeze_backbone=cfg.freeze_backbone,
         ).to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.sampler = ShardShuffleSampler(train_set, seed=cfg.seed)
-        # A last batch of one sample breaks BatchNorm in training mode; drop it instead.
-        n = len(train_set)
-        drop_last = n > 1 and n % cfg.batch_size == 1
-        self.train_loader = DataLoader(
-            train_set, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=drop_last,
-            generator=self.generator, num_workers=cfg.num_workers, pin_memory=cuda,
-            persistent_workers=cfg.num_workers > 0,
-        )
-        self.val_loader = DataLoader(
-            val_set, batch_size=cfg.batch_size, shuffle=False,
-            num_workers=cfg.num_workers, pin_memory=cuda,
-        )
+        self.sampler = ShardShuffleSampler(train_set, seed=cfg.seed, rank=rank,
+                                           world_size=world_size)
+        self._loaders(train_set, val_set, pin_memory=cuda)
+        self.net = self.model  # what runs the batches: the model, or its DDP wrapper
+        if world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(self.model)
         self.optimizer = _make_optimizer(cfg, self.model)
+        self.top_k = min(cfg.top_k, self.num_classes)
         self.scheduler = _make_scheduler(cfg, self.optimizer)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.loss_fn = torch.nn.CrossEntropyLoss()
+
+    def _loaders(self, train_set: Any, val_set: Any, *, pin_memory: bool) -> None:
+        """The train loader (over this rank's sampler) and the val loader."""
+        from torch.utils.data import DataLoader
+
+        # A last batch of one sample breaks BatchNorm in training mode; drop it instead.
+        n = len(self.sampler)
+        drop_last = n > 1 and n % self.cfg.batch_size == 1
+        self.train_loader = DataLoader(
+            train_set, batch_size=self.cfg.batch_size, sampler=self.sampler, drop_last=drop_last,
+            generator=self.generator, num_workers=self.cfg.num_workers, pin_memory=pin_memory,
+            persistent_workers=self.cfg.num_workers > 0,
+        )
+        self.val_loader = DataLoader(
+            val_set, batch_size=self.cfg.batch_size, shuffle=False,
+            num_workers=self.cfg.num_workers, pin_memory=pin_memory,
+        )
 
     def run(self, checkpoint_dir: Path, log: MetricsLogger | None, resume: bool,
             flush_log: Callable[[], object] | None = None) -> TrainResult:
@@ -160,14 +201,15 @@ class _Trainer:
             state.epoch += 1
             state.history.append(metrics)
             self._early_stopping(state, metrics["val_loss"])
-            if log is not None:
+            if log is not None and self.rank == 0:
                 log({k: v for k, v in metrics.items() if k != "epoch"}, state.epoch)
             last = state.epoch == self.cfg.epochs or state.stopped_early
-            if last or state.epoch % self.cfg.checkpoint_every == 0:
+            if self.rank == 0 and (last or state.epoch % self.cfg.checkpoint_every == 0):
                 self._save(path, state, flush_log)
         accs = [h["val_acc"] for h in state.history]
         return TrainResult(
             model=self.model, history=state.history, best_val_acc=max(accs, default=0.0),
+            preprocessing=self.preprocessing,
             epochs_run=state.epoch, resumed_from_epoch=resumed_from,
             stopped_early=state.stopped_early, checkpoint_path=path if path.exists() else None,
         )
@@ -185,23 +227,33 @@ class _Trainer:
         lr = float(self.optimizer.param_groups[0]["lr"])
         self.sampler.set_epoch(epoch)
         started = time.perf_counter()
-        train_loss, train_acc, seen = self._pass(self.train_loader, training=True)
+        train_loss, train_acc, train_top, seen = self._pass(self.train_loader, training=True)
         seconds = time.perf_counter() - started
-        val_loss, val_acc, _ = self._pass(self.val_loader, training=False)
+        val_loss, val_acc, val_top, _ = self._pass(self.val_loader, training=False)
+        if self.world_size > 1:  # ranks' BatchNorm buffers differ slightly: rank 0 decides
+            from mlpipe.ml.distributed import from_rank0
+
+            val_loss, val_acc, val_top = from_rank0(val_loss, val_acc, val_top)
         if self.scheduler is not None:
             self.scheduler.step()
+        top = f"top{self.top_k}_acc"
         return {
             "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-            "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
-            "epoch_seconds": seconds, "images_per_s": seen / seconds if seconds > 0 else 0.0,
+            f"train_{top}": train_top, "val_loss": val_loss, "val_acc": val_acc,
+            f"val_{top}": val_top, "lr": lr, "epoch_seconds": seconds,
+            "images_per_s": seen / seconds if seconds > 0 else 0.0,
         }
 
-    def _pass(self, loader: Any, *, training: bool) -> tuple[float, float, int]:
-        """One pass over ``loader``; returns mean loss, accuracy and the number of samples."""
+    def _pass(self, loader: Any, *, training: bool) -> tuple[float, float, float, int]:
+        """One pass over ``loader``: mean loss, accuracy, top-k accuracy, sample count.
+
+        Training sums are added up over all ranks (each saw its part of the split); every
+        rank validates on the whole val split.
+        """
         import torch
 
         self.model.train(training)
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, correct, top, seen = 0.0, 0, 0, 0
         with torch.set_grad_enabled(training):
             for xb, yb in loader:
                 xb = xb.to(self.device, non_blocking=True)
@@ -209,7 +261,7 @@ class _Trainer:
                 if self.channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-                    logits = self.model(xb)
+                    logits = (self.net if training else self.model)(xb)
                     loss = self.loss_fn(logits, yb)
                 if training:
                     self.optimizer.zero_grad(set_to_none=True)
@@ -217,11 +269,17 @@ class _Trainer:
                     self.scaler.step(self.optimizer)
                     self.scaler.update()
                 total_loss += float(loss.detach()) * len(yb)
-                correct += int((logits.argmax(dim=1) == yb).sum())
+                best = logits.topk(self.top_k, dim=1).indices
+                correct += int((best[:, 0] == yb).sum())
+                top += int((best == yb[:, None]).any(dim=1).sum())
                 seen += len(yb)
+        if training and self.world_size > 1:
+            from mlpipe.ml.distributed import all_sum
+
+            total_loss, correct, top, seen = all_sum(total_loss, correct, top, seen)
         if seen == 0:
-            return float("nan"), 0.0, 0
-        return total_loss / seen, correct / seen, seen
+            return float("nan"), 0.0, 0.0, 0
+        return total_loss / seen, correct / seen, top / seen, int(seen)
 
     def _save(self, path: Path, state: _State,
               flush_log: Callable[[], object] | None = None) -> None:
@@ -290,7 +348,7 @@ class _Trainer:
 def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     import torch
 
-    params = model.parameters()
+    params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -312,3 +370,22 @@ def _make_scheduler(
             optimizer, step_size=cfg.step_size, gamma=cfg.gamma
         )
     return None
+
+
+def _pretrained_and_preprocessing(cfg: TrainConfig, manifest: dict[str, Any]
+                                  ) -> tuple[Any, Preprocessing]:
+    """The pretrained weights of ``cfg`` (or None) and the preprocessing that goes with them."""
+    from mlpipe.ml.weights import load_weights
+
+    if cfg.weights is None:
+        return None, preprocessing_for(cfg, manifest)
+    pretrained = load_weights(cfg.model, cfg.weights, allow_download=cfg.allow_download)
+    own = pretrained.enum.transforms() if pretrained.enum is not None else None
+    return pretrained, preprocessing_for(cfg, manifest, own)
+
+
+def _transforms(cfg: TrainConfig, prep: Preprocessing, manifest: dict[str, Any], *,
+                train: bool) -> Transform:
+    return build_transforms(cfg, mean=prep.mean, std=prep.std, image_size=prep.image_size,
+                            train=train, resize=prep.resize, channels=int(manifest["channels"]))
+

@@ -39,8 +39,11 @@ class TorchTrainOperator(BaseOperator):
         self.config = config
 
     def execute(self, context: Context) -> Any:
+        import torch
+
         from mlpipe.ml.config import load_train_config
-        from mlpipe.ml.shards import ShardDataset, stream_batches
+        from mlpipe.ml.inference import ModelSpec
+        from mlpipe.ml.shards import ShardDataset
         from mlpipe.ml.training import train
 
         config = load_train_config(resolve_config(self.config,
@@ -66,12 +69,14 @@ class TorchTrainOperator(BaseOperator):
                        resume=True, flush_log=mlflow_run.flush)
         if result.resumed_from_epoch:
             log.info("resumed from the checkpoint of epoch %d", result.resumed_from_epoch)
-        example = next(iter(stream_batches(dataset, "train", batch_size=2)))[0]
-        return self._log_model(result.model, example, mlflow_run, manifest)
+        spec = ModelSpec.from_manifest(manifest, result.preprocessing)
+        # two images preprocessed as in training (a batch of one would pin the batch size)
+        pixels = [train_set[i][0] for i in range(min(2, len(train_set)))]
+        example = spec.transform()(torch.stack(pixels))
+        return self._log_model(result.model, example, mlflow_run, spec)
 
     @staticmethod
-    def _log_model(model: Any, example: Any, mlflow_run: Any, manifest: dict[str, Any]
-                   ) -> Artifact:
+    def _log_model(model: Any, example: Any, mlflow_run: Any, spec: Any) -> Artifact:
         """Log the model into the try's own run (resumed by id); return it as an Artifact.
 
         The model carries its serving spec (classes, preprocessing) in its metadata, and its
@@ -79,15 +84,13 @@ class TorchTrainOperator(BaseOperator):
         reuse the logged model as long as it still exists with that hash.
         """
         from mlpipe.artifacts import open_store
-        from mlpipe.ml.inference import ModelSpec
         from mlpipe.tracking.models import SPEC_KEY, log_pytorch_model
 
         tracking_uri = mlflow_run.client.tracking_uri
         logged = log_pytorch_model(tracking_uri, mlflow_run.run_id, model.cpu().eval(),
                                    input_example=example.cpu().numpy(),
                                    pip_requirements=PIP_REQUIREMENTS,
-                                   metadata={SPEC_KEY: ModelSpec.from_manifest(manifest)
-                                             .to_dict()})
+                                   metadata={SPEC_KEY: spec.to_dict()})
         stat = open_store(logged.model_uri, mlflow_options={"tracking_uri": tracking_uri}
                           ).stat(logged.model_uri)
         log.info("logged model %s (run %s)", logged.model_uri, logged.run_id)

@@ -71,8 +71,9 @@ def test_history_and_logging(data: Path, tmp_path: Path) -> None:
     assert [h["epoch"] for h in result.history] == [1, 2, 3]
     assert set(result.history[0]) == {
         "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
-        "epoch_seconds", "images_per_s",
-    }
+        "epoch_seconds", "images_per_s", "train_top3_acc", "val_top3_acc",
+    }  # top_k 5 is capped at the 3 classes: top-3 of 3 classes is always right
+    assert all(h["val_top3_acc"] == 1.0 and h["images_per_s"] > 0 for h in result.history)
     assert [step for _, step in logged] == [1, 2, 3]  # once per epoch, not per batch
     assert "epoch" not in logged[0][0]
     assert logged[-1][0]["val_acc"] == result.history[-1]["val_acc"]

@@ -81,3 +81,28 @@ def test_train_and_evaluate_log_params_metrics_model_and_confusion_matrix(
     assert version.tags["mlpipe.task_id"] == "train"
     assert version.tags["mlpipe.registered_by_run_id"] == run.run_id
     assert len(version.tags["mlpipe.config_hash"]) == 64
+
+
+def test_augment_top_k_and_imagenet_normalisation_reach_mlflow_and_the_model_spec(
+        digits: Path, isolated_env: Path) -> None:
+    config = {"model": "simple_cnn", "epochs": 2, "batch_size": 64, "lr": 0.01, "seed": 0,
+              "augment": [{"name": "RandomRotation", "degrees": 5}], "normalize": "imagenet",
+              "top_k": 2}
+    with DAG("digits_augment") as dag:
+        prep = ImagePreprocessOperator(task_id="preprocess", input_uri=digits.as_uri(),
+                                       image_size=(8, 8), grayscale=True, num_workers=1)
+        TorchTrainOperator(task_id="train", dataset_uri=prep.output, config=config)
+    run = dag.test()
+    assert run.state == "success", [(t.task_id, t.error) for t in run.task_instances]
+    model = run.get_task_instance("train").xcom_pull()
+
+    from mlflow import MlflowClient
+
+    from mlpipe.tracking.models import SPEC_KEY, load_model
+
+    client = MlflowClient(f"sqlite:///{isolated_env / 'mlflow.db'}")
+    run_id = model.extra["run_id"]
+    assert [m.step for m in client.get_metric_history(run_id, "val_top2_acc")] == [1, 2]
+    assert "RandomRotation" in client.get_run(run_id).data.params["augment"]
+    spec = load_model(model.uri, client.tracking_uri).metadata[SPEC_KEY]
+    assert spec["mean"] == [pytest.approx((0.485 + 0.456 + 0.406) / 3)]  # gray: averaged
