@@ -6,8 +6,9 @@ uploaded to the demo's local S3-compatible server, then the whole ``image_classi
 pipeline: download, preprocess (user split folders honoured), train (``simple_cnn``, the
 config's settings, ``--epochs``), evaluate, upload, register, deploy, in a fresh process
 with a scratch ``MLPIPE_HOME``. Reported: test accuracy, the wall time of the whole command
-and of the DAG run, and the peak RSS of the command's process tree (the S3 server runs
-inside it; the model server started by the demo is its child and is included).
+and of the demo's own clock (its PNG conversion, S3 seeding and the DAG run; per-task
+durations are printed in the table), and the peak RSS of the command's process tree (the
+S3 server runs inside it; the model server the demo starts is its child, included).
 No baseline: the published figure for a 2-layer CNN on Fashion-MNIST is ~0.91 accuracy.
 Usage: ``python benchmarks/ml_fashion_mnist.py [--epochs 3] [--limit N] [--quick]
 [--json PATH]`` (``--quick``: 1,000 images of each official set, 1 epoch).
@@ -53,14 +54,14 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     if result["returncode"]:
         raise RuntimeError(f"mlpipe demo failed ({result['returncode']}):\n{output[-3000:]}")
     accuracy = re.search(r"test accuracy: ([0-9.]+)", output)
-    dag_run = re.search(r"DAG run \S+: success in ([0-9.]+) s", output)
-    if accuracy is None or dag_run is None:
+    demo = re.search(r"DAG run \S+: success in ([0-9.]+) s", output)
+    if accuracy is None or demo is None:
         raise AssertionError(f"no accuracy or DAG run time in the demo's output:\n{output}")
     images = f"{2 * limit:,} images" if limit else "70,000 images"
     workload = f"Fashion-MNIST {images}, {epochs} epoch(s), whole pipeline"
     figures = [
         Figure(workload, "test accuracy", "", float(accuracy.group(1)), higher_is_better=True),
-        Figure(workload, "DAG run time", "s", float(dag_run.group(1))),
+        Figure(workload, "demo time (convert, seed S3, run)", "s", float(demo.group(1))),
         Figure(workload, "command wall time", "s", result["seconds"]),
         Figure(workload, "peak RSS (process tree)", "MB", result["peak_mb"]),
     ]

@@ -184,3 +184,20 @@ def test_peak_memory_is_bounded_by_shards_and_workers_not_images(tmp_path: Path)
     # interpreter + numpy + Pillow (~60 MB) + one 8 MB shard + 2 batches of 4 MB per worker
     peak_mb = max(figures["parent"], figures["workers"])
     assert peak_mb < 150 < dataset_mb / 3, figures
+
+
+def test_the_model_spec_carries_the_resize_mode_to_serving(tmp_path: Path) -> None:
+    from mlpipe.ml.inference import ModelSpec
+    from mlpipe.ml.preprocess import decode_bytes
+
+    _wide(tmp_path / "src" / "a" / "wide.png")
+    manifest = preprocess_images(tmp_path / "src", tmp_path / "out",
+                                 PreprocessOptions(image_size=(8, 8), **IN_PROCESS))
+    spec = ModelSpec.from_dict(ModelSpec.from_manifest(manifest).to_dict())
+    assert spec.resize == "shorter_side"
+    stored = load_split_pixels(tmp_path / "out", "train")[0][0].numpy()
+    served = decode_bytes((tmp_path / "src" / "a" / "wide.png").read_bytes(), spec.image_size,
+                          spec.grayscale, spec.resize)
+    assert served.tolist() == stored.tolist()  # serving decodes exactly as training stored
+    legacy = {k: v for k, v in spec.to_dict().items() if k != "resize"}
+    assert ModelSpec.from_dict(legacy).resize == "stretch"  # models from before the field
