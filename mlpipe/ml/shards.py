@@ -71,7 +71,7 @@ class ShardDataset:
         self.classes: list[str] = [str(c) for c in self.manifest["classes"]]
         self.targets: list[int] = [int(f["label"]) for f in info["files"]]
         self.shards: list[str] = list(info["shards"])
-        counts = info.get("shard_counts") or [self._open(i).shape[0]
+        counts = info.get("shard_counts") or [self.open_shard(i).shape[0]
                                               for i in range(len(self.shards))]
         self.starts: list[int] = [0]
         for count in counts:
@@ -109,13 +109,13 @@ class ShardDataset:
         if i in self._cache:
             self._cache.move_to_end(i)
             return self._cache[i]
-        opened = self._open(i)
+        opened = self.open_shard(i)
         self._cache[i] = opened
         if len(self._cache) > OPEN_SHARDS:
             self._cache.popitem(last=False)
         return opened
 
-    def _open(self, i: int) -> np.ndarray:
+    def open_shard(self, i: int) -> np.ndarray:
         """The pixels of shard ``i`` (N x C x H x W uint8), memory-mapped, not read."""
         import numpy as np
         import torch
