@@ -50,7 +50,11 @@ class TransformStep(BaseModel):
 
 
 class DistributedConfig(BaseModel):
-    """DistributedDataParallel through torchrun: ``nproc`` processes on this machine."""
+    """DistributedDataParallel through torchrun: ``nproc`` processes on this machine.
+
+    ``batch_size`` is per process: a step sees ``nproc * batch_size`` images, and an epoch
+    has ``nproc`` times fewer steps (scale ``lr`` or ``epochs`` accordingly).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

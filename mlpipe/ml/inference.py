@@ -28,11 +28,10 @@ class ModelSpec:
     grayscale: bool
     mean: list[float]
     std: list[float]
+    #: "shorter_side" or "stretch" (models trained before the field existed: stretch)
+    resize: str = "stretch"
     input_size: int | None = None  # the model's input size after resize/crop (None: as is)
-    resize: int | None = None  # shorter side resized to this before the center crop
-    #: how an uploaded image is fitted to ``image_size``, as preprocessing did:
-    #: "shorter_side" (keep the aspect ratio, center crop) or "stretch" (older models)
-    fit: str = "stretch"
+    input_resize: int | None = None  # shorter side resized to this before the center crop
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any], preprocessing: Any = None) -> ModelSpec:
@@ -47,9 +46,9 @@ class ModelSpec:
                    grayscale=int(manifest["channels"]) == 1,
                    mean=[float(v) for v in (prep.mean if prep else manifest["mean"])],
                    std=[float(v) for v in (prep.std if prep else manifest["std"])],
+                   resize=str(manifest.get("resize", "stretch")),
                    input_size=prep.image_size if prep and prep.image_size != size[-1] else None,
-                   resize=prep.resize if prep else None,
-                   fit=str(manifest.get("resize", "stretch")))
+                   input_resize=prep.resize if prep else None)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
@@ -57,8 +56,9 @@ class ModelSpec:
         return cls(classes=[str(c) for c in data["classes"]],
                    image_size=(int(data["image_size"][0]), int(data["image_size"][1])),
                    grayscale=bool(data["grayscale"]), mean=[float(v) for v in data["mean"]],
-                   std=[float(v) for v in data["std"]], input_size=data.get("input_size"),
-                   resize=data.get("resize"), fit=str(data.get("fit", "stretch")))
+                   std=[float(v) for v in data["std"]],
+                   resize=str(data.get("resize", "stretch")), input_size=data.get("input_size"),
+                   input_resize=data.get("input_resize"))
 
     def transform(self) -> Any:
         """The evaluation transform of training: uint8 (N)CHW in, normalised float32 out."""
@@ -66,7 +66,7 @@ class ModelSpec:
 
         return build_transforms(None, mean=self.mean, std=self.std,
                                 image_size=self.input_size or self.image_size[-1],
-                                train=False, resize=self.resize)
+                                train=False, resize=self.input_resize)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored with the model)."""
@@ -112,7 +112,7 @@ def predict_bytes(model: Any, spec: ModelSpec, images: Sequence[bytes]) -> list[
     from mlpipe.ml.preprocess import decode_bytes
 
     return predict_pixels(model, spec,
-                          [decode_bytes(data, spec.image_size, spec.grayscale, spec.fit)
+                          [decode_bytes(data, spec.image_size, spec.grayscale, spec.resize)
                            for data in images])
 
 

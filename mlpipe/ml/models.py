@@ -125,7 +125,7 @@ def _replace_last_linear(model: nn.Module, num_classes: int) -> None:
 def _last_linear_path(model: nn.Module) -> str:
     from torch import nn
 
-    return [p for p, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+    return str([p for p, m in model.named_modules() if isinstance(m, nn.Linear)][-1])
 
 
 def _load_pretrained(model: nn.Module, pretrained: Pretrained) -> None:

@@ -276,10 +276,11 @@ class _Trainer:
         if training and self.world_size > 1:
             from mlpipe.ml.distributed import all_sum
 
-            total_loss, correct, top, seen = all_sum(total_loss, correct, top, seen)
+            total_loss, *counts = all_sum(total_loss, correct, top, seen)
+            correct, top, seen = (round(c) for c in counts)
         if seen == 0:
             return float("nan"), 0.0, 0.0, 0
-        return total_loss / seen, correct / seen, top / seen, int(seen)
+        return total_loss / seen, correct / seen, top / seen, seen
 
     def _save(self, path: Path, state: _State,
               flush_log: Callable[[], object] | None = None) -> None:
@@ -386,6 +387,8 @@ def _pretrained_and_preprocessing(cfg: TrainConfig, manifest: dict[str, Any]
 
 def _transforms(cfg: TrainConfig, prep: Preprocessing, manifest: dict[str, Any], *,
                 train: bool) -> Transform:
-    return build_transforms(cfg, mean=prep.mean, std=prep.std, image_size=prep.image_size,
-                            train=train, resize=prep.resize, channels=int(manifest["channels"]))
+    composed: Transform = build_transforms(
+        cfg, mean=prep.mean, std=prep.std, image_size=prep.image_size, train=train,
+        resize=prep.resize, channels=int(manifest["channels"]))
+    return composed
 

@@ -57,7 +57,7 @@ def check_step(name: str, args: dict[str, Any]) -> v2.Transform:
     except TypeError as exc:
         raise ValueError(f"{name}: {exc}") from None
     try:
-        return cls(**args)  # type: ignore[no-any-return]
+        return cls(**args)
     except (TypeError, ValueError) as exc:
         bad = next((k for k in args if k in str(exc)), None)
         where = f" argument {bad!r}" if bad else ""

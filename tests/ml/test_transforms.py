@@ -107,13 +107,13 @@ def test_model_spec_carries_the_training_preprocessing() -> None:
                 "mean": MEAN, "std": STD}
     prep = Preprocessing([0.485, 0.456, 0.406], [0.229, 0.224, 0.225], 24, 28)
     spec = ModelSpec.from_dict(ModelSpec.from_manifest(manifest, prep).to_dict())
-    assert (spec.mean, spec.input_size, spec.resize) == (prep.mean, 24, 28)
+    assert (spec.mean, spec.input_size, spec.input_resize) == (prep.mean, 24, 28)
     x = torch.stack([pixels(i, size=32) for i in range(2)])
     expected = build_transforms(None, mean=prep.mean, std=prep.std, image_size=24,
                                 train=False, resize=28)(x)
     assert expected.shape == (2, 3, 24, 24)
     assert torch.equal(spec.transform()(x), expected)
     # a spec stored before these fields existed keeps serving as before
-    old = {k: v for k, v in spec.to_dict().items() if k not in ("input_size", "resize")}
+    old = {k: v for k, v in spec.to_dict().items() if k not in ("input_size", "input_resize")}
     plain = ModelSpec.from_dict({**old, "mean": MEAN, "std": STD}).transform()(x)
     assert torch.allclose(plain, Normalise(MEAN, STD)(x), atol=1e-6)
