@@ -112,6 +112,10 @@ class MlflowArtifactStore(ArtifactStore):
             shutil.rmtree(staging, ignore_errors=True)
         return dest
 
+    def download_into(self, uri: str, folder: str | Path) -> Path:
+        """Download the artifact (a file or a directory) into ``folder``; its local path."""
+        return self._download(uri, Path(folder))
+
     def exists(self, uri: str) -> bool:
         """True if the run or model version exists and has an artifact at the path."""
         try:

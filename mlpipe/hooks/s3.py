@@ -17,22 +17,12 @@ from typing import Any
 from mlpipe.connections.connection import Connection
 from mlpipe.connections.errors import ConnectionFailedError, HookError
 from mlpipe.hooks.base import BaseHook
+from mlpipe.s3 import transfer
+from mlpipe.s3.client import S3ClientSettings, make_client
+from mlpipe.s3.errors import describe_failure, is_boto_error, is_key_missing
+from mlpipe.s3.urls import join_key, parse_s3_url
 
-#: error codes that mean the credentials (not the request) are wrong
-AUTH_ERRORS = frozenset({
-    "AccessDenied", "AuthorizationHeaderMalformed", "ExpiredToken", "InvalidAccessKeyId",
-    "InvalidClientTokenId", "InvalidToken", "SignatureDoesNotMatch", "403",
-})
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/some/key`` -> ``("bucket", "some/key")``."""
-    if not url.startswith("s3://"):
-        raise HookError(None, url, "not an s3:// URL (expected s3://BUCKET/KEY)")
-    bucket, _, key = url[len("s3://"):].partition("/")
-    if not bucket:
-        raise HookError(None, url, "the s3:// URL has no bucket")
-    return bucket, key
+__all__ = ["S3Hook", "parse_s3_url"]
 
 
 class S3Hook(BaseHook):
@@ -53,6 +43,12 @@ class S3Hook(BaseHook):
     def _extra(self) -> dict[str, Any]:
         return self.connection.extra if self.conn_id is not None else {}
 
+    @property
+    def settings(self) -> S3ClientSettings:
+        """The client settings the connection maps to (the same mapping as the store's)."""
+        conn = self.connection if self.conn_id is not None else None
+        return S3ClientSettings.from_connection(conn, region_name=self.region_name)
+
     def endpoint(self) -> str:
         if self.conn_id is None:
             return f"AWS S3 (region {self.region_name})" if self.region_name else "AWS S3"
@@ -61,72 +57,30 @@ class S3Hook(BaseHook):
     def get_conn(self) -> Any:
         """The boto3 S3 client (created once per hook)."""
         if self._client is None:
-            self._client = self._make_client()
+            self._client = make_client(self.settings,
+                                       max_pool_connections=self.max_pool_connections)
         return self._client
-
-    def _make_client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        extra = self._extra()
-        conn = self.connection if self.conn_id is not None else None
-        session = boto3.session.Session(
-            aws_access_key_id=(conn.login if conn else None) or extra.get("aws_access_key_id"),
-            aws_secret_access_key=(conn.password if conn else None)
-            or extra.get("aws_secret_access_key"),
-            aws_session_token=extra.get("aws_session_token"),
-            region_name=self.region_name or extra.get("region_name"),
-        )
-        config = Config(
-            max_pool_connections=self.max_pool_connections,
-            retries={"max_attempts": int(extra.get("max_attempts", 3)), "mode": "standard"},
-            connect_timeout=float(extra.get("connect_timeout", 10)),
-            read_timeout=float(extra.get("read_timeout", 60)),
-            s3={"addressing_style": extra.get("addressing_style", "auto")},
-        )
-        verify = extra.get("verify")
-        return session.client("s3", endpoint_url=extra.get("endpoint_url"), config=config,
-                              verify=None if verify is None else _as_verify(verify))
 
     @contextmanager
     def translate_errors(self, action: str) -> Iterator[None]:
         """Turn boto errors into one line naming the connection, the endpoint and the cause."""
-        from boto3.exceptions import Boto3Error
-        from botocore.exceptions import (
-            BotoCoreError,
-            ClientError,
-            ConnectTimeoutError,
-            EndpointConnectionError,
-            NoCredentialsError,
-            PartialCredentialsError,
-        )
-
         try:
             yield
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", "unknown"))
-            kind = ConnectionFailedError if code in AUTH_ERRORS else HookError
-            raise kind(self.conn_id, self.endpoint(),
-                       f"{action}: {code}: {error.get('Message') or exc}") from None
-        except (EndpointConnectionError, ConnectTimeoutError, NoCredentialsError,
-                PartialCredentialsError) as exc:
-            raise ConnectionFailedError(self.conn_id, self.endpoint(), f"{action}: {exc}"
-                                        ) from None
-        except (BotoCoreError, Boto3Error) as exc:
-            raise HookError(self.conn_id, self.endpoint(), f"{action}: {exc}") from None
+        except Exception as exc:
+            if not is_boto_error(exc):
+                raise
+            failure = describe_failure(exc, self.settings.secrets())
+            kind = ConnectionFailedError if failure.auth else HookError
+            raise kind(self.conn_id, self.endpoint(), f"{action}: {failure.detail}") from None
 
     # -- listing ---------------------------------------------------------------------------
 
     def list_objects(self, bucket_name: str, prefix: str = "", *,
                      page_size: int | None = None) -> list[dict[str, Any]]:
         """Every object under ``prefix`` (``Key``, ``ETag``, ``Size``...), all pages."""
-        pages = {"PageSize": page_size} if page_size else {}
         with self.translate_errors(f"list s3://{bucket_name}/{prefix}"):
-            paginator = self.get_conn().get_paginator("list_objects_v2")
-            return [obj for page in paginator.paginate(Bucket=bucket_name, Prefix=prefix,
-                                                       PaginationConfig=pages)
-                    for obj in page.get("Contents", [])]
+            return transfer.list_objects(self.get_conn(), bucket_name, prefix,
+                                         page_size=page_size)
 
     def list_keys(self, bucket_name: str, prefix: str = "", *,
                   page_size: int | None = None) -> list[str]:
@@ -137,13 +91,11 @@ class S3Hook(BaseHook):
     def check_for_key(self, key: str, bucket_name: str | None = None) -> bool:
         """True if the object exists."""
         bucket, key = _bucket_and_key(key, bucket_name)
-        from botocore.exceptions import ClientError
-
         with self.translate_errors(f"head s3://{bucket}/{key}"):
             try:
                 self.get_conn().head_object(Bucket=bucket, Key=key)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            except Exception as exc:
+                if is_key_missing(exc):
                     return False
                 raise
         return True
@@ -213,13 +165,11 @@ class S3Hook(BaseHook):
         if not root.is_dir():
             raise HookError(self.conn_id, self.endpoint(), f"{root} is not a directory")
         files = sorted(p for p in root.rglob("*") if p.is_file())
-        keys = [_join(prefix, p.relative_to(root).as_posix()) for p in files]
-        with self._transfers(f"upload {root} to s3://{bucket_name}/{prefix}",
-                             max_workers) as manager:
-            futures = [manager.upload(str(p), bucket_name, k) for p, k in zip(files, keys,
-                                                                              strict=True)]
-            for future in futures:
-                future.result()
+        keys = [join_key(prefix, p.relative_to(root).as_posix()) for p in files]
+        with self.translate_errors(f"upload {root} to s3://{bucket_name}/{prefix}"):
+            transfer.upload_files(self.get_conn(), transfer.transfer_config(max_workers),
+                                  [(str(p), bucket_name, k, None)
+                                   for p, k in zip(files, keys, strict=True)])
         return keys
 
     def download_prefix(self, bucket_name: str, prefix: str, local_dir: str | Path, *,
@@ -236,20 +186,10 @@ class S3Hook(BaseHook):
                                 f"key {key!r} would be written outside {root}")
             target.parent.mkdir(parents=True, exist_ok=True)
             targets.append((key, target))
-        with self._transfers(f"download s3://{bucket_name}/{prefix}", max_workers) as manager:
-            futures = [manager.download(bucket_name, k, str(t)) for k, t in targets]
-            for future in futures:
-                future.result()
+        with self.translate_errors(f"download s3://{bucket_name}/{prefix}"):
+            transfer.download_files(self.get_conn(), transfer.transfer_config(max_workers),
+                                    [(bucket_name, k, str(t)) for k, t in targets])
         return [t for _, t in targets]
-
-    @contextmanager
-    def _transfers(self, action: str, max_workers: int) -> Iterator[Any]:
-        from boto3.s3.transfer import TransferConfig, create_transfer_manager
-
-        config = TransferConfig(max_concurrency=max_workers, use_threads=True)
-        with self.translate_errors(action), \
-                create_transfer_manager(self.get_conn(), config) as manager:
-            yield manager
 
     # -- checking ------------------------------------------------------------------------------
 
@@ -269,15 +209,3 @@ class S3Hook(BaseHook):
 
 def _bucket_and_key(key: str, bucket_name: str | None) -> tuple[str, str]:
     return (bucket_name, key) if bucket_name else parse_s3_url(key)
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix.rstrip('/')}/{name}" if prefix else name
-
-
-def _as_verify(value: Any) -> bool | str:
-    if isinstance(value, str) and value.lower() in ("false", "0", "no"):
-        return False
-    if isinstance(value, str) and value.lower() in ("true", "1", "yes"):
-        return True
-    return value if isinstance(value, str) else bool(value)

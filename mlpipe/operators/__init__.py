@@ -9,7 +9,8 @@ from mlpipe.operators.evaluate import EvaluateModelOperator
 from mlpipe.operators.image import ImagePreprocessOperator
 from mlpipe.operators.python import BranchPythonOperator, PythonOperator, ShortCircuitOperator
 from mlpipe.operators.register import RegisterModelOperator
-from mlpipe.operators.s3 import S3DownloadOperator, S3UploadOperator
+from mlpipe.operators.s3 import S3DownloadOperator
+from mlpipe.operators.s3_upload import S3UploadOperator
 from mlpipe.operators.sql import SQLExecuteQueryOperator
 from mlpipe.operators.train import TorchTrainOperator
 

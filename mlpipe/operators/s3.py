@@ -1,10 +1,10 @@
-"""``S3DownloadOperator`` and ``S3UploadOperator``: datasets between S3 and local disk.
+"""``S3DownloadOperator``: an S3 prefix mirrored into a local dataset folder.
 
 The download mirrors a prefix into a local dataset folder with a ``manifest.json`` (key,
 ETag, size, sha256, path per object). With ``incremental`` only new or changed objects
 (ETag or size differ) are fetched and files of vanished keys are removed, so the folder is
-a stable mirror across runs. boto3 is used only through ``mlpipe.hooks`` and
-``mlpipe.artifacts``: importing this module loads neither.
+a stable mirror across runs. ``S3UploadOperator`` is in ``s3_upload``. boto3 is used only
+through ``mlpipe.hooks`` and ``mlpipe.artifacts``: importing this module loads neither.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -21,15 +20,13 @@ from typing import Any, ClassVar
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from mlpipe.artifacts import Artifact, ArtifactKind, localfs, manifest_hash, open_store
-from mlpipe.artifacts.errors import ArtifactError
+from mlpipe.artifacts import Artifact, ArtifactKind, localfs, manifest_hash
 from mlpipe.connections.errors import ConnectionFailedError, HookError
-from mlpipe.connections.masking import redact
 from mlpipe.core.operator import BaseOperator, Context
 from mlpipe.errors import TaskError
 from mlpipe.hooks.s3 import S3Hook
-from mlpipe.operators.artifact_args import uri_of
 from mlpipe.operators.transfer_progress import TransferProgress
+from mlpipe.s3.urls import InvalidS3UrlError, parse_s3_url
 
 __all__ = [
     "S3BucketNotFoundError",
@@ -37,7 +34,6 @@ __all__ = [
     "S3DownloadOperator",
     "S3EmptyPrefixError",
     "S3OperatorError",
-    "S3UploadOperator",
 ]
 
 log = logging.getLogger("mlpipe.task")
@@ -71,13 +67,14 @@ class S3CredentialsError(S3OperatorError):
 
 def split_s3(url: str, *, what: str) -> tuple[str, str]:
     """``s3://bucket/prefix`` -> ``("bucket", "prefix")``; anything else raises."""
-    if not isinstance(url, str) or not url.startswith("s3://") or not url[5:].split("/")[0]:
-        raise S3OperatorError(f"{what} {url!r} is not an s3:// URL; use s3://BUCKET/PREFIX/")
-    bucket, _, key = url[5:].partition("/")
-    return bucket, key
+    try:
+        return parse_s3_url(url, what=what)
+    except InvalidS3UrlError as exc:
+        raise S3OperatorError(str(exc)) from None
 
 
-def _dir_prefix(prefix: str) -> str:
+def dir_prefix(prefix: str) -> str:
+    """``prefix`` ending with ``/`` (``""`` stays the bucket's root)."""
     return prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
 
@@ -115,7 +112,7 @@ class S3DownloadOperator(BaseOperator):
 
     def execute(self, context: Context) -> Artifact:
         bucket, prefix = split_s3(self.source, what="source")
-        prefix = _dir_prefix(prefix)
+        prefix = dir_prefix(prefix)
         root = Path(self.dest) if self.dest else default_dataset_dir(context, self.task_id)
         root.mkdir(parents=True, exist_ok=True)
         hook = S3Hook(self.aws_conn_id, max_pool_connections=self.max_workers)
@@ -327,88 +324,13 @@ def default_dataset_dir(context: Context, task_id: str) -> Path:
 
 
 def store_options(conn_id: str, *, max_workers: int = 16) -> dict[str, Any]:
-    """``S3ArtifactStore`` keyword arguments from an AWS connection."""
-    conn = S3Hook(conn_id).connection
-    extra = conn.extra_dejson
-    return {"endpoint_url": extra.get("endpoint_url"), "region_name": extra.get("region_name"),
-            "aws_access_key_id": conn.login or extra.get("aws_access_key_id"),
-            "aws_secret_access_key": conn.password or extra.get("aws_secret_access_key"),
-            "max_workers": max_workers}
+    """``S3ArtifactStore`` keyword arguments from an AWS connection (the hook's mapping)."""
+    return {"settings": S3Hook(conn_id).settings, "max_workers": max_workers}
 
 
-class S3UploadOperator(BaseOperator):
-    """Upload a local file or folder artifact to S3; returns the destination ``Artifact``.
+def __getattr__(name: str) -> Any:
+    if name == "S3UploadOperator":  # lives in s3_upload; importable from here as before
+        from mlpipe.operators.s3_upload import S3UploadOperator
 
-    Args:
-        task_id: The task's id.
-        source_uri: An ``Artifact`` (e.g. another task's ``.output``), a ``file://`` URI or
-            a local path (templated).
-        dest: ``s3://bucket/prefix/`` (templated). A folder is uploaded under it, replacing
-            what was there; a file goes to ``dest`` + its name when ``dest`` ends with
-            ``/``, else to the key ``dest``. Re-running writes the same keys.
-        aws_conn_id: The AWS connection.
-        max_workers: Parallel part and file uploads (multipart above 8 MiB).
-    """
-
-    template_fields: ClassVar[Sequence[str]] = ("source_uri", "dest")
-    ui_color: ClassVar[str] = "#c5e1f5"
-
-    def __init__(self, task_id: str, source_uri: Artifact | str, dest: str, *,
-                 aws_conn_id: str = "aws_default", max_workers: int = 16,
-                 **kwargs: Any) -> None:
-        super().__init__(task_id, **kwargs)
-        self.source_uri = source_uri
-        self.dest = dest
-        self.aws_conn_id = aws_conn_id
-        self.max_workers = max_workers
-
-    def execute(self, context: Context) -> Artifact:
-        source = self.source_uri
-        uri = uri_of(source)
-        local = _local_path(uri)
-        bucket, key = split_s3(self.dest, what="dest")
-        if local.is_dir():
-            target, kind = f"s3://{bucket}/{_dir_prefix(key)}", ArtifactKind.DATASET
-        elif local.is_file():
-            name = key + local.name if not key or key.endswith("/") else key
-            target, kind = f"s3://{bucket}/{name}", ArtifactKind.FILE
-        else:
-            raise S3OperatorError(f"cannot upload {uri!r}: no such file or folder")
-        if isinstance(source, Artifact):
-            kind = source.kind
-        store = open_store(target, s3_options=store_options(self.aws_conn_id,
-                                                            max_workers=self.max_workers))
-        log.info("Uploading %s to %s", local, target)
-        try:
-            stat = store.put_dir(local, target) if local.is_dir() else store.put_file(local,
-                                                                                        target)
-        except Exception as exc:
-            # The store translates most boto errors, but the transfer manager's
-            # S3UploadFailedError gets through untranslated: name the target either way.
-            if not isinstance(exc, ArtifactError) and not _from_boto(exc):
-                raise
-            reason = redact(" ".join(str(exc).split()))
-            raise S3OperatorError(f"upload of {uri!r} to {target!r} (connection "
-                                  f"{self.aws_conn_id!r}) failed: {reason}", bucket=bucket,
-                                  prefix=key, conn_id=self.aws_conn_id) from None
-        extra: dict[str, Any] = {"source": uri}
-        if stat.etag is not None:
-            extra["etag"] = stat.etag
-        if stat.version_id is not None:
-            extra["version_id"] = stat.version_id
-        log.info("Uploaded %d bytes to %s (sha256 %s)", stat.size, target, stat.sha256[:12])
-        return Artifact(uri=target, kind=kind, sha256=stat.sha256, size=stat.size,
-                        extra=extra)
-
-
-def _from_boto(exc: BaseException) -> bool:
-    return type(exc).__module__.split(".")[0] in ("boto3", "botocore")
-
-
-def _local_path(uri: str) -> Path:
-    if uri.startswith("file://"):
-        return Path(url2pathname(urlparse(uri).path))
-    if "://" in uri or uri.startswith(("runs:/", "models:/")):
-        raise S3OperatorError(f"cannot upload {uri!r}: only local files and folders "
-                              "(file:// URIs or paths) can be uploaded")
-    return Path(os.path.expanduser(uri))
+        return S3UploadOperator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
