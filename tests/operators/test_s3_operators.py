@@ -320,9 +320,87 @@ def test_upload_to_a_missing_bucket_names_it(s3: Any, tmp_path: Path) -> None:
         op.execute({})
 
 
+MODEL_FILES = {"MLmodel": b"flavors:\n  pytorch: {model_data: data}\n",
+               "data/model.pth": bytes(range(256)) * 64, "requirements.txt": b"torch\n"}
+
+
+@pytest.fixture(scope="module")
+def registered_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Model 'tiny' version 1, alias 'prod', in a real SQLite MLflow store."""
+    from mlflow import MlflowClient
+
+    root = tmp_path_factory.mktemp("mlflow")
+    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.create_experiment("models", artifact_location=(root / "art").as_uri())
+    run_id = client.create_run(experiment).info.run_id
+    for rel, data in MODEL_FILES.items():
+        (root / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / "src" / rel).write_bytes(data)
+    client.log_artifacts(run_id, str(root / "src"), "model")
+    client.create_registered_model("tiny")
+    source = f"{client.get_run(run_id).info.artifact_uri}/model"
+    version = client.create_model_version("tiny", source, run_id=run_id).version
+    client.set_registered_model_alias("tiny", "prod", version)
+    return {"tracking_uri": tracking_uri, "run_id": run_id, "root": str(root)}
+
+
+@pytest.mark.parametrize("source", ["models:/tiny/1", "models:/tiny@prod",
+                                    "runs:/{run_id}/model"])
+def test_upload_of_a_model_puts_its_files_under_the_prefix(
+        source: str, registered_model: dict[str, str], empty_bucket: str, s3: Any) -> None:
+    uri = source.format(run_id=registered_model["run_id"])
+    op = S3UploadOperator(task_id="push", source_uri=uri, dest=f"s3://{empty_bucket}/m/",
+                          tracking_uri=registered_model["tracking_uri"])
+
+    artifact = op.execute({})
+
+    listed = s3.list_objects_v2(Bucket=empty_bucket, Prefix="m/")["Contents"]
+    assert sorted(o["Key"] for o in listed) == ["m/MLmodel", "m/data/model.pth",
+                                                "m/requirements.txt"]
+    body = s3.get_object(Bucket=empty_bucket, Key="m/data/model.pth")["Body"].read()
+    assert body == MODEL_FILES["data/model.pth"]
+    assert (artifact.uri, artifact.kind) == (f"s3://{empty_bucket}/m/", "model")
+    assert artifact.extra["source"] == uri
+    assert artifact.size == sum(len(data) for data in MODEL_FILES.values())
+
+
+def test_a_dag_uploads_a_model_with_the_runs_tracking_store(
+        registered_model: dict[str, str], empty_bucket: str, s3: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLPIPE_HOME", str(Path(registered_model["root"]) / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registered_model["tracking_uri"])
+    with DAG("s3_push_model", start_date=LOGICAL) as dag:
+        S3UploadOperator(task_id="push", source_uri="models:/tiny@prod",
+                         dest=f"s3://{empty_bucket}/release/")
+
+    ti = dag.test().get_task_instance("push")
+
+    assert ti.state == "success", ti.log
+    assert ti.xcom_pull(key="return_value").uri == f"s3://{empty_bucket}/release/"
+    head = s3.head_object(Bucket=empty_bucket, Key="release/MLmodel")
+    assert head["ContentLength"] == len(MODEL_FILES["MLmodel"])
+
+
+@pytest.mark.parametrize(("source", "match"), [
+    ("models:/tiny/7", r"cannot upload 'models:/tiny/7': artifact 'models:/tiny/7' does "
+                       r"not exist \(.*\) \(tracking URI 'sqlite:"),
+    ("models:/nope@prod", r"cannot upload 'models:/nope@prod': artifact .* does not exist"),
+    ("http://host/model.bin", r"cannot upload 'http://host/model.bin': only local files"),
+])
+def test_upload_of_an_unknown_model_fails_with_one_line(
+        source: str, match: str, registered_model: dict[str, str], tmp_path: Path) -> None:
+    op = S3UploadOperator(task_id="push", source_uri=source, dest="s3://any-bucket/m/",
+                          tracking_uri=registered_model["tracking_uri"])
+
+    with pytest.raises(S3OperatorError, match=match) as caught:
+        op.execute({})
+    assert "\n" not in str(caught.value)
+
+
 def test_importing_the_operators_does_not_import_boto3() -> None:
     code = ("import sys, mlpipe.operators as o; o.S3DownloadOperator; o.S3UploadOperator; "
-            "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))")
+            "print(sorted(m for m in ('boto3', 'botocore', 'mlflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
