@@ -27,6 +27,8 @@ def _loaded_after(statement: str) -> list[str]:
     "import mlpipe.connections",
     "from mlpipe.operators import SQLExecuteQueryOperator",
     "from mlpipe.hooks import S3Hook; S3Hook('aws_default'); import mlpipe.hooks.sql",
+    "import mlpipe.s3, mlpipe.s3.transfer",
+    "import mlpipe.operators as o; o.S3DownloadOperator; o.S3UploadOperator",
 ])
 def test_importing_loads_no_heavy_library(statement: str) -> None:
     assert _loaded_after(statement) == []

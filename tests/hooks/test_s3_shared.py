@@ -4,8 +4,6 @@ artifact store share, and error lines that never carry a secret (real moto serve
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 
 import moto.settings
 import pytest
@@ -128,10 +126,3 @@ def test_an_unreachable_endpoint_is_one_line_for_hook_and_store(
         store.exists("s3://b/k")
     assert "down-secret" not in str(caught.value)
 
-
-def test_importing_the_s3_stack_loads_no_boto3() -> None:
-    code = ("import sys, mlpipe.s3, mlpipe.s3.transfer; "
-            "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "[]"
