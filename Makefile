@@ -21,10 +21,10 @@ lint: install
 	$(BIN)/ruff check mlpipe tests benchmarks examples pipelines notebooks
 
 typecheck: install
-	$(BIN)/mypy mlpipe/core mlpipe/errors.py
+	$(BIN)/mypy mlpipe/core mlpipe/errors mlpipe/masking.py
 
 contracts: install
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 
 pytest: install
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/pytest -q

@@ -5,6 +5,9 @@ Importing this package is cheap: no torch, mlflow, boto3 or database driver is l
 
 from __future__ import annotations
 
+from typing import Any
+
+from mlpipe.core import engine_port
 from mlpipe.core.dag import DAG, dag
 from mlpipe.core.dependencies import chain
 from mlpipe.core.params import Param
@@ -14,6 +17,16 @@ from mlpipe.core.xcom_arg import XComArg
 from mlpipe.decorators import task
 
 __version__ = "0.1.0"
+
+
+def _test_dag(dag: DAG, **kwargs: Any) -> Any:
+    """``DAG.test()``'s engine: imported on first use, so ``import mlpipe`` stays cheap."""
+    from mlpipe.scheduler.dag_test import test_dag
+
+    return test_dag(dag, **kwargs)
+
+
+engine_port.install_dag_tester(_test_dag)
 
 __all__ = [
     "DAG",

@@ -4,15 +4,15 @@
 ``s3://`` (``S3ArtifactStore``, boto3), ``runs:/`` and ``models:/``
 (``MlflowArtifactStore``, read-only). Importing this package loads neither boto3 nor
 mlflow; the S3 and MLflow stores are imported on first use.
+
+May import: mlpipe.core, mlpipe.errors, mlpipe.s3; boto3 and mlflow lazily, in their stores.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.artifacts.base import ArtifactStat, ArtifactStore
-from mlpipe.artifacts.errors import ArtifactError, ArtifactNotFoundError, UnknownSchemeError
 from mlpipe.artifacts.file import FileArtifactStore
 from mlpipe.artifacts.registry import (
     ArtifactStoreRegistry,
@@ -21,6 +21,7 @@ from mlpipe.artifacts.registry import (
     register_store,
 )
 from mlpipe.core.artifact import Artifact, ArtifactKind, artifact_prefix, manifest_hash
+from mlpipe.errors import ArtifactError, ArtifactNotFoundError, UnknownSchemeError
 
 if TYPE_CHECKING:
     from mlpipe.artifacts.mlflow_store import MlflowArtifactStore
@@ -45,15 +46,14 @@ __all__ = [
     "register_store",
 ]
 
-_LAZY = {
-    "MlflowArtifactStore": "mlpipe.artifacts.mlflow_store",
-    "S3ArtifactStore": "mlpipe.artifacts.s3",
-}
-
-
 def __getattr__(name: str) -> Any:
     """Import the heavy stores (boto3, mlflow) only when they are asked for."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    if name == "S3ArtifactStore":
+        from mlpipe.artifacts.s3 import S3ArtifactStore
+
+        return S3ArtifactStore
+    if name == "MlflowArtifactStore":
+        from mlpipe.artifacts.mlflow_store import MlflowArtifactStore
+
+        return MlflowArtifactStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

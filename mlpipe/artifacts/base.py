@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
-from mlpipe.artifacts.errors import ArtifactError
 from mlpipe.core.artifact import Artifact, ArtifactKind
+from mlpipe.errors import ArtifactError
 
 __all__ = ["ArtifactStat", "ArtifactStore"]
 

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from mlpipe.artifacts import localfs
 from mlpipe.artifacts.base import ArtifactStat, ArtifactStore
-from mlpipe.artifacts.errors import ArtifactError, ArtifactNotFoundError
+from mlpipe.errors import ArtifactError, ArtifactNotFoundError
 
 __all__ = ["FileArtifactStore"]
 

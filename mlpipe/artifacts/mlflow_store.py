@@ -30,7 +30,7 @@ from mlflow.exceptions import MlflowException
 
 from mlpipe.artifacts import localfs
 from mlpipe.artifacts.base import ArtifactStat, ArtifactStore
-from mlpipe.artifacts.errors import ArtifactError, ArtifactNotFoundError
+from mlpipe.errors import ArtifactError, ArtifactNotFoundError
 
 __all__ = ["MlflowArtifactStore"]
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlpipe.artifacts.base import ArtifactStore
-from mlpipe.artifacts.errors import UnknownSchemeError
+from mlpipe.errors import UnknownSchemeError
 
 __all__ = [
     "ArtifactStoreRegistry",
@@ -28,11 +28,29 @@ __all__ = [
 StoreFactory = Callable[..., ArtifactStore] | str
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_BUILTIN: dict[str, str] = {
-    "file": "mlpipe.artifacts.file:FileArtifactStore",
-    "s3": "mlpipe.artifacts.s3:S3ArtifactStore",
-    "runs": "mlpipe.artifacts.mlflow_store:MlflowArtifactStore",
-    "models": "mlpipe.artifacts.mlflow_store:MlflowArtifactStore",
+
+
+def _file_store(**options: Any) -> ArtifactStore:
+    from mlpipe.artifacts.file import FileArtifactStore
+
+    return FileArtifactStore(**options)
+
+
+def _s3_store(**options: Any) -> ArtifactStore:
+    from mlpipe.artifacts.s3 import S3ArtifactStore  # boto3: only when an s3:// URI is used
+
+    return S3ArtifactStore(**options)
+
+
+def _mlflow_store(**options: Any) -> ArtifactStore:
+    from mlpipe.artifacts.mlflow_store import MlflowArtifactStore  # mlflow: likewise
+
+    return MlflowArtifactStore(**options)
+
+
+#: the built-in stores, each imported on first use
+_BUILTIN: dict[str, StoreFactory] = {
+    "file": _file_store, "s3": _s3_store, "runs": _mlflow_store, "models": _mlflow_store,
 }
 
 
@@ -74,6 +92,8 @@ class ArtifactStoreRegistry:
 
 
 def _load(target: str) -> Callable[..., ArtifactStore]:
+    """A store registered by name, ``"package.module:attr"``: the plugin point for stores
+    that live outside mlpipe (``register_store("gs", "my_pkg.gcs:GcsStore")``)."""
     module_name, _, attr = target.partition(":")
     loaded: Callable[..., ArtifactStore] = getattr(importlib.import_module(module_name), attr)
     return loaded

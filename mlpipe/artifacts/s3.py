@@ -18,12 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
 from mlpipe.artifacts import localfs
 from mlpipe.artifacts.base import ArtifactStat, ArtifactStore
-from mlpipe.artifacts.errors import ArtifactError, ArtifactNotFoundError
+from mlpipe.artifacts.s3_errors import S3ErrorTranslator, is_key_missing
 from mlpipe.artifacts.s3_tree import (
     INCOMPLETE_MARKER,
     S3Object,
+    delete_keys,
     dir_prefix,
     download_tree,
     hidden_name,
@@ -31,9 +35,9 @@ from mlpipe.artifacts.s3_tree import (
     upload_tree,
     visible_objects,
 )
-from mlpipe.s3 import transfer
-from mlpipe.s3.client import S3ClientSettings, make_client
-from mlpipe.s3.errors import describe_failure, is_boto_error, is_key_missing
+from mlpipe.errors import ArtifactError, ArtifactNotFoundError
+from mlpipe.s3.client import make_client
+from mlpipe.s3.credentials import S3Credentials
 
 __all__ = ["S3ArtifactStore"]
 
@@ -53,8 +57,8 @@ class S3ArtifactStore(ArtifactStore):
         multipart_threshold: Files at least this big are uploaded in parts.
         multipart_chunksize: Part size (S3's minimum is 5 MiB).
         max_bandwidth: Transfer cap in bytes per second; None for none.
-        settings: All client settings at once (e.g. ``S3ClientSettings.from_connection``);
-            when given, the four arguments above it are ignored.
+        credentials: All of the above that locate and sign (``mlpipe.s3.S3Credentials``,
+            e.g. from an AWS connection); when given, the four arguments before are unused.
     """
 
     schemes = ("s3",)
@@ -70,17 +74,24 @@ class S3ArtifactStore(ArtifactStore):
         multipart_threshold: int = 8 * _MIB,
         multipart_chunksize: int = 8 * _MIB,
         max_bandwidth: int | None = None,
-        settings: S3ClientSettings | None = None,
+        credentials: S3Credentials | None = None,
     ) -> None:
-        self.settings = settings or S3ClientSettings(
-            aws_access_key_id=aws_access_key_id, aws_secret_access_key=aws_secret_access_key,
-            region_name=region_name, endpoint_url=endpoint_url)
-        self.endpoint_url = self.settings.endpoint_url
+        if credentials is None:
+            credentials = S3Credentials(aws_access_key_id=aws_access_key_id,
+                                        aws_secret_access_key=aws_secret_access_key,
+                                        region_name=region_name, endpoint_url=endpoint_url)
+        self.credentials = credentials
+        self.endpoint_url = credentials.endpoint_url
         self.max_workers = max_workers
-        self.client: Any = make_client(self.settings, max_pool_connections=max_workers)
-        self.transfer_config = transfer.transfer_config(
-            max_workers, multipart_threshold=multipart_threshold,
-            multipart_chunksize=multipart_chunksize, max_bandwidth=max_bandwidth)
+        self.client: Any = make_client(credentials, max_pool_connections=max_workers)
+        self.transfer_config = TransferConfig(
+            multipart_threshold=multipart_threshold,
+            multipart_chunksize=multipart_chunksize,
+            max_concurrency=max_workers,
+            max_bandwidth=max_bandwidth,
+        )
+        self._errors = S3ErrorTranslator(credentials.endpoint_url,
+                                         credentials.aws_secret_access_key)
 
     def open(self, uri: str) -> BinaryIO:
         """A stream of the object's body (botocore's ``StreamingBody``)."""
@@ -216,29 +227,8 @@ class S3ArtifactStore(ArtifactStore):
     def _call(self, op: str, bucket: str, key: str, action: Callable[[], _T]) -> _T:
         try:
             return action()
-        except Exception as exc:
-            if not is_boto_error(exc):
-                raise
-            raise self._translate(exc, op, bucket, key) from None
-
-    def _translate(self, exc: Exception, op: str, bucket: str, key: str) -> ArtifactError:
-        """One line naming the operation, the URI, the endpoint and the reason (no secret)."""
-        failure = describe_failure(exc, self.settings.secrets())
-        uri, where = f"s3://{bucket}/{key}", self.settings.where
-        reason = {
-            "missing_bucket": f"bucket {bucket!r} does not exist",
-            "denied": f"access denied ({failure.code}); check the access key id, the secret "
-                      "and the bucket's permissions",
-            "no_credentials": "no AWS credentials; pass aws_access_key_id and "
-                              "aws_secret_access_key",
-            "unreachable": "cannot connect to the endpoint; is the server running and the "
-                           f"URL right? ({failure.detail})",
-        }.get(failure.kind, failure.detail)
-        if failure.kind == "missing_key":
-            return ArtifactNotFoundError(uri, f"no object {key!r} in bucket {bucket!r} at "
-                                              f"endpoint {where}")
-        return ArtifactError(f"S3 {op} of {uri!r} failed at endpoint {where}: {reason}",
-                             uri=uri)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._errors.translate(exc, op, bucket, key) from None
 
     def _file_key(self, uri: str) -> tuple[str, str]:
         bucket, key = split_s3_uri(uri)
@@ -252,12 +242,12 @@ class S3ArtifactStore(ArtifactStore):
     def _head(self, bucket: str, key: str) -> dict[str, Any] | None:
         try:
             head: dict[str, Any] = self.client.head_object(Bucket=bucket, Key=key)
-        except Exception as exc:
+        except ClientError as exc:
             if is_key_missing(exc):
                 return None
-            if not is_boto_error(exc):
-                raise
-            raise self._translate(exc, "stat", bucket, key) from None
+            raise self._errors.translate(exc, "stat", bucket, key) from None
+        except BotoCoreError as exc:
+            raise self._errors.translate(exc, "stat", bucket, key) from None
         return head
 
     def _stat_object(self, bucket: str, key: str,
@@ -282,13 +272,23 @@ class S3ArtifactStore(ArtifactStore):
             return localfs.hash_stream(body)[1]
 
     def _list_objects(self, bucket: str, prefix: str) -> builtins.list[S3Object]:
-        listed = self._call("list", bucket, prefix,
-                            lambda: transfer.list_objects(self.client, bucket, prefix))
-        return [(o["Key"], int(o["Size"])) for o in listed]
+        def collect() -> builtins.list[S3Object]:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix)
+            return [(o["Key"], int(o["Size"])) for p in pages for o in p.get("Contents", [])]
+        return self._call("list", bucket, prefix, collect)
 
     def _list_level(self, bucket: str, prefix: str) -> tuple[set[str], set[str]]:
-        return self._call("list", bucket, prefix,
-                          lambda: transfer.list_level(self.client, bucket, prefix))
+        def collect() -> tuple[set[str], set[str]]:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, Delimiter="/")
+            files: set[str] = set()
+            dirs: set[str] = set()
+            for page in pages:
+                files.update(o["Key"] for o in page.get("Contents", []))
+                dirs.update(p["Prefix"] for p in page.get("CommonPrefixes", []))
+            return files, dirs
+        return self._call("list", bucket, prefix, collect)
 
     def _complete_tree(self, uri: str, bucket: str, prefix: str) -> builtins.list[S3Object]:
         objects = self._list_objects(bucket, prefix)
@@ -297,18 +297,18 @@ class S3ArtifactStore(ArtifactStore):
         visible = visible_objects(objects)
         if not visible:
             raise ArtifactNotFoundError(uri, f"no objects under {prefix!r} in bucket "
-                                             f"{bucket!r} at endpoint {self.settings.where}")
+                                             f"{bucket!r} at endpoint {self._errors.where}")
         return visible
 
     def _delete(self, bucket: str, keys: builtins.list[str]) -> None:
         if not keys:
             return
-        failed = self._call("delete", bucket, keys[0], lambda: transfer.delete_keys(
+        failed = self._call("delete", bucket, keys[0], lambda: delete_keys(
             self.client, bucket, keys))
         if failed:
             first = failed[0]
             raise ArtifactError(
                 f"S3 delete of 's3://{bucket}/{first.get('Key')}' failed at endpoint "
-                f"{self.settings.where}: {first.get('Code')}: {first.get('Message')}",
+                f"{self._errors.where}: {first.get('Code')}: {first.get('Message')}",
                 uri=f"s3://{bucket}/{first.get('Key')}",
             )

@@ -21,7 +21,7 @@ from mlpipe.connections import (
     mask_secret,
 )
 from mlpipe.connections.connection import parse_extra
-from mlpipe.store.secrets_store import SecretsStore
+from mlpipe.connections.metastore_backend import SecretsStore
 
 app = typer.Typer(help="Manage connections to external systems (S3, databases...).",
                   no_args_is_help=True)

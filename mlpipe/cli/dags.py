@@ -112,9 +112,9 @@ def report_run(run: DagRun) -> None:
         if ti.error:
             index = f"[{ti.map_index}]" if ti.map_index >= 0 else ""
             err_console.print(f"{ti.task_id}{index} failed: {ti.error}", markup=False)
-    style = "green" if run.state.value == "success" else "red"
+    style = "green" if run.state is DagRunState.SUCCESS else "red"
     console.print(f"DAG run {run.run_id}: [{style}]{run.state.value}[/]", markup=True)
-    if run.state.value != "success":
+    if run.state is not DagRunState.SUCCESS:
         raise typer.Exit(1)
 
 
@@ -269,7 +269,7 @@ def backfill(
     def finished(run: DagRun) -> None:
         nonlocal done
         done += 1
-        if run.state.value != "success":
+        if run.state is not DagRunState.SUCCESS:
             failed.append(run.run_id)
         console.print(f"[{done}/{len(plan.to_run)}] {run.run_id}: {run.state.value}")
 

@@ -72,7 +72,7 @@ def _start_serving(model_uri: str, tracking_uri: str, log_path: Path) -> tuple[A
 
 
 def _wait_listening(process: Any, url: str, log_path: Path, deadline_s: float = 120) -> None:
-    from mlpipe.serving.client import ServingClient, ServingError
+    from mlpipe.hooks.serving import ServingClient, ServingError
 
     client = ServingClient(url, timeout=5)
     deadline = time.monotonic() + deadline_s
@@ -171,7 +171,7 @@ def _report(engine: Any, run: Any, seconds: float) -> None:
 
 def _sample_prediction(url: str, images: Path) -> None:
     """Ask the endpoint about one real digit and print its answer."""
-    from mlpipe.serving.client import ServingClient
+    from mlpipe.hooks.serving import ServingClient
 
     client = ServingClient(url)
     health = client.health()

@@ -12,9 +12,10 @@ from rich.text import Text
 
 from mlpipe.cli.output import console
 from mlpipe.core.dag import DAG
+from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.store.entities import TIKey
 
-_DONE = {"success", "failed", "skipped", "upstream_failed", "removed"}
+_DONE = {S.SUCCESS, S.FAILED, S.SKIPPED, S.UPSTREAM_FAILED, S.REMOVED}
 
 
 class RunProgress:
@@ -33,7 +34,7 @@ class RunProgress:
         counts = Counter(self.states.values())
         summary = "  ".join(f"{state}: {n}" for state, n in sorted(counts.items()))
         running = sorted(str(k.task_id) + (f"[{k.map_index}]" if k.map_index >= 0 else "")
-                         for k, s in self.states.items() if s in ("queued", "running"))
+                         for k, s in self.states.items() if s in (S.QUEUED, S.RUNNING))
         lines = [self.progress, Text(summary, style="dim")]
         if running:
             lines.append(Text("running: " + ", ".join(running[:8]), style="cyan"))

@@ -9,17 +9,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlpipe.cli.output import console, err_console, guarded
-from mlpipe.errors import MlpipeError
+from mlpipe.errors import ServeError
 from mlpipe.settings import load_settings
 
 if TYPE_CHECKING:
     from mlpipe.serving.limits import ServeLimits
 
 TOKEN_ENV = "MLPIPE_SERVE_TOKEN"
-
-
-class ServeError(MlpipeError):
-    """``mlpipe serve`` was given something it cannot serve."""
 
 
 def check_model_uri(model_uri: str) -> None:

@@ -11,9 +11,9 @@ import typer
 
 from mlpipe.cli.common import DagsFolder, Output, fmt_time, open_engine
 from mlpipe.cli.output import OutputFormat, console, guarded, print_rows
+from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.errors import DagDefinitionError, StoreError, TaskNotFoundError
 from mlpipe.runtime.models import TaskInstance
-from mlpipe.runtime.task_runner import run_task_instance
 from mlpipe.scheduler import run_control
 from mlpipe.store.entities import TaskInstanceRecord, TIKey
 from mlpipe.store.metadata_store import MetadataStore
@@ -37,18 +37,13 @@ def run(dag_id: str, task_id: str, run_id: str, map_index: MapIndex = -1,
         engine.store.get_run(dag_id, run_id)  # names the run if that is what is missing
         raise StoreError(f"run {run_id!r} has no task instance {task_id!r} map_index "
                          f"{map_index}")
-    if record.state in ("none", "scheduled", "up_for_retry"):
-        engine.store.transition(key, [record.state], "queued")
-    # what every executor passes: tracking to MLflow and the configured artifact root
-    outcome = run_task_instance(engine.store, dag, key, logs_root=engine.logs_root,
-                                xcom_max_bytes=engine.settings.xcom_max_bytes,
-                                heartbeat_interval=engine.settings.task_lease_s / 6,
-                                tracking=engine.settings.tracking,
-                                artifact_root=engine.settings.artifacts)
+    if record.state in (S.NONE, S.SCHEDULED, S.UP_FOR_RETRY):
+        engine.store.transition(key, [record.state], S.QUEUED)
+    outcome = engine.try_runner().run(key)  # the runner every executor uses
     if outcome is None:
         raise StoreError(f"{key} is {record.state}, not queued: it runs elsewhere or finished")
     console.print(f"{key}: {outcome.state.value}")
-    if outcome.state.value not in ("success", "skipped"):
+    if outcome.state not in (S.SUCCESS, S.SKIPPED):
         raise typer.Exit(1)
 
 
@@ -64,7 +59,7 @@ def test(dag_id: str, task_id: str,
     ti = test_task(dag, task_id, logical_date=logical_date)
     sys.stdout.write(ti.log)
     console.print(f"{task_id}: {ti.state.value}")
-    if ti.state.value not in ("success", "skipped"):
+    if ti.state not in (S.SUCCESS, S.SKIPPED):
         raise typer.Exit(1)
 
 
@@ -139,7 +134,7 @@ def _follow(store: MetadataStore, key: TIKey, try_number: int, path: Path) -> No
                 continue
             record = store.get_ti(key)
             if record is None or record.try_number != try_number or \
-                    record.state not in ("running", "queued"):
+                    record.state not in (S.RUNNING, S.QUEUED):
                 sys.stdout.write(log.read())
                 return
             time.sleep(0.2)
@@ -166,7 +161,7 @@ def clear(dag_id: str,
     running = [r for r in run_control.matching(engine.store, dag, run_id=run_id,
                                                task_regex=task_regex, downstream=downstream,
                                                only_failed=only_failed)
-               if r.state in ("running", "queued")]
+               if r.state in (S.RUNNING, S.QUEUED)]
     if running:
         _confirm_stop(running, yes)
     cleared = engine.clear(dag, run_id=run_id, task_regex=task_regex, downstream=downstream,

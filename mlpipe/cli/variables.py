@@ -20,9 +20,9 @@ from mlpipe.connections import (
     get_variable,
     is_sensitive_name,
 )
-from mlpipe.connections.errors import ConnectionsError
-from mlpipe.connections.masking import MASK
 from mlpipe.connections.variables import to_json_text, value_text
+from mlpipe.errors import ConnectionsError
+from mlpipe.masking import MASK
 
 app = typer.Typer(help="Manage variables (var.value.NAME / var.json.NAME in templates).",
                   no_args_is_help=True)

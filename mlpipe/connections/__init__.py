@@ -3,6 +3,8 @@
 ``get_connection(conn_id)`` and ``get_variable(key)`` look in the environment
 (``MLPIPE_CONN_<ID>``, ``MLPIPE_VAR_<NAME>``) and then the metadata database; whatever they
 return that is secret is masked as ``***`` in task logs from then on.
+
+May import: mlpipe.settings, mlpipe.store (the secret rows), mlpipe.errors, mlpipe.masking.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from mlpipe.connections.backends import (
 )
 from mlpipe.connections.connection import Connection
 from mlpipe.connections.crypto import FernetCipher, generate_key
-from mlpipe.connections.errors import (
+from mlpipe.errors import (
     ConnectionExistsError,
     ConnectionFailedError,
     ConnectionNotFoundError,
@@ -27,7 +29,7 @@ from mlpipe.connections.errors import (
     InvalidConnectionError,
     VariableNotFoundError,
 )
-from mlpipe.connections.masking import is_sensitive_name, mask_secret, redact
+from mlpipe.masking import is_sensitive_name, mask_secret, redact
 
 __all__ = [
     "Connection",

@@ -8,23 +8,17 @@ operators above it) never depends on the store at import time.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from mlpipe.connections.connection import Connection
-from mlpipe.connections.errors import ConnectionNotFoundError, VariableNotFoundError
-from mlpipe.connections.masking import is_sensitive_name, secrets_masker, string_leaves
 from mlpipe.connections.variables import load_value, to_json_text, value_text
+from mlpipe.errors import ConnectionNotFoundError, VariableNotFoundError
+from mlpipe.masking import is_sensitive_name, secrets_masker, string_leaves
 
 CONN_PREFIX = "MLPIPE_CONN_"
 VAR_PREFIX = "MLPIPE_VAR_"
-#: the default search path: environment, then the configured metadata database
-DEFAULT_BACKENDS = (
-    "mlpipe.connections.backends.EnvSecretsBackend",
-    "mlpipe.store.secrets_store.MetastoreSecretsBackend",
-)
 _MISSING: Any = object()
 
 
@@ -62,12 +56,11 @@ class EnvSecretsBackend:
 
 
 def default_backends() -> list[SecretsBackend]:
-    """Fresh instances of the default search path."""
-    backends: list[SecretsBackend] = []
-    for path in DEFAULT_BACKENDS:
-        module, _, name = path.rpartition(".")
-        backends.append(getattr(importlib.import_module(module), name)())
-    return backends
+    """Fresh instances of the default search path: the environment, then the configured
+    metadata database (its backend imported here, on first use)."""
+    from mlpipe.connections.metastore_backend import MetastoreSecretsBackend
+
+    return [EnvSecretsBackend(), MetastoreSecretsBackend()]
 
 
 def get_connection(conn_id: str, *,

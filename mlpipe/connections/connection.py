@@ -7,8 +7,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from mlpipe.connections.errors import InvalidConnectionError
-from mlpipe.connections.masking import MASK, is_sensitive_name
+from mlpipe.errors import InvalidConnectionError
+from mlpipe.masking import MASK, is_sensitive_name
 
 #: connection types whose login/password are an AWS access key id / secret access key
 AWS_TYPES = frozenset({"aws", "s3"})

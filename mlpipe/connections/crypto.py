@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mlpipe.connections.errors import DecryptionError, FernetKeyError
 from mlpipe.connections.keyfile import create_key_file, read_key_file
+from mlpipe.errors import DecryptionError, FernetKeyError
 
 
 def generate_key() -> str:

@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from mlpipe.connections.errors import FernetKeyError
+from mlpipe.errors import FernetKeyError
 
 KEY_FILE_NAME = "fernet.key"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.connections.crypto import FernetCipher
-from mlpipe.connections.masking import mask_secret, secrets_masker
+from mlpipe.masking import mask_secret, secrets_masker
 
 _TAG = "__mlpipe_type__"  # the tag of ``mlpipe.core.serde``'s typed values
 _KIND = "secret"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from mlpipe.errors import MlpipeError
+from mlpipe.errors import InvalidArtifactError
 
 __all__ = [
     "Artifact",
@@ -30,10 +30,6 @@ __all__ = [
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-
-
-class InvalidArtifactError(MlpipeError, ValueError):
-    """An artifact reference or artifact path component has an unusable value."""
 
 
 class ArtifactKind(StrEnum):

@@ -4,31 +4,29 @@ from __future__ import annotations
 
 import functools
 import graphlib
-import importlib
 import inspect
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlpipe.core import authoring_context as ctx
+from mlpipe.core.engine_port import TestedRun, dag_tester
 from mlpipe.core.ids import validate_id
 from mlpipe.core.operator import BaseOperator
 from mlpipe.core.params import Param, check_defaults
 from mlpipe.core.task_group import TaskGroup
-from mlpipe.core.timetables import ScheduleError, Timetable, make_timetable
+from mlpipe.core.timetables import Timetable, make_timetable
 from mlpipe.core.xcom_arg import DagParam
 from mlpipe.errors import (
     CycleError,
     DagDefinitionError,
     DuplicateTaskIdError,
+    ScheduleError,
     TaskAlreadyInDagError,
     TaskNotFoundError,
 )
-
-if TYPE_CHECKING:
-    from mlpipe.runtime.models import DagRun
 
 DagCallback = Callable[[dict[str, Any]], object]
 
@@ -199,19 +197,16 @@ class DAG:
         conf: Mapping[str, Any] | None = None,
         *,
         skip_retry_delays: bool = False,
-    ) -> DagRun:
+    ) -> TestedRun:
         """Run every task in this process and return the finished ``DagRun``.
 
         Task failures do not raise: read ``run.state`` and each task instance's ``state``
         and ``log``. Retry delays are waited out for real unless ``skip_retry_delays``.
+        The engine that runs it is installed through ``core.engine_port`` (the core never
+        imports the engine).
         """
-        # The engine lives above the core; import it by name so the core stays importable
-        # (and checkable) on its own.
-        runner = importlib.import_module("mlpipe.scheduler.dag_test")
-        result: DagRun = runner.test_dag(
-            self, logical_date=logical_date, conf=conf, skip_retry_delays=skip_retry_delays
-        )
-        return result
+        return dag_tester()(self, logical_date=logical_date, conf=conf,
+                            skip_retry_delays=skip_retry_delays)
 
     def __repr__(self) -> str:
         return f"<DAG: {self.dag_id}>"

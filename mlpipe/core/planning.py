@@ -15,9 +15,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from mlpipe.core.states import FINISHED_STATES
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.core.trigger_rule import Decision, UpstreamTally, decide
 from mlpipe.core.xcom_arg import XComArg
+from mlpipe.errors import DagDefinitionError
 
 if TYPE_CHECKING:
     from mlpipe.core.dag import DAG
@@ -55,6 +57,9 @@ class _Node:
     decided: bool = False
     count: int | None = None
     states: dict[int, S] = field(default_factory=dict)
+    #: downstream task ids in the DAG's definition order, so what becomes ready together is
+    #: released in the same order every run (a set's order changes with PYTHONHASHSEED)
+    downstream: tuple[str, ...] = ()
 
 
 class RunPlanner:
@@ -78,7 +83,9 @@ class RunPlanner:
                 self.groups[gid].task_ids.append(task.task_id)
             static = not task.is_mapped and gid is None
             self.nodes[task.task_id] = _Node(task, gid, static, count=1 if static else None)
+        order = {task_id: i for i, task_id in enumerate(self.nodes)}
         for node in self.nodes.values():
+            node.downstream = tuple(sorted(node.task.downstream_task_ids, key=order.__getitem__))
             for up_id in node.task.upstream_task_ids:
                 up = self.nodes[up_id]
                 if self._same_group(up, node):
@@ -133,7 +140,15 @@ class RunPlanner:
         return actions
 
     def finished(self, task_id: str, map_index: int, state: S) -> list[Action]:
-        """An instance the engine ran has finished in ``state`` (success/failed/skipped)."""
+        """An instance the engine ran has finished in ``state`` (success/failed/skipped).
+
+        Raises:
+            DagDefinitionError: ``state`` is not final (a retry is not an outcome).
+        """
+        if state not in FINISHED_STATES:
+            raise DagDefinitionError(
+                f"{task_id}[{map_index}] reported as {state.value!r}, which is not final; "
+                f"report one of {sorted(s.value for s in FINISHED_STATES)}")
         actions: list[Action] = []
         self._finish(self.nodes[task_id], map_index, state, actions)
         return actions
@@ -146,7 +161,7 @@ class RunPlanner:
             self._finish(node, -1, S.SKIPPED, actions)
             return actions
         node.count = count
-        for down_id in node.task.downstream_task_ids:
+        for down_id in node.downstream:
             down = self.nodes[down_id]
             down.shared.unknown -= 1
             down.shared.expected += count
@@ -170,7 +185,7 @@ class RunPlanner:
             node.shared.unknown -= len(pending_same)
             node.units = {i: UpstreamTally(expected=len(pending_same)) for i in range(count)}
             node.undecided = set(range(count))
-            for down_id in node.task.downstream_task_ids:
+            for down_id in node.downstream:
                 down = self.nodes[down_id]
                 if not self._same_group(node, down):
                     down.shared.unknown -= 1
@@ -279,7 +294,7 @@ class RunPlanner:
         if len(node.states) == node.count:
             self._open -= 1
         touched: list[_Node] = []
-        for down_id in node.task.downstream_task_ids:
+        for down_id in node.downstream:
             down = self.nodes[down_id]
             if self._same_group(node, down) and index >= 0 and down.units is not None:
                 down.units[index].add(state)

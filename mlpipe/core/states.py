@@ -18,6 +18,8 @@ class TaskInstanceState(StrEnum):
     UP_FOR_RETRY = "up_for_retry"
     UPSTREAM_FAILED = "upstream_failed"
     REMOVED = "removed"
+    #: a sensor in ``mode="reschedule"`` waits for its next poke without holding a slot
+    UP_FOR_RESCHEDULE = "up_for_reschedule"
 
     @property
     def finished(self) -> bool:

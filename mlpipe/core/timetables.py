@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from mlpipe.errors import DagDefinitionError
+from mlpipe.errors import ScheduleError
 
 PRESETS: dict[str, str] = {
     "@hourly": "0 * * * *",
@@ -23,10 +23,6 @@ PRESETS: dict[str, str] = {
     "@annually": "0 0 1 1 *",
     "@midnight": "0 0 * * *",
 }
-
-
-class ScheduleError(DagDefinitionError):
-    """A schedule that cannot be used (bad cron string, unknown preset...)."""
 
 
 @dataclass(frozen=True, slots=True)

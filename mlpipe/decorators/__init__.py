@@ -1,4 +1,7 @@
-"""TaskFlow: ``@task`` and its flavours turn plain functions into tasks."""
+"""TaskFlow: ``@task`` and its flavours turn plain functions into tasks.
+
+May import: mlpipe.core, mlpipe.operators, mlpipe.errors.
+"""
 
 from __future__ import annotations
 

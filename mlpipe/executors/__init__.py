@@ -1,4 +1,7 @@
-"""Executors: where task instances run (this process, or child processes)."""
+"""Executors: where task instances run (this process, or child processes).
+
+May import: mlpipe.runtime, mlpipe.store, mlpipe.tracking, mlpipe.core, mlpipe.errors.
+"""
 
 from __future__ import annotations
 

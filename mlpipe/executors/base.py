@@ -14,11 +14,12 @@ from mlpipe.tracking.config import TrackingConfig
 if TYPE_CHECKING:
     from mlpipe.core.dag import DAG
     from mlpipe.runtime.models import DagRun
+    from mlpipe.runtime.try_runner import TryResult, TryRunner
     from mlpipe.store.metadata_store import MetadataStore
 
 
-#: ``(conn, key, attempt, state, skip) -> planned``: see ``DagRunDriver.hand_off``
-HandOff = Callable[[Any, TIKey, int, str, tuple[str, ...]], bool]
+#: ``(result, attempt) -> recorded``: a driver's ``record_try`` (see ``ExecutionEnv.recorders``)
+RunRecorder = Callable[["TryResult", int], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,23 +53,29 @@ class TaskEvent:
 
 @dataclass
 class ExecutionEnv:
-    """What an executor needs to run a task instance anywhere."""
+    """What an executor needs to run task instances: the runner, and the driver's state."""
 
-    store: MetadataStore
-    store_url: str
-    dag_provider: Callable[[str], DAG]
-    logs_root: Path
-    xcom_max_bytes: int = 48 * 1024
-    heartbeat_interval: float = 5.0
-    #: where tasks log to MLflow (None: tasks that ask for an MLflow run fail)
-    tracking: TrackingConfig | None = None
-    #: where tasks write artifacts (context["artifact_prefix"] is under it)
-    artifact_root: str | None = None
+    runner: TryRunner
     #: runs already loaded in this process (in-process executors reuse them)
     runs: dict[tuple[str, str], DagRun] = field(default_factory=dict)
-    #: per run, the driver's hand-off: in-process executors call it inside a try's final
-    #: transaction, so finishing it and queueing what it made ready is one transaction
-    handoffs: dict[tuple[str, str], HandOff] = field(default_factory=dict)
+    #: per run, the driver's recorder: an in-process executor gives it to the runner, so a
+    #: try's result and the queueing of what it made ready are one transaction
+    recorders: dict[tuple[str, str], RunRecorder] = field(default_factory=dict)
+
+    @property
+    def store(self) -> MetadataStore:
+        return self.runner.store
+
+    @property
+    def logs_root(self) -> Path:
+        return self.runner.logs_root
+
+    @property
+    def tracking(self) -> TrackingConfig | None:
+        return self.runner.tracking
+
+    def dag_provider(self, dag_id: str) -> DAG:
+        return self.runner.dag_provider(dag_id)
 
 
 class Executor(ABC):
@@ -100,8 +107,9 @@ class Executor(ABC):
     def prepare(self, conn: Any, workload: Workload) -> None:  # noqa: B027 - optional hook
         """Claim ``workload`` inside ``conn``'s transaction, ahead of ``submit``.
 
-        Called by the driver in a try's final transaction with the workload it will submit
-        next; in-process executors claim it there, saving a transaction. Others ignore it.
+        Called by the driver in the transaction that records a try's result, with the
+        workload it will submit next; in-process executors claim it there, saving a
+        transaction. Others ignore it.
         """
 
     @property

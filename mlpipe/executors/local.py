@@ -62,8 +62,6 @@ def _child_main(env: ExecutionEnv, conn: multiprocessing.connection.Connection,
     # the engine's compiled-statement cache comes along.
     store = env.store
     store.engine.dispose(close=False)
-    from mlpipe.runtime.task_runner import run_task_instance
-
     store.warm_up()  # connect and read the schema before there is a task to wait for it
     # A standby dies with its parent: siblings forked later hold copies of this pipe's other
     # end, so its EOF alone is no sign. A try, once given, outlives a killed scheduler (the
@@ -80,11 +78,8 @@ def _child_main(env: ExecutionEnv, conn: multiprocessing.connection.Connection,
     set_parent_death_signal(0)
     key, use_run = message
     try:
-        outcome = run_task_instance(
-            store, env.dag_provider(key.dag_id), key, logs_root=env.logs_root,
-            xcom_max_bytes=env.xcom_max_bytes, heartbeat_interval=env.heartbeat_interval,
-            tracking=env.tracking, artifact_root=env.artifact_root,
-            on_heartbeat_lost=lambda: os.kill(os.getpid(), signal.SIGTERM),
+        outcome = env.runner.run(
+            key, on_heartbeat_lost=lambda: os.kill(os.getpid(), signal.SIGTERM),
             # the driver's run, inherited by the fork, when it is the one the driver has now
             run=env.runs.get((key.dag_id, key.run_id)) if use_run else None,
         )
@@ -143,7 +138,7 @@ class LocalExecutor(Executor):
         import jinja2.sandbox  # noqa: F401
         import psutil  # noqa: F401
 
-        import mlpipe.runtime.task_runner  # noqa: F401
+        import mlpipe.runtime.task_runner  # noqa: F401 - the try's body and its imports
 
         env.store.prime()
         if self._reaper is None:

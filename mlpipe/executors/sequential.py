@@ -1,17 +1,16 @@
 """``SequentialExecutor``: runs each task instance in this process, one at a time.
 
-A try's final transaction also carries the driver's hand-off (``ExecutionEnv.handoffs``):
-the downstream instances it made ready are queued in that same transaction.
+The runner hands each try's result to the driver's recorder (``ExecutionEnv.recorders``):
+the driver writes it and queues the downstream instances it made ready in one transaction.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from mlpipe.executors.base import Executor, TaskEvent, Workload
-from mlpipe.runtime.task_runner import Claim, TryOutcome, claim_try, run_task_instance
+from mlpipe.runtime.try_runner import Claim, Recorder, TryResult
 from mlpipe.store.entities import TIKey
 
 
@@ -31,7 +30,7 @@ class SequentialExecutor(Executor):
         slot = (workload.key, workload.attempt)
         if env is None or slot in self._claims:
             return
-        claim = claim_try(env.store, workload.key, env.logs_root, conn=conn)
+        claim = env.runner.claim(workload.key, conn=conn)
         if claim is not None:
             self._claims[slot] = claim
 
@@ -39,24 +38,19 @@ class SequentialExecutor(Executor):
         env = self.env
         assert env is not None, "start() the executor first"
         key = workload.key
-        handoff = env.handoffs.get((key.dag_id, key.run_id))
-        on_finish: Callable[[TryOutcome, Any], object] | None = None
-        if handoff is not None:
-            def on_finish(outcome: TryOutcome, conn: Any) -> object:
-                return handoff(conn, key, workload.attempt, outcome.state.value,
-                               tuple(sorted(outcome.skip)))
-        outcome = run_task_instance(
-            env.store, env.dag_provider(key.dag_id), key, logs_root=env.logs_root,
-            xcom_max_bytes=env.xcom_max_bytes, heartbeat_interval=env.heartbeat_interval,
-            tracking=env.tracking, artifact_root=env.artifact_root,
-            run=env.runs.get((key.dag_id, key.run_id)), on_finish=on_finish,
-            claim=self._claims.pop((key, workload.attempt), None))
-        if outcome is None:
+        run_key = (key.dag_id, key.run_id)
+        driver_record = env.recorders.get(run_key)
+        recorder: Recorder | None = None
+        if driver_record is not None:
+            def recorder(result: TryResult) -> bool:
+                return driver_record(result, workload.attempt)
+        result = env.runner.run(key, run=env.runs.get(run_key), recorder=recorder,
+                                claim=self._claims.pop((key, workload.attempt), None))
+        if result is None:
             self._events.append(TaskEvent(key, None, workload.attempt, claimed=False))
         else:
             self._events.append(TaskEvent(key, None, workload.attempt,
-                                          state=outcome.state.value,
-                                          skip=tuple(sorted(outcome.skip))))
+                                          state=result.state.value, skip=result.skip))
 
     def poll(self, timeout: float | None = None) -> list[TaskEvent]:
         events = list(self._events)

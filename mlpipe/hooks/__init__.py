@@ -2,6 +2,8 @@
 
 Importing this package loads neither boto3, SQLAlchemy nor mlflow: each hook imports its
 library when it first connects.
+
+May import: mlpipe.connections, mlpipe.s3, mlpipe.artifacts, mlpipe.tracking, mlpipe.settings.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlpipe.connections.backends import get_connection
 from mlpipe.connections.connection import Connection
-from mlpipe.connections.errors import ConnectionsError
+from mlpipe.errors import ConnectionsError
 
 
 class BaseHook:

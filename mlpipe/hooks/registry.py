@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlpipe.connections.connection import Connection
-from mlpipe.connections.errors import HookError
+from mlpipe.errors import HookError
 from mlpipe.hooks.base import BaseHook
 from mlpipe.hooks.s3 import S3Hook
 from mlpipe.hooks.sql import DRIVERS, PostgresHook, SqlHook

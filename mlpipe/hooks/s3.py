@@ -14,15 +14,31 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mlpipe.connections.backends import get_connection
 from mlpipe.connections.connection import Connection
-from mlpipe.connections.errors import ConnectionFailedError, HookError
+from mlpipe.errors import ConnectionFailedError, HookError
 from mlpipe.hooks.base import BaseHook
-from mlpipe.s3 import transfer
-from mlpipe.s3.client import S3ClientSettings, make_client
-from mlpipe.s3.errors import describe_failure, is_boto_error, is_key_missing
-from mlpipe.s3.urls import join_key, parse_s3_url
+from mlpipe.s3.client import make_client
+from mlpipe.s3.credentials import S3Credentials
+from mlpipe.s3.errors import FailureKind, describe, is_boto_error
+from mlpipe.s3.urls import S3UriError, join_key, split_s3_uri
 
-__all__ = ["S3Hook", "parse_s3_url"]
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> ``("bucket", "key")``; anything else is a ``HookError``."""
+    try:
+        return split_s3_uri(url)
+    except S3UriError as exc:
+        raise HookError(None, str(url), str(exc)) from None
+
+
+def credentials_for(conn_id: str | None, *, connection: Connection | None = None
+                    ) -> S3Credentials:
+    """The S3 credentials of an AWS connection (None: boto3's default chain)."""
+    if conn_id is None and connection is None:
+        return S3Credentials()
+    conn = connection if connection is not None else get_connection(str(conn_id))
+    return S3Credentials.from_connection(conn.login, conn.password, conn.extra)
 
 
 class S3Hook(BaseHook):
@@ -43,11 +59,13 @@ class S3Hook(BaseHook):
     def _extra(self) -> dict[str, Any]:
         return self.connection.extra if self.conn_id is not None else {}
 
-    @property
-    def settings(self) -> S3ClientSettings:
-        """The client settings the connection maps to (the same mapping as the store's)."""
-        conn = self.connection if self.conn_id is not None else None
-        return S3ClientSettings.from_connection(conn, region_name=self.region_name)
+    def credentials(self) -> S3Credentials:
+        """What this hook's client is made from (``mlpipe.s3``, shared with the artifact
+        store and the operators)."""
+        if self.conn_id is None:
+            return S3Credentials(region_name=self.region_name)
+        return credentials_for(self.conn_id, connection=self.connection).with_region(
+            self.region_name)
 
     def endpoint(self) -> str:
         if self.conn_id is None:
@@ -57,7 +75,7 @@ class S3Hook(BaseHook):
     def get_conn(self) -> Any:
         """The boto3 S3 client (created once per hook)."""
         if self._client is None:
-            self._client = make_client(self.settings,
+            self._client = make_client(self.credentials(),
                                        max_pool_connections=self.max_pool_connections)
         return self._client
 
@@ -69,18 +87,23 @@ class S3Hook(BaseHook):
         except Exception as exc:
             if not is_boto_error(exc):
                 raise
-            failure = describe_failure(exc, self.settings.secrets())
-            kind = ConnectionFailedError if failure.auth else HookError
-            raise kind(self.conn_id, self.endpoint(), f"{action}: {failure.detail}") from None
+            failure = describe(exc)
+            kind = (ConnectionFailedError
+                    if failure.kind in (FailureKind.DENIED, FailureKind.UNREACHABLE)
+                    else HookError)
+            raise kind(self.conn_id, self.endpoint(), f"{action}: {failure.reason}") from None
 
     # -- listing ---------------------------------------------------------------------------
 
     def list_objects(self, bucket_name: str, prefix: str = "", *,
                      page_size: int | None = None) -> list[dict[str, Any]]:
         """Every object under ``prefix`` (``Key``, ``ETag``, ``Size``...), all pages."""
+        pages = {"PageSize": page_size} if page_size else {}
         with self.translate_errors(f"list s3://{bucket_name}/{prefix}"):
-            return transfer.list_objects(self.get_conn(), bucket_name, prefix,
-                                         page_size=page_size)
+            paginator = self.get_conn().get_paginator("list_objects_v2")
+            return [obj for page in paginator.paginate(Bucket=bucket_name, Prefix=prefix,
+                                                       PaginationConfig=pages)
+                    for obj in page.get("Contents", [])]
 
     def list_keys(self, bucket_name: str, prefix: str = "", *,
                   page_size: int | None = None) -> list[str]:
@@ -95,7 +118,7 @@ class S3Hook(BaseHook):
             try:
                 self.get_conn().head_object(Bucket=bucket, Key=key)
             except Exception as exc:
-                if is_key_missing(exc):
+                if is_boto_error(exc) and describe(exc).kind is FailureKind.MISSING_KEY:
                     return False
                 raise
         return True
@@ -166,10 +189,12 @@ class S3Hook(BaseHook):
             raise HookError(self.conn_id, self.endpoint(), f"{root} is not a directory")
         files = sorted(p for p in root.rglob("*") if p.is_file())
         keys = [join_key(prefix, p.relative_to(root).as_posix()) for p in files]
-        with self.translate_errors(f"upload {root} to s3://{bucket_name}/{prefix}"):
-            transfer.upload_files(self.get_conn(), transfer.transfer_config(max_workers),
-                                  [(str(p), bucket_name, k, None)
-                                   for p, k in zip(files, keys, strict=True)])
+        with self._transfers(f"upload {root} to s3://{bucket_name}/{prefix}",
+                             max_workers) as manager:
+            futures = [manager.upload(str(p), bucket_name, k) for p, k in zip(files, keys,
+                                                                              strict=True)]
+            for future in futures:
+                future.result()
         return keys
 
     def download_prefix(self, bucket_name: str, prefix: str, local_dir: str | Path, *,
@@ -186,10 +211,20 @@ class S3Hook(BaseHook):
                                 f"key {key!r} would be written outside {root}")
             target.parent.mkdir(parents=True, exist_ok=True)
             targets.append((key, target))
-        with self.translate_errors(f"download s3://{bucket_name}/{prefix}"):
-            transfer.download_files(self.get_conn(), transfer.transfer_config(max_workers),
-                                    [(bucket_name, k, str(t)) for k, t in targets])
+        with self._transfers(f"download s3://{bucket_name}/{prefix}", max_workers) as manager:
+            futures = [manager.download(bucket_name, k, str(t)) for k, t in targets]
+            for future in futures:
+                future.result()
         return [t for _, t in targets]
+
+    @contextmanager
+    def _transfers(self, action: str, max_workers: int) -> Iterator[Any]:
+        from boto3.s3.transfer import TransferConfig, create_transfer_manager
+
+        config = TransferConfig(max_concurrency=max_workers, use_threads=True)
+        with self.translate_errors(action), \
+                create_transfer_manager(self.get_conn(), config) as manager:
+            yield manager
 
     # -- checking ------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from mlpipe.connections.connection import Connection
-from mlpipe.connections.errors import ConnectionFailedError, HookError
+from mlpipe.errors import ConnectionFailedError, HookError
 from mlpipe.hooks.base import BaseHook
 from mlpipe.hooks.sql_split import split_statements
 

@@ -14,26 +14,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mlpipe.errors import MlpipeError, did_you_mean
+from mlpipe.errors import ConfigError, did_you_mean
 
 __all__ = ["ConfigError", "TrainConfig", "known_model_names", "load_train_config"]
 
 SIMPLE_CNN = "simple_cnn"
 SECTION = "train"
-
-
-class ConfigError(MlpipeError):
-    """A training config (or a model/device named in it) cannot be used.
-
-    ``source`` is the file the config came from (``None`` for objects and dicts) and
-    ``problems`` lists ``(field path, message)`` pairs.
-    """
-
-    def __init__(self, problems: list[tuple[str, str]], source: str | None = None) -> None:
-        self.source = source
-        self.problems = list(problems)
-        text = "; ".join(f"{path}: {msg}" if path else msg for path, msg in self.problems)
-        super().__init__(f"{source}: {text}" if source else text)
 
 
 def known_model_names() -> list[str]:

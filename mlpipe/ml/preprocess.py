@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlpipe.errors import MlpipeError, TaskError
+from mlpipe.errors import CorruptImageError, DatasetError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,22 +57,6 @@ SPLITS = ("train", "val", "test")
 MANIFEST_NAME = "manifest.json"
 FORMAT = "mlpipe.image-dataset/1"
 _ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
-
-
-class DatasetError(MlpipeError, ValueError):
-    """A data set cannot be built or read (no images, unknown split, missing manifest)."""
-
-
-class CorruptImageError(TaskError):
-    """An input file is not a decodable image and ``on_corrupt="fail"`` was asked for."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(
-            f"corrupt image {path!r}: {reason}; fix or remove the file, or pass "
-            "on_corrupt='skip' to skip it and count it in the manifest"
-        )
 
 
 @dataclass(frozen=True)

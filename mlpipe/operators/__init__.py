@@ -1,4 +1,7 @@
-"""Operators. Light ones import at once; ML operators load on first use (no torch here)."""
+"""Operators. Light ones import at once; ML operators load on first use (no torch here).
+
+May import: mlpipe.core, mlpipe.hooks, mlpipe.artifacts, mlpipe.tracking, mlpipe.ml, mlpipe.s3.
+"""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ def local_path(value: Any) -> Path:
         TaskError: the argument is not a ``file://`` URI.
     """
     from mlpipe.artifacts import FileArtifactStore
-    from mlpipe.artifacts.errors import ArtifactError
+    from mlpipe.errors import ArtifactError
 
     uri = uri_of(value)
     try:

@@ -9,14 +9,10 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from mlpipe.core.operator import BaseOperator, Context
-from mlpipe.errors import DagDefinitionError, TaskError, TaskSkipped
+from mlpipe.errors import DagDefinitionError, DeployError, TaskError, TaskSkipped
 from mlpipe.operators.artifact_args import local_path
 
 log = logging.getLogger("mlpipe.task")
-
-
-class DeployError(TaskError):
-    """The deployment failed after the alias moved (the alias has been moved back)."""
 
 
 _METRICS = ("accuracy", "macro_f1")
@@ -243,8 +239,8 @@ class DeployModelOperator(BaseOperator):
 
     def _smoke_test(self, tracking_uri: str, version: str) -> str:
         """Reload the endpoint and check it serves ``version`` and agrees with the model."""
+        from mlpipe.hooks.serving import ServingClient
         from mlpipe.ml.inference import ModelSpec, predict_bytes
-        from mlpipe.serving.client import ServingClient
         from mlpipe.tracking.models import SPEC_KEY
 
         assert self.serving_url is not None
@@ -291,7 +287,7 @@ class DeployModelOperator(BaseOperator):
 
     def _roll_back(self, tracking_uri: str, version: str, previous: str | None,
                    cause: Exception) -> None:
-        from mlpipe.serving.client import ServingClient, ServingError
+        from mlpipe.hooks.serving import ServingClient, ServingError
         from mlpipe.tracking.models import set_alias, tag_version
 
         log.error("smoke test failed (%s); moving alias %r back to %s", cause, self.alias,

@@ -3,7 +3,7 @@
 The download mirrors a prefix into a local dataset folder with a ``manifest.json`` (key,
 ETag, size, sha256, path per object). With ``incremental`` only new or changed objects
 (ETag or size differ) are fetched and files of vanished keys are removed, so the folder is
-a stable mirror across runs. ``S3UploadOperator`` is in ``s3_upload``. boto3 is used only
+a stable mirror across runs (``S3UploadOperator`` is in ``s3_upload``). boto3 is used only
 through ``mlpipe.hooks`` and ``mlpipe.artifacts``: importing this module loads neither.
 """
 
@@ -21,12 +21,18 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from mlpipe.artifacts import Artifact, ArtifactKind, localfs, manifest_hash
-from mlpipe.connections.errors import ConnectionFailedError, HookError
 from mlpipe.core.operator import BaseOperator, Context
-from mlpipe.errors import TaskError
-from mlpipe.hooks.s3 import S3Hook
+from mlpipe.errors import (
+    ConnectionFailedError,
+    HookError,
+    S3BucketNotFoundError,
+    S3CredentialsError,
+    S3EmptyPrefixError,
+    S3OperatorError,
+)
+from mlpipe.hooks.s3 import S3Hook, credentials_for
 from mlpipe.operators.transfer_progress import TransferProgress
-from mlpipe.s3.urls import InvalidS3UrlError, parse_s3_url
+from mlpipe.s3.urls import S3UriError, split_s3_uri
 
 __all__ = [
     "S3BucketNotFoundError",
@@ -42,34 +48,11 @@ MANIFEST = "manifest.json"
 MAX_SOURCES = 10_000  # lineage rows per output; beyond this the list is marked truncated
 
 
-class S3OperatorError(TaskError):
-    """An S3 operator failed; names the bucket, prefix and connection (never the secret)."""
-
-    def __init__(self, message: str, *, bucket: str = "", prefix: str = "",
-                 conn_id: str | None = None) -> None:
-        self.bucket = bucket
-        self.prefix = prefix
-        self.conn_id = conn_id
-        super().__init__(message)
-
-
-class S3BucketNotFoundError(S3OperatorError):
-    """The source bucket does not exist."""
-
-
-class S3EmptyPrefixError(S3OperatorError):
-    """No object (matching ``include``) is under the source prefix."""
-
-
-class S3CredentialsError(S3OperatorError):
-    """The endpoint refused the connection's credentials, or cannot be reached."""
-
-
 def split_s3(url: str, *, what: str) -> tuple[str, str]:
     """``s3://bucket/prefix`` -> ``("bucket", "prefix")``; anything else raises."""
     try:
-        return parse_s3_url(url, what=what)
-    except InvalidS3UrlError as exc:
+        return split_s3_uri(url, what=what)
+    except S3UriError as exc:
         raise S3OperatorError(str(exc)) from None
 
 
@@ -324,8 +307,8 @@ def default_dataset_dir(context: Context, task_id: str) -> Path:
 
 
 def store_options(conn_id: str, *, max_workers: int = 16) -> dict[str, Any]:
-    """``S3ArtifactStore`` keyword arguments from an AWS connection (the hook's mapping)."""
-    return {"settings": S3Hook(conn_id).settings, "max_workers": max_workers}
+    """``S3ArtifactStore`` keyword arguments from an AWS connection (what its hook uses)."""
+    return {"credentials": credentials_for(conn_id), "max_workers": max_workers}
 
 
 def __getattr__(name: str) -> Any:

@@ -16,10 +16,12 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from mlpipe.artifacts import Artifact, ArtifactKind, open_store
-from mlpipe.artifacts.errors import ArtifactError
 from mlpipe.core.operator import BaseOperator, Context
+from mlpipe.errors import ArtifactError
+from mlpipe.masking import redact
 from mlpipe.operators.artifact_args import uri_of
 from mlpipe.operators.s3 import S3OperatorError, dir_prefix, split_s3, store_options
+from mlpipe.s3.errors import is_boto_error
 
 __all__ = ["S3UploadOperator"]
 
@@ -83,9 +85,14 @@ class S3UploadOperator(BaseOperator):
         try:
             stat = store.put_dir(local, target) if local.is_dir() else store.put_file(local,
                                                                                         target)
-        except ArtifactError as exc:
+        except Exception as exc:
+            # The store translates most boto errors, but the transfer manager's
+            # S3UploadFailedError gets through untranslated: name the target either way.
+            if not isinstance(exc, ArtifactError) and not is_boto_error(exc):
+                raise
+            reason = redact(" ".join(str(exc).split()))
             raise S3OperatorError(f"upload of {uri!r} to {target!r} (connection "
-                                  f"{self.aws_conn_id!r}) failed: {exc}", bucket=bucket,
+                                  f"{self.aws_conn_id!r}) failed: {reason}", bucket=bucket,
                                   prefix=key, conn_id=self.aws_conn_id) from None
         extra: dict[str, Any] = {"source": uri}
         if stat.etag is not None:

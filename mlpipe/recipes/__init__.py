@@ -1,1 +1,4 @@
-"""Reusable task layouts that the shipped pipelines (``pipelines/``) are built from."""
+"""Reusable task layouts that the shipped pipelines (``pipelines/``) are built from.
+
+May import: mlpipe.operators, mlpipe.core, mlpipe.errors.
+"""

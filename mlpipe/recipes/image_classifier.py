@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlpipe.core.params import Param
-from mlpipe.errors import MlpipeError
+from mlpipe.errors import PipelineConfigError
 from mlpipe.operators import (
     DeployModelOperator,
     EvaluateModelOperator,
@@ -25,10 +25,6 @@ from mlpipe.operators import (
     S3UploadOperator,
     TorchTrainOperator,
 )
-
-
-class PipelineConfigError(MlpipeError):
-    """The pipeline's YAML config is missing, unreadable or has bad values (field paths)."""
 
 
 class GateConfig(BaseModel):

@@ -8,16 +8,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.connections.backends import EnvSecretsBackend, SecretsBackend, get_variable
-from mlpipe.connections.errors import VariableNotFoundError
+from mlpipe.connections.metastore_backend import MetastoreSecretsBackend, SecretsStore
 from mlpipe.core.params import resolve_params
 from mlpipe.core.templating import Macros
-from mlpipe.errors import TemplateRenderError
-from mlpipe.store.secrets_store import MetastoreSecretsBackend, SecretsStore
+from mlpipe.errors import TemplateRenderError, VariableNotFoundError
 
 if TYPE_CHECKING:
     from mlpipe.core.operator import BaseOperator, Context
     from mlpipe.runtime.models import DagRun, TaskInstance
-    from mlpipe.store.metadata_store import MetadataStore
+    from mlpipe.store.protocols import TryStore
 
 
 class _Variables:
@@ -49,7 +48,7 @@ class VariableAccessor:
     database when that is another one (``dag.test()`` runs on a throw-away store).
     """
 
-    def __init__(self, store: MetadataStore | None) -> None:
+    def __init__(self, store: TryStore | None) -> None:
         self._store = store
         self._backends: list[SecretsBackend] | None = None
         self.value = _Variables(self._search_path, as_json=False)

@@ -88,6 +88,35 @@ def load_dagbag(folder: Path, *, parse_timeout: float | None = None) -> DagBag:
     return watcher.bag
 
 
+def load_one(folder: Path, path: Path, dag_id: str, *,
+             parse_timeout: float | None = None) -> DAG | None:
+    """The DAG ``dag_id`` from the one file ``path`` of ``folder``, or None if it is not there.
+
+    What a command that needs one DAG uses when the store knows its file: importing the whole
+    folder would cost every other file's import. A file outside the folder, missing, broken
+    or not defining ``dag_id`` gives None (the caller then parses the folder, which reports
+    the problem as usual).
+    """
+    try:
+        if not path.is_file() or not path.resolve().is_relative_to(folder.resolve()):
+            return None
+    except OSError:
+        return None
+    if parse_timeout is not None and check_files([path], load_file, timeout=parse_timeout):
+        return None
+    try:
+        dags = [d for d in load_file(path) if d.dag_id == dag_id]
+    except DagImportError:
+        return None
+    if len(dags) != 1:
+        return None
+    try:
+        dags[0].validate()
+    except Exception:
+        return None
+    return dags[0]
+
+
 class DagFolderWatcher:
     """A DAGs folder kept parsed: each refresh re-imports only files that changed."""
 

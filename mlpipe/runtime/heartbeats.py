@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mlpipe.store.entities import TIKey
-    from mlpipe.store.metadata_store import MetadataStore
+    from mlpipe.store.protocols import TryStore
 
 log = logging.getLogger("mlpipe.task")
 
@@ -29,7 +29,7 @@ LEASE_BEATS = 6
 
 @dataclass(slots=True)
 class _Beat:
-    store: MetadataStore
+    store: TryStore
     key: TIKey
     interval: float
     on_lost: Callable[[], None] | None
@@ -51,7 +51,7 @@ class Heartbeats:
         self._tokens = itertools.count()
         self._thread: threading.Thread | None = None
 
-    def add(self, store: MetadataStore, key: TIKey, interval: float,
+    def add(self, store: TryStore, key: TIKey, interval: float,
             on_lost: Callable[[], None] | None = None) -> int:
         """Beat ``key`` every ``interval`` seconds until ``remove``; a token for that."""
         with self._lock:

@@ -28,7 +28,7 @@ from mlpipe.core.artifact import Artifact
 from mlpipe.core.nested import find_instances
 from mlpipe.core.operator import BaseOperator
 from mlpipe.store.entities import TIKey
-from mlpipe.store.metadata_store import MetadataStore
+from mlpipe.store.protocols import TryStore
 from mlpipe.tracking.provenance import config_hash, dag_folder_commit
 
 log = logging.getLogger("mlpipe.task")
@@ -191,7 +191,7 @@ def verify_with_stores(s3_options: Mapping[str, Any] | None = None) -> Verifier:
     return intact
 
 
-def lookup(store: MetadataStore, key: str, verify: Verifier) -> dict[str, Any] | None:
+def lookup(store: TryStore, key: str, verify: Verifier) -> dict[str, Any] | None:
     """The newest try recorded under ``key`` whose outputs are all intact.
 
     Returns ``{"xcoms": {...}, "artifacts": [...], "producer": "dag/run/task try N"}``.
@@ -217,7 +217,7 @@ def _artifact_of(row: Mapping[str, Any]) -> Artifact:
                     size=row["size"] or 0, extra=extra)
 
 
-def record(store: MetadataStore, key: TIKey, try_number: int, op: BaseOperator,
+def record(store: TryStore, key: TIKey, try_number: int, op: BaseOperator,
            outputs: list[Artifact], inputs: list[Artifact], *, cache: str | None,
            xcoms: Mapping[str, str]) -> None:
     """Record the try's output artifacts with their inputs, provenance and cache key."""

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlpipe.errors import MlpipeError
-from mlpipe.store.metadata_store import MetadataStore
+from mlpipe.errors import ArtifactNotRecordedError
+from mlpipe.store.protocols import TryStore
 
 
-class ArtifactNotRecordedError(MlpipeError):
-    """No task recorded an artifact at that URI."""
-
-
-def lineage_tree(store: MetadataStore, uri: str, *, max_depth: int = 50) -> dict[str, Any]:
+def lineage_tree(store: TryStore, uri: str, *, max_depth: int = 50) -> dict[str, Any]:
     """The artifact at ``uri``, its producer and provenance, and its inputs, recursively.
 
     Inputs that mlpipe recorded are expanded the same way; other inputs (S3 objects with
@@ -26,7 +22,7 @@ def lineage_tree(store: MetadataStore, uri: str, *, max_depth: int = 50) -> dict
     return _node(store, row, set(), max_depth)
 
 
-def _node(store: MetadataStore, row: dict[str, Any], seen: set[int], depth: int
+def _node(store: TryStore, row: dict[str, Any], seen: set[int], depth: int
           ) -> dict[str, Any]:
     seen.add(row["id"])
     node: dict[str, Any] = {

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Protocol
 
-from mlpipe.connections.masking import redact
+from mlpipe.masking import redact
 
 FORMAT = "[%(asctime)s] {%(name)s} %(levelname)s - %(message)s"
 
@@ -211,7 +211,7 @@ def capture_task_output(sink: Sink) -> TaskOutputCapture:
     """Route ``print``, ``sys.stderr`` and log records at INFO and above into ``sink``
     (``with capture_task_output(log): ...``).
 
-    Secrets that connections and variables registered (``mlpipe.connections.masking``) are
+    Secrets that connections and variables registered (``mlpipe.masking``) are
     written as ``***``.
     """
     return TaskOutputCapture(sink)

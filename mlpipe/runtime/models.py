@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.connections.sealing import SEALED_MARK, seal_secrets, unseal_secrets
+from mlpipe.core.params import resolve_params
 from mlpipe.core.serde import deserialize, serialize
 from mlpipe.core.states import DagRunState, TaskInstanceState
 from mlpipe.core.xcom_arg import RETURN_VALUE
@@ -16,7 +17,7 @@ from mlpipe.store.entities import DagRunRecord, TaskInstanceRecord, TIKey
 
 if TYPE_CHECKING:
     from mlpipe.core.dag import DAG
-    from mlpipe.store.metadata_store import MetadataStore
+    from mlpipe.store.protocols import TryStore
 
 #: XCom key under which a branching task records the tasks it skipped.
 SKIP_KEY = "__mlpipe_skip__"
@@ -37,7 +38,7 @@ class DagRun:
     start_date: datetime | None
     end_date: datetime | None
     dag: DAG = field(repr=False)
-    store: MetadataStore = field(repr=False)
+    store: TryStore = field(repr=False)
     params: dict[str, Any] = field(default_factory=dict, repr=False)
     xcom_max_bytes: int = 48 * 1024
     keepalive: Any = field(default=None, repr=False)  # e.g. dag.test()'s temporary folder
@@ -53,8 +54,16 @@ class DagRun:
         default_factory=dict, repr=False)
 
     @classmethod
-    def from_record(cls, record: DagRunRecord, dag: DAG, store: MetadataStore, *,
-                    params: dict[str, Any], xcom_max_bytes: int = 48 * 1024) -> DagRun:
+    def from_record(cls, record: DagRunRecord, dag: DAG, store: TryStore, *,
+                    params: dict[str, Any] | None = None,
+                    xcom_max_bytes: int = 48 * 1024) -> DagRun:
+        """The run as tasks see it; ``params`` default to the DAG's, with the run's conf.
+
+        The conf was validated when the run was created (``scheduler.runs.create_dag_run``);
+        here it is only merged into the params, the one place a stored run gets them.
+        """
+        if params is None:
+            params = resolve_params(dag.params, record.conf)
         return cls(record.dag_id, record.run_id, record.logical_date,
                    record.data_interval_start, record.data_interval_end, dict(record.conf),
                    record.run_type, DagRunState(record.state), record.start_date,

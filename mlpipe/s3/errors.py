@@ -1,94 +1,72 @@
-"""What a failed boto3/botocore call means, as one line with the secrets masked.
+"""What a boto3/botocore exception means, in one line and without the secret.
 
-``describe_failure`` sorts an exception into a ``kind`` that callers turn into their typed
-error (the hook into ``HookError``/``ConnectionFailedError``, the artifact store into
-``ArtifactError``/``ArtifactNotFoundError``): one classification, one masking, everywhere.
+``describe`` sorts an exception into a ``Failure`` kind; each caller raises its own typed
+error from it (the hook a ``HookError``, the artifact store an ``ArtifactError``...).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from enum import StrEnum
 
-from mlpipe.connections.masking import MASK, redact
+__all__ = ["Failure", "FailureKind", "describe", "is_boto_error"]
 
-__all__ = ["DENIED_CODES", "KEY_MISSING_CODES", "FailureKind", "S3Failure",
-           "describe_failure", "is_boto_error", "is_key_missing", "mask"]
-
-#: S3 codes meaning there is no object at the key (a HEAD answers a bare 404)
-KEY_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-#: codes meaning the credentials (not the request) are wrong
-DENIED_CODES = frozenset({
+_KEY_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+_DENIED = frozenset({
     "403", "AccessDenied", "AllAccessDisabled", "AuthorizationHeaderMalformed",
     "ExpiredToken", "InvalidAccessKeyId", "InvalidClientTokenId", "InvalidToken",
     "SignatureDoesNotMatch",
 })
 
-FailureKind = Literal["missing_key", "missing_bucket", "denied", "no_credentials",
-                      "unreachable", "other"]
+
+class FailureKind(StrEnum):
+    MISSING_KEY = "missing_key"  # no object at the key
+    NO_BUCKET = "no_bucket"  # the bucket does not exist
+    DENIED = "denied"  # the credentials are wrong or lack permission
+    UNREACHABLE = "unreachable"  # no credentials, or the endpoint cannot be reached
+    OTHER = "other"
 
 
 @dataclass(frozen=True)
-class S3Failure:
-    """``kind`` of failure, the S3 error ``code`` (``""`` if none) and a masked one-liner."""
-
+class Failure:
     kind: FailureKind
-    code: str
-    detail: str
-
-    @property
-    def auth(self) -> bool:
-        """True if the endpoint refused, or could not be asked: credentials or network."""
-        return self.kind in ("denied", "no_credentials", "unreachable")
+    #: the reason, one line, secret masked
+    reason: str
+    code: str = ""
 
 
 def is_boto_error(exc: BaseException) -> bool:
-    """True for an exception raised by boto3 or botocore (their own classes)."""
-    return type(exc).__module__.split(".")[0] in ("boto3", "botocore", "s3transfer")
+    """True for exceptions raised by boto3 or botocore (the transfer manager's included)."""
+    return type(exc).__module__.split(".")[0] in ("boto3", "botocore")
 
 
-def is_key_missing(exc: BaseException) -> bool:
-    """True if S3 answered that there is no object at the key (404 to a HEAD, NoSuchKey)."""
-    return _code(exc) in KEY_MISSING_CODES
-
-
-def describe_failure(exc: BaseException, secrets: Iterable[str] = ()) -> S3Failure:
-    """Classify a boto exception; ``detail`` never holds one of ``secrets``."""
+def describe(exc: BaseException, *, secret: str | None = None) -> Failure:
+    """The kind and reason of a failed S3 call."""
     from botocore.exceptions import (
+        ClientError,
         ConnectTimeoutError,
         EndpointConnectionError,
         NoCredentialsError,
         PartialCredentialsError,
     )
 
-    code = _code(exc)
-    if code:
-        message = getattr(exc, "response", {}).get("Error", {}).get("Message") or ""
-        detail = f"{code}: {message}".strip(": ") if message else code
-        kind: FailureKind = ("missing_key" if code in KEY_MISSING_CODES
-                             else "missing_bucket" if code == "NoSuchBucket"
-                             else "denied" if code in DENIED_CODES else "other")
-        return S3Failure(kind, code, mask(detail, secrets))
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return S3Failure("no_credentials", "", mask(str(exc), secrets))
-    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
-        return S3Failure("unreachable", "", mask(str(exc), secrets))
-    return S3Failure("other", "", mask(str(exc), secrets))
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "unknown"))
+        message = error.get("Message") or ""
+        if code in _KEY_MISSING:
+            return Failure(FailureKind.MISSING_KEY, _clean(f"{code}: {message}", secret), code)
+        if code == "NoSuchBucket":
+            return Failure(FailureKind.NO_BUCKET, _clean(f"{code}: {message}", secret), code)
+        kind = FailureKind.DENIED if code in _DENIED else FailureKind.OTHER
+        return Failure(kind, _clean(f"{code}: {message or exc}".strip(": "), secret), code)
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return Failure(FailureKind.UNREACHABLE, _clean(str(exc), secret))
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
+        return Failure(FailureKind.UNREACHABLE, _clean(str(exc), secret))
+    return Failure(FailureKind.OTHER, _clean(str(exc), secret))
 
 
-def mask(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` on one line, ``secrets`` and the process's registered secrets as ``***``."""
+def _clean(text: str, secret: str | None) -> str:
     text = " ".join(text.split())
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return redact(text)
-
-
-def _code(exc: BaseException) -> str:
-    from botocore.exceptions import ClientError
-
-    if not isinstance(exc, ClientError):
-        return ""
-    return str(exc.response.get("Error", {}).get("Code", "") or "unknown")
+    return text.replace(secret, "***") if secret else text

@@ -1,37 +1,30 @@
-"""The one ``s3://bucket/key`` parser."""
+"""``s3://bucket/key`` URLs: parsed and checked in one place."""
 
 from __future__ import annotations
 
-from mlpipe.errors import MlpipeError
+from mlpipe.errors import S3UriError
 
-__all__ = ["InvalidS3UrlError", "parse_s3_url"]
-
-SCHEME = "s3://"
+__all__ = ["S3UriError", "dir_prefix", "join_key", "split_s3_uri"]
 
 
-class InvalidS3UrlError(MlpipeError, ValueError):
-    """A value that should be an ``s3://BUCKET/KEY`` URL is not one; names the value."""
+def split_s3_uri(uri: object, *, what: str = "") -> tuple[str, str]:
+    """``s3://bucket/some/key`` -> ``("bucket", "some/key")`` (the key may be empty).
 
-    def __init__(self, what: str, url: object, problem: str) -> None:
-        self.url = url
-        super().__init__(f"{what} {url!r} {problem}; write s3://BUCKET/KEY")
-
-
-def parse_s3_url(url: str, *, what: str = "URL") -> tuple[str, str]:
-    """``s3://bucket/some/key`` -> ``("bucket", "some/key")``; the key may be empty.
-
-    Raises:
-        InvalidS3UrlError: ``url`` is not a string starting ``s3://`` or names no bucket;
-            the message starts with ``what`` (e.g. ``"source"``) and the value.
+    ``what`` names the value in the error (``"source"``, ``"dest"``).
     """
-    if not isinstance(url, str) or not url.startswith(SCHEME):
-        raise InvalidS3UrlError(what, url, "is not an s3:// URL")
-    bucket, _, key = url[len(SCHEME):].partition("/")
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        raise S3UriError(uri, "is not an s3:// URL", what=what)
+    bucket, _, key = uri[len("s3://"):].partition("/")
     if not bucket:
-        raise InvalidS3UrlError(what, url, "names no bucket")
+        raise S3UriError(uri, "names no bucket", what=what)
     return bucket, key
 
 
+def dir_prefix(key: str) -> str:
+    """The listing prefix of the folder ``key``: ``""`` for the bucket's root, else ``key/``."""
+    return key.rstrip("/") + "/" if key.strip("/") else ""
+
+
 def join_key(prefix: str, name: str) -> str:
-    """``name`` under ``prefix`` with exactly one ``/`` between (``name`` if no prefix)."""
+    """``prefix/name`` (just ``name`` under the bucket's root)."""
     return f"{prefix.rstrip('/')}/{name}" if prefix else name

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mlpipe.core.dag import DAG
+from mlpipe.core.states import DagRunState
 from mlpipe.core.timetables import DataInterval, intervals_between
 from mlpipe.errors import DagDefinitionError
 from mlpipe.executors.base import Executor
@@ -78,11 +79,11 @@ def prepare_backfill(engine: Engine, dag: DAG, intervals: list[DataInterval], *,
             if not dry_run:
                 engine.clear(dag, run_id=run_id)
             plan.to_run.append(run_id)
-        elif existing.state == "failed" and rerun_failed:
+        elif existing.state == DagRunState.FAILED and rerun_failed:
             if not dry_run:
                 engine.clear(dag, run_id=run_id, only_failed=True)
             plan.to_run.append(run_id)
-        elif existing.state in ("success", "failed"):
+        elif existing.state in (DagRunState.SUCCESS, DagRunState.FAILED):
             plan.skipped[run_id] = f"already {existing.state}"
         else:
             plan.to_run.append(run_id)  # queued or interrupted: carry on

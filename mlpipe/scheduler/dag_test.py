@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.core.dag import DAG
-from mlpipe.core.params import resolve_params
+from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.errors import DagDefinitionError
 from mlpipe.executors.base import ExecutionEnv, Workload
 from mlpipe.executors.sequential import SequentialExecutor
 from mlpipe.runtime.models import DagRun, TaskInstance
+from mlpipe.runtime.try_runner import TryRunner
 from mlpipe.scheduler.dagrun_driver import DagRunDriver
 from mlpipe.scheduler.runs import create_dag_run
 from mlpipe.settings import Settings, load_settings
@@ -29,20 +30,23 @@ def _scratch_dir() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-def _temporary_engine(dag: DAG) -> tuple[Any, str, MetadataStore, SequentialExecutor, Settings]:
+def _temporary_engine(dag: DAG, *, heartbeats: bool
+                      ) -> tuple[Any, MetadataStore, SequentialExecutor, Settings]:
+    """A throw-away store in a temporary folder and an executor with the settings' runner.
+
+    ``heartbeats``: whether running tries mark themselves alive (only ``test_dag``'s own
+    driver watches this store, and it needs none from tries in its own process).
+    """
     settings = load_settings()
     folder = tempfile.TemporaryDirectory(prefix=f"mlpipe-test-{dag.dag_id}-",
                                          dir=_scratch_dir())
     root = Path(folder.name)
-    url = f"sqlite:///{root / 'mlpipe.db'}"
     store = open_scratch_store(root / "mlpipe.db")
+    runner = TryRunner.from_settings(settings, store, lambda _: dag, logs_root=root / "logs",
+                                     heartbeat_interval=None if heartbeats else 0)
     executor = SequentialExecutor()
-    executor.start(ExecutionEnv(store=store, store_url=url, dag_provider=lambda _: dag,
-                                logs_root=root / "logs", xcom_max_bytes=settings.xcom_max_bytes,
-                                heartbeat_interval=settings.task_lease_s / 6,
-                                tracking=settings.tracking,
-                                artifact_root=settings.artifacts))
-    return folder, url, store, executor, settings
+    executor.start(ExecutionEnv(runner))
+    return folder, store, executor, settings
 
 
 def test_task(dag: DAG, task_id: str, *, logical_date: datetime | str | None = None,
@@ -51,13 +55,12 @@ def test_task(dag: DAG, task_id: str, *, logical_date: datetime | str | None = N
     task = dag.get_task(task_id)
     if task.is_mapped:
         raise DagDefinitionError(f"task {task_id!r} is mapped; run the DAG with 'dags test'")
-    folder, _, store, executor, _ = _temporary_engine(dag)
+    folder, store, executor, _ = _temporary_engine(dag, heartbeats=True)
     record = create_dag_run(store, dag, logical_date=logical_date, conf=conf)
     key = TIKey(dag.dag_id, record.run_id, task_id, -1)
-    store.transition(key, ["none"], "queued")
+    store.transition(key, [S.NONE], S.QUEUED)
     executor.submit(Workload(key))
-    run = DagRun.from_record(store.get_run(dag.dag_id, record.run_id), dag, store,
-                             params=resolve_params(dag.params, record.conf))
+    run = DagRun.from_record(store.get_run(dag.dag_id, record.run_id), dag, store)
     run.keepalive = folder
     ti = run.get_task_instance(task_id)
     assert ti is not None
@@ -72,9 +75,8 @@ def test_dag(dag: DAG, *, logical_date: datetime | str | None = None,
     the returned run is garbage-collected.
     """
     dag.validate()
-    folder, _, store, executor, settings = _temporary_engine(dag)
+    folder, store, executor, settings = _temporary_engine(dag, heartbeats=False)
     record = create_dag_run(store, dag, logical_date=logical_date, conf=conf)
-    executor.env.heartbeat_interval = 0  # nothing else watches this throw-away store
     driver = DagRunDriver(store, dag, record.run_id, executor,
                           heartbeat_timeout=settings.task_lease_s,
                           skip_retry_delays=skip_retry_delays, cache_xcoms=True,

@@ -10,45 +10,40 @@ replayed, instances still marked running are watched through their heartbeat.
 from __future__ import annotations
 
 import gc
-import heapq
 import itertools
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from mlpipe.core.dag import DAG
 from mlpipe.core.mapping import MappedOperator
 from mlpipe.core.operator import BaseOperator
-from mlpipe.core.params import resolve_params
 from mlpipe.core.planning import Action, RunPlanner
-from mlpipe.core.retries import retry_delay_for
 from mlpipe.core.serde import deserialize
 from mlpipe.core.states import FINISHED_STATES, DagRunState
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.executors.base import Executor, TaskEvent, Workload
 from mlpipe.runtime.models import SKIP_KEY, DagRun
-from mlpipe.runtime.task_runner import (
-    ExpansionError,
-    expansion_length,
-    expansion_of,
-    log_dir,
-)
+from mlpipe.runtime.try_runner import TryResult
+from mlpipe.scheduler.run_admission import AdmissionMixin
+from mlpipe.scheduler.run_end import RunEndMixin
+from mlpipe.scheduler.run_expansion import ExpansionMixin
+from mlpipe.scheduler.run_liveness import LivenessMixin
 from mlpipe.store.entities import TaskInstanceRecord, TIKey
-from mlpipe.store.metadata_store import MetadataStore
-from mlpipe.tracking.task_runs import end_parent_run
+from mlpipe.store.protocols import DriverStore
 
 log = logging.getLogger("mlpipe.scheduler")
 
 ProgressFn = Callable[[TIKey, str], None]
 
 
-class DagRunDriver:
+class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin):
     """Runs (or resumes) one DAG run with ``executor`` until every instance has finished."""
 
-    def __init__(self, store: MetadataStore, dag: DAG, run_id: str, executor: Executor, *,
+    def __init__(self, store: DriverStore, dag: DAG, run_id: str, executor: Executor, *,
                  heartbeat_timeout: float = 30.0, skip_retry_delays: bool = False,
                  xcom_max_bytes: int = 48 * 1024, on_progress: ProgressFn | None = None,
                  cache_xcoms: bool = False,
@@ -61,9 +56,7 @@ class DagRunDriver:
         self.on_progress = on_progress
         self.clock = clock
         record = store.get_run(dag.dag_id, run_id)
-        self.run = DagRun.from_record(record, dag, store,
-                                      params=resolve_params(dag.params, record.conf),
-                                      xcom_max_bytes=xcom_max_bytes)
+        self.run = DagRun.from_record(record, dag, store, xcom_max_bytes=xcom_max_bytes)
         if cache_xcoms:  # the caller vouches that the store started empty (dag.test())
             self.run.xcom_cache = {}
         elif executor.in_process:  # every try writes its XComs through self.run
@@ -138,16 +131,16 @@ class DagRunDriver:
         if env is not None:
             env.runs[(self.dag.dag_id, self.run.run_id)] = self.run
             if self.store.batches_writes:
-                env.handoffs[(self.dag.dag_id, self.run.run_id)] = self.hand_off
+                env.recorders[(self.dag.dag_id, self.run.run_id)] = self.record_try
         started = self.run.start_date or datetime.now(UTC)
         self.run.start_date = started
         self.store.set_run_state(self.dag.dag_id, self.run.run_id, DagRunState.RUNNING.value,
                                  start_date=started, end_date=None)
         states = self.store.ti_states(self.dag.dag_id, self.run.run_id)
         for task_id, map_index, state in states:
-            if state == "queued":  # queued by a driver that is gone: never started
-                self.store.transition(self._key(task_id, map_index), ["queued"], "scheduled")
-        if any(state == "queued" for _, _, state in states):
+            if state == S.QUEUED:  # queued by a driver that is gone: never started
+                self.store.transition(self._key(task_id, map_index), [S.QUEUED], S.SCHEDULED)
+        if any(state == S.QUEUED for _, _, state in states):
             states = self.store.ti_states(self.dag.dag_id, self.run.run_id)
         self._states = {(task_id, map_index): state for task_id, map_index, state in states}
         self._ready.extend(self.planner.start())
@@ -206,16 +199,29 @@ class DagRunDriver:
         self._check_run_timeout()
         self._next_check = now + self._check_interval()
 
-    def hand_off(self, conn: Any, key: TIKey, attempt: int, state: str,
-                 skip: tuple[str, ...]) -> bool:
-        """Plan after a try that ran in this process, inside the try's final transaction.
+    def record_try(self, result: TryResult, attempt: int) -> bool:
+        """Write the result of a try that ran in this process, and plan what follows.
 
-        The in-process executor calls this from ``MetadataStore.finish_try``: the try's
-        state, its XComs, the downstream instances it made ready (queued) and the skips and
-        upstream failures it decided are written in one transaction. Expansions and the
-        submission of what was queued wait until that transaction has committed. Returns
-        False (nothing done; the executor's event is handled as usual) for a try this
-        driver did not submit or that will be retried.
+        The in-process executor's runner calls this instead of writing the result itself:
+        in one transaction (opened here) the try's state and XComs, the downstream instances
+        it made ready (queued, the next one claimed ahead) and the skips and upstream
+        failures it decided. Expansions and the submission of what was queued wait until
+        the transaction has committed. False: the instance was no longer running.
+        """
+        store = self.store
+        with store.try_transaction(result.key) as conn:
+            if not store.finish_try(result.key, to_state=result.state.value,
+                                    xcoms=result.xcoms, conn=conn, **result.row_values()):
+                return False
+            self._hand_off(conn, result.key, attempt, result.state.value, result.skip)
+        return True
+
+    def _hand_off(self, conn: Any, key: TIKey, attempt: int, state: str,
+                  skip: tuple[str, ...]) -> bool:
+        """Plan after a try, inside the transaction that records its result.
+
+        Returns False (nothing done; the executor's event is handled as usual) for a try
+        this driver did not submit or that will be retried.
         """
         finished = S(state)
         if self._inflight.get(key) != attempt or finished not in FINISHED_STATES:
@@ -290,52 +296,9 @@ class DagRunDriver:
     def _unsynced(self) -> bool:
         return self._synced < len(self.planner.finished_states)
 
-    def _admit(self, now: float) -> None:
-        """Queue due retries, then waiting instances in order, until a gate refuses."""
-        while self._retries and (self.skip_retry_delays or self._retries[0][0] <= now):
-            _, _, key = heapq.heappop(self._retries)
-            self._queue_or_wait(key, "up_for_retry")
-        kept: list[tuple[TIKey, str]] = []
-        for _ in range(len(self._waiting)):
-            if self._dag_full:
-                break  # every later instance would be refused as well
-            key, from_state = self._waiting.popleft()
-            if not self._queue(key, [from_state]):
-                kept.append((key, from_state))
-        self._waiting.extendleft(reversed(kept))
-
-    def _check_run_timeout(self) -> None:
-        timeout = self.dag.dagrun_timeout
-        if timeout is None or self.run.start_date is None:
-            return
-        if datetime.now(UTC) - self.run.start_date < timeout:
-            return
-        log.error("run %s exceeded dagrun_timeout %s: stopping it", self.run.run_id, timeout)
-        for record in self.store.list_tis(self.dag.dag_id, self.run.run_id):
-            state = S(record.state)
-            if state in (S.RUNNING, S.QUEUED):
-                self.executor.kill(record.key)
-                self.store.transition(record.key, [record.state], "failed",
-                                      error=f"dagrun_timeout {timeout} exceeded",
-                                      end_date=datetime.now(UTC))
-            elif state not in FINISHED_STATES:
-                self.store.transition(record.key, [record.state], "skipped")
-        self._inflight.clear()
-        self._adopted.clear()
-        self._retries.clear()
-        self._waiting.clear()
-        self._outbox.clear()
-        self._deferred.clear()
-        self._timed_out = True
-        self._done = True
-
     def _check_interval(self) -> float:
         return max(0.05, self.heartbeat_timeout / 3)
 
-    def _next_retry_due(self) -> float:
-        if not self._retries:
-            return float("inf")
-        return 0.0 if self.skip_retry_delays else self._retries[0][0]
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -347,77 +310,6 @@ class DagRunDriver:
         else:
             self._expand_group(action.group_id)
 
-    def _start_instance(self, task_id: str, map_index: int) -> None:
-        key = self._key(task_id, map_index)
-        if (task_id, map_index) in self._created:
-            state = S.NONE
-        else:
-            known = self._states.get((task_id, map_index))
-            if known is None:
-                record = self.store.get_ti(key)
-                known = record.state if record is not None else S.NONE.value
-            state = S(known)
-        if state in FINISHED_STATES:  # replay what an earlier driver already saw finish
-            self._finished(key, state)
-        elif state in (S.RUNNING, S.QUEUED):
-            self._adopted.add(key)
-        elif state is S.UP_FOR_RETRY:
-            record = self.store.get_ti(key)
-            self._schedule_retry(key, record.next_retry_at if record is not None else None)
-        else:
-            self._queue_or_wait(key, state.value)
-
-    def _queue_or_wait(self, key: TIKey, from_state: str) -> None:
-        if not self._queue(key, [from_state]):
-            self._waiting.append((key, from_state))
-
-    def _queue(self, key: TIKey, from_states: list[str]) -> bool:
-        """Queue ``key`` (in the current batch) for submission; False if it must wait."""
-        if not self.accepting:
-            return False
-        task = self.dag.get_task(key.task_id)
-        if task.depends_on_past and not self._past_allows(key):
-            return False
-        if self._dag_full or (task.pool is not None and task.pool in self._full_pools):
-            return False  # no slot freed since the last refusal
-        limit = self.dag.max_active_tasks
-        outcome = self.store.queue(key, from_states, pool=task.pool,
-                                   dag_limit=limit if limit and limit > 0 else None,
-                                   conn=self._txn)
-        if outcome in ("pool_full", "dag_full"):
-            if outcome == "dag_full":
-                self._dag_full = True
-            elif task.pool is not None:
-                self._full_pools.add(task.pool)
-            return False
-        if outcome == "no_pool":
-            message = (f"pool {task.pool!r} does not exist; create it with "
-                       f"'mlpipe pools set {task.pool} SLOTS'")
-            self.store.transition(key, from_states, "failed", self._txn, error=message,
-                                  end_date=datetime.now(UTC))
-            log.error("%s: %s", key, message)
-            self._finished(key, S.FAILED)
-            return True
-        if outcome == "moved":
-            record = self.store.get_ti(key)
-            if record is not None and S(record.state) in FINISHED_STATES:
-                self._finished(key, S(record.state))
-            else:
-                self._adopted.add(key)
-            return True
-        timeout = task.execution_timeout.total_seconds() if task.execution_timeout else None
-        attempt = next(self._seq)
-        self._inflight[key] = attempt
-        self._progress(key, "queued")
-        self._outbox.append(Workload(key, timeout, dict(task.resources), attempt))
-        return True
-
-    def _past_allows(self, key: TIKey) -> bool:
-        """depends_on_past: the same task succeeded (or skipped) in the previous run."""
-        states = self.store.previous_ti_states(self.dag.dag_id, self.run.logical_date,
-                                               key.task_id)
-        return not states or all(s in ("success", "skipped") for s in states)
-
     def _on_event(self, event: TaskEvent) -> None:
         self._dag_full = False  # a slot may have freed: try the gates again
         self._full_pools.clear()
@@ -425,7 +317,7 @@ class DagRunDriver:
             return  # an abandoned try's process (already reaped) ended late: not news
         del self._inflight[event.key]
         if self._handed.pop(event.key, None) == event.attempt:
-            return  # planned inside the try's final transaction (hand_off)
+            return  # planned inside the try's final transaction (record_try)
         if event.state is not None:  # an in-process executor saw the outcome itself
             state = S(event.state)
             self._progress(event.key, state.value)
@@ -471,131 +363,6 @@ class DagRunDriver:
                                                      deserialize(skip[key.map_index])))
         self._ready.extend(self.planner.finished(key.task_id, key.map_index, state))
 
-    def _schedule_retry(self, key: TIKey, at: datetime | None) -> None:
-        wait = (at - datetime.now(UTC)).total_seconds() if at is not None else 0.0
-        heapq.heappush(self._retries, (self.clock() + max(0.0, wait), next(self._seq), key))
-
-    def _fail_lost(self, record: TaskInstanceRecord, reason: str) -> S | None:
-        """Move a task instance whose process is gone to up_for_retry or failed."""
-        task = self.dag.get_task(record.task_id)
-        retry = record.try_number <= record.max_tries and record.try_number > 0
-        target = S.UP_FOR_RETRY if retry else S.FAILED
-        now = datetime.now(UTC)
-        next_retry = None
-        if retry:
-            next_retry = now + retry_delay_for(
-                record.try_number, retry_delay=task.retry_delay,
-                exponential_backoff=task.retry_exponential_backoff,
-                max_retry_delay=task.max_retry_delay)
-        if not self.store.transition(record.key, [record.state], target.value, end_date=now,
-                                     error=reason, next_retry_at=next_retry):
-            return None
-        log.error("%s: %s; marked %s", record.key, reason, target.value)
-        self._append_log(record, f"ERROR - {reason}; marked {target.value}\n")
-        if target is S.UP_FOR_RETRY:
-            self._schedule_retry(record.key, next_retry)
-            self._progress(record.key, target.value)
-            return None
-        return target
-
-    @staticmethod
-    def _append_log(record: TaskInstanceRecord, text: str) -> None:
-        if record.log_path and record.try_number:
-            from pathlib import Path
-
-            path = Path(record.log_path) / f"attempt={record.try_number}.log"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write(text)
-
-    def _reap_dead(self) -> None:
-        """Instances marked running whose heartbeat stopped: their process is gone."""
-        watched = set(self._inflight) | self._adopted
-        if not watched:
-            return
-        stale = self.store.stale_running(timedelta(seconds=self.heartbeat_timeout))
-        for record in stale:
-            if record.key not in watched:
-                continue
-            self.executor.kill(record.key)
-            state = self._fail_lost(record, f"no heartbeat for {self.heartbeat_timeout:g} s "
-                                            "(the task process died or hung)")
-            self._inflight.pop(record.key, None)
-            self._adopted.discard(record.key)
-            if state is not None:
-                self._finished(record.key, state)
-        self._poll_adopted()
-
-    def _poll_adopted(self) -> None:
-        """Instances running elsewhere (found at start): pick up those that finished."""
-        for key in list(self._adopted):
-            record = self.store.get_ti(key)
-            if record is not None and S(record.state) not in (S.RUNNING, S.QUEUED):
-                self._adopted.discard(key)
-                self._apply(key, S(record.state), record)
-
-    # -- mapping -----------------------------------------------------------------------------
-
-    def _expand_task(self, task_id: str) -> None:
-        task = self.dag.get_task(task_id)
-        assert isinstance(task, MappedOperator)
-        existing = self.store.list_tis(self.dag.dag_id, self.run.run_id, task_ids=[task_id])
-        expanded = [r for r in existing if r.map_index >= 0]
-        if expanded:
-            self._ready.extend(self.planner.expanded_task(task_id, len(expanded)))
-            return
-        try:
-            count = expansion_length(expansion_of(self.run, repr(task), task.expand_input))
-        except ExpansionError as exc:
-            self._fail_expansion(task_id, str(exc))
-            self._ready.extend(self.planner.expansion_failed(task_id=task_id))
-            return
-        if count:
-            self.store.add_tis(self.dag.dag_id, self.run.run_id,
-                               [(task_id, i, task.task_type, task.retries, task.pool)
-                                for i in range(count)],
-                               drop=[(task_id, -1)])
-            self._created.update((task_id, i) for i in range(count))
-        self._ready.extend(self.planner.expanded_task(task_id, count))
-
-    def _expand_group(self, group_id: str) -> None:
-        group_state = self.planner.groups[group_id]
-        existing = self.store.list_tis(self.dag.dag_id, self.run.run_id,
-                                       task_ids=group_state.task_ids)
-        indexes = {r.map_index for r in existing if r.map_index >= 0}
-        if indexes:
-            self._ready.extend(self.planner.expanded_group(group_id, len(indexes)))
-            return
-        try:
-            group = group_state.group
-            count = expansion_length(expansion_of(self.run, f"task group {group_id!r}",
-                                                  group.expand_input or {}))
-        except ExpansionError as exc:
-            log.error("%s", exc)
-            self._ready.extend(self.planner.expansion_failed(group_id=group_id))
-            return
-        if count:
-            undecided = [t for t in group_state.task_ids
-                         if not self.planner.nodes[t].decided]
-            self.store.add_tis(
-                self.dag.dag_id, self.run.run_id,
-                [(t, i, self.dag.task_dict[t].task_type, self.dag.task_dict[t].retries,
-                  self.dag.task_dict[t].pool) for t in undecided for i in range(count)],
-                drop=[(t, -1) for t in undecided])
-            self._created.update((t, i) for t in undecided for i in range(count))
-        self._ready.extend(self.planner.expanded_group(group_id, count))
-
-    def _fail_expansion(self, task_id: str, message: str) -> None:
-        key = self._key(task_id, -1)
-        folder = log_dir(self.logs_root, key) if self.logs_root else None
-        if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "attempt=1.log").write_text(f"ERROR - {message}\n", encoding="utf-8")
-        self.store.transition(key, ["none", "scheduled"], "failed", error=message,
-                              end_date=datetime.now(UTC), try_number=1,
-                              log_path=str(folder) if folder else None)
-        log.error("%s", message)
-
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def _sync_decided(self) -> None:
@@ -616,46 +383,7 @@ class DagRunDriver:
         if self.on_progress is not None:
             self.on_progress(key, state)
 
-    def finish(self) -> DagRun:
-        """Record the run's final state (and call the DAG's callback)."""
-        return self._finish()
 
-    def _finish(self) -> DagRun:
-        self._sync_decided()
-        states = self.store.ti_states(self.dag.dag_id, self.run.run_id)
-        leaves = {t.task_id for t in self.dag.leaves}
-        failed_leaf = any(state in ("failed", "upstream_failed")
-                          for task_id, _, state in states if task_id in leaves)
-        finished = {s.value for s in FINISHED_STATES}
-        stuck = {task_id for task_id, _, state in states if state not in finished}
-        if stuck:
-            log.error("run %s cannot progress: %s never became ready", self.run.run_id,
-                      sorted(stuck))
-        state = (DagRunState.FAILED if failed_leaf or stuck or self._timed_out
-                 else DagRunState.SUCCESS)
-        marked = self.store.get_run(self.dag.dag_id, self.run.run_id).state
-        if marked in (DagRunState.SUCCESS, DagRunState.FAILED):  # marked by hand meanwhile
-            state = DagRunState(marked)
-        ended = datetime.now(UTC)
-        parent = self.store.end_run(self.dag.dag_id, self.run.run_id, state.value, ended)
-        self.run.state, self.run.end_date = state, ended
-        env = self.executor.env
-        if env is not None:
-            env.runs.pop((self.dag.dag_id, self.run.run_id), None)
-            env.handoffs.pop((self.dag.dag_id, self.run.run_id), None)
-        end_parent_run(parent, env.tracking if env is not None else None, state.value)
-        callback = (self.dag.on_success_callback if state is DagRunState.SUCCESS
-                    else self.dag.on_failure_callback)
-        if callback is not None:
-            reason = "success" if state is DagRunState.SUCCESS else "task_failure"
-            try:
-                callback({"dag": self.dag, "dag_run": self.run, "run_id": self.run.run_id,
-                          "reason": reason, "params": self.run.params})
-            except Exception:
-                log.exception("DAG callback failed")
-        if self.run.xcom_read_through:  # handed to the caller: read the store from now on
-            self.run.xcom_cache, self.run.xcom_read_through = None, False
-        return self.run
 
 
 def _may_skip(task: BaseOperator) -> bool:

@@ -15,16 +15,17 @@ from datetime import UTC, datetime
 import psutil
 
 from mlpipe.core.dag import DAG
-from mlpipe.core.states import FINISHED_STATES, TaskInstanceState
+from mlpipe.core.states import FINISHED_STATES, DagRunState
+from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.errors import DagDefinitionError
 from mlpipe.store.entities import TaskInstanceRecord, TIKey
 from mlpipe.store.metadata_store import MetadataStore
 
 #: what ``mark success`` / ``mark failed`` set unfinished instances to (Airflow 2): a
 #: failed run's instances that never started are skipped, running ones failed
-_MARK = {"success": {"running": "success", "other": "success"},
-         "failed": {"running": "failed", "other": "skipped"}}
-_UNFINISHED = ("none", "scheduled", "queued", "running", "up_for_retry", "up_for_reschedule")
+_MARK = {S.SUCCESS: {S.RUNNING: S.SUCCESS, "other": S.SUCCESS},
+         S.FAILED: {S.RUNNING: S.FAILED, "other": S.SKIPPED}}
+_UNFINISHED = (S.NONE, S.SCHEDULED, S.QUEUED, S.RUNNING, S.UP_FOR_RETRY, S.UP_FOR_RESCHEDULE)
 
 
 def matching(store: MetadataStore, dag: DAG, *, run_id: str | None, task_regex: str | None,
@@ -50,7 +51,7 @@ def matching(store: MetadataStore, dag: DAG, *, run_id: str | None, task_regex: 
     for run in runs:
         records = store.list_tis(dag.dag_id, run.run_id, task_ids=task_ids)
         if only_failed:
-            bad = {r.task_id for r in records if r.state in ("failed", "upstream_failed")}
+            bad = {r.task_id for r in records if r.state in (S.FAILED, S.UPSTREAM_FAILED)}
             records = [r for r in records if r.task_id in bad]
         found.extend(records)
     return found
@@ -67,12 +68,12 @@ def clear(store: MetadataStore, dag: DAG, *, run_id: str | None = None,
     for rid in dict.fromkeys(r.run_id for r in records):
         keys = store.clear_tis(
             [(r.key, r.try_number + dag.get_task(r.task_id).retries) for r in records
-             if r.run_id == rid and (TaskInstanceState(r.state) in FINISHED_STATES
-                                     or r.state == "up_for_retry"
-                                     or (stop_running and r.state in ("running", "queued")))],
+             if r.run_id == rid and (S(r.state) in FINISHED_STATES
+                                     or r.state == S.UP_FOR_RETRY
+                                     or (stop_running and r.state in (S.RUNNING, S.QUEUED)))],
             mapped=mapped, stop_running=stop_running)
         if keys:
-            store.set_run_state(dag.dag_id, rid, "queued", end_date=None)
+            store.set_run_state(dag.dag_id, rid, DagRunState.QUEUED, end_date=None)
         cleared.extend(keys)
     return cleared
 
@@ -80,14 +81,15 @@ def clear(store: MetadataStore, dag: DAG, *, run_id: str | None = None,
 def mark_run(store: MetadataStore, dag: DAG, run_id: str, state: str) -> list[TIKey]:
     """Set the run to ``success`` or ``failed`` and its unfinished instances with it."""
     if state not in _MARK:
-        raise DagDefinitionError(f"a run can be marked {sorted(_MARK)}, not {state!r}")
+        known = sorted(s.value for s in _MARK)
+        raise DagDefinitionError(f"a run can be marked {known}, not {state!r}")
     store.get_run(dag.dag_id, run_id)  # RunNotFoundError names the known runs
     now = datetime.now(UTC)
     changed: list[TIKey] = []
     for record in store.list_tis(dag.dag_id, run_id):
         if record.state not in _UNFINISHED:
             continue
-        target = _MARK[state]["running" if record.state == "running" else "other"]
+        target = _MARK[state][S.RUNNING if record.state == S.RUNNING else "other"]
         if store.transition(record.key, [record.state], target, end_date=now):
             changed.append(record.key)
     store.set_run_state(dag.dag_id, run_id, state, end_date=now)
@@ -97,7 +99,7 @@ def mark_run(store: MetadataStore, dag: DAG, run_id: str, state: str) -> list[TI
 def set_task_state(store: MetadataStore, dag: DAG, key: TIKey, state: str) -> str:
     """Set one instance's state; its previous state. A finished run is reopened (queued)
     when the change lets its downstream go on."""
-    if state not in ("success", "failed", "skipped"):
+    if state not in (S.SUCCESS, S.FAILED, S.SKIPPED):
         raise DagDefinitionError(f"a task instance can be set to ['failed', 'skipped', "
                                  f"'success'], not {state!r}")
     dag.get_task(key.task_id)  # TaskNotFoundError names the known tasks
@@ -108,12 +110,12 @@ def set_task_state(store: MetadataStore, dag: DAG, key: TIKey, state: str) -> st
     if record.state != state:
         store.transition(key, [record.state], state, end_date=datetime.now(UTC))
     run = store.get_run(key.dag_id, key.run_id)
-    if run.state in ("success", "failed") and state != "failed":
+    if run.state in (DagRunState.SUCCESS, DagRunState.FAILED) and state != DagRunState.FAILED:
         downstream = {t.task_id for t in dag.get_task(key.task_id).get_descendants()}
         blocked = [r for r in store.list_tis(key.dag_id, key.run_id, task_ids=downstream)
-                   if r.state == "upstream_failed"]
+                   if r.state == S.UPSTREAM_FAILED]
         store.clear_tis([(r.key, r.max_tries) for r in blocked])
-        store.set_run_state(key.dag_id, key.run_id, "queued", end_date=None)
+        store.set_run_state(key.dag_id, key.run_id, DagRunState.QUEUED, end_date=None)
     return record.state
 
 

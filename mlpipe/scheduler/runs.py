@@ -9,6 +9,7 @@ from typing import Any
 from mlpipe.core.dag import DAG
 from mlpipe.core.ids import validate_run_id
 from mlpipe.core.params import resolve_params
+from mlpipe.core.states import DagRunState
 from mlpipe.core.timetables import DataInterval
 from mlpipe.errors import DagDefinitionError
 from mlpipe.store.entities import DagRunRecord
@@ -55,7 +56,7 @@ def create_dag_run(store: MetadataStore, dag: DAG, *, logical_date: datetime | s
         dag_id=dag.dag_id, run_id=run_id, run_type=run_type,
         logical_date=when, data_interval_start=interval.start,
         data_interval_end=interval.end, conf=conf,
-        state="queued", created_at=now, start_date=None, end_date=None,
+        state=DagRunState.QUEUED, created_at=now, start_date=None, end_date=None,
     )
     instances = [(t.task_id, -1, t.task_type, t.retries, t.pool) for t in dag.task_dict.values()]
     return store.create_run(record, instances)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpipe.core.dag import DAG
+from mlpipe.core.states import DagRunState
 from mlpipe.core.timetables import due_intervals, next_due_at
 from mlpipe.errors import RunExistsError, StoreError
 from mlpipe.executors.base import Executor
@@ -244,7 +245,7 @@ class Scheduler:
             if key in self.drivers:
                 continue
             dag = dags[record.dag_id]
-            if record.state == "queued" and not self.store.start_run_if_room(
+            if record.state == DagRunState.QUEUED and not self.store.start_run_if_room(
                     dag.dag_id, record.run_id, dag.max_active_runs):
                 continue
             driver = DagRunDriver(self.store, dag, record.run_id, self.executor,

@@ -16,8 +16,9 @@ from mlpipe.connections.keyfile import ensure_private_dir
 from mlpipe.core.dag import DAG
 from mlpipe.executors import make_executor
 from mlpipe.executors.base import ExecutionEnv, Executor
-from mlpipe.runtime.dagbag import DagBag, load_dagbag
+from mlpipe.runtime.dagbag import DagBag, load_dagbag, load_one
 from mlpipe.runtime.models import DagRun
+from mlpipe.runtime.try_runner import TryRunner
 from mlpipe.scheduler.dagrun_driver import DagRunDriver, ProgressFn
 from mlpipe.scheduler.leases import RunLease
 from mlpipe.scheduler.runs import create_dag_run
@@ -33,7 +34,7 @@ class Engine:
     settings: Settings
     store: MetadataStore
     _bag: DagBag | None = field(default=None, repr=False)
-    #: DAG objects handed to ``run`` directly (not from the folder), by id
+    #: DAG objects handed to ``run`` directly, or loaded alone from their file, by id
     _given: dict[str, DAG] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -59,6 +60,18 @@ class Engine:
         return self._bag
 
     def get_dag(self, dag_id: str) -> DAG:
+        """The DAG ``dag_id``: from its own file when the store knows it (a scheduler recorded
+        it), else from the parsed folder (which names the known ids if it is not there)."""
+        if dag_id in self._given:
+            return self._given[dag_id]
+        if self._bag is None:
+            known = self.store.get_dag(dag_id)
+            if known is not None and known.fileloc:
+                dag = load_one(self.settings.dags_folder, Path(known.fileloc), dag_id,
+                               parse_timeout=self.settings.dag_parse_timeout_s)
+                if dag is not None:
+                    self._given[dag_id] = dag
+                    return dag
         return self.dagbag().get_dag(dag_id)
 
     def dag_provider(self, dag_id: str) -> DAG:
@@ -69,14 +82,13 @@ class Engine:
 
     def make_executor(self, name: str | None = None) -> Executor:
         executor = make_executor(name or self.settings.executor, self.settings.parallelism)
-        executor.start(ExecutionEnv(
-            store=self.store, store_url=self.settings.database,
-            dag_provider=self.dag_provider, logs_root=self.logs_root,
-            xcom_max_bytes=self.settings.xcom_max_bytes,
-            heartbeat_interval=max(0.05, self.settings.task_lease_s / 6),
-            tracking=self.settings.tracking, artifact_root=self.settings.artifacts,
-        ))
+        executor.start(ExecutionEnv(self.try_runner()))
         return executor
+
+    def try_runner(self) -> TryRunner:
+        """The runner for tries of this engine's DAGs (what executors and ``tasks run`` use)."""
+        return TryRunner.from_settings(self.settings, self.store, self.dag_provider,
+                                       logs_root=self.logs_root)
 
     def trigger(self, dag: DAG, *, conf: Mapping[str, Any] | None = None,
                 run_id: str | None = None, logical_date: datetime | str | None = None

@@ -20,6 +20,8 @@ from typing import Any
 from fastapi import HTTPException
 from starlette.requests import Request
 
+from mlpipe.errors import BodyTooLargeError
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -43,10 +45,6 @@ class ServeLimits:
 def too_large(detail: str) -> HTTPException:
     """A 413 whose detail names what is too large and the limit."""
     return HTTPException(status_code=413, detail=detail)
-
-
-class BodyTooLargeError(Exception):
-    """Raised from ``receive`` when the body passes the limit (turned into a 413)."""
 
 
 class BodyLimitMiddleware:

@@ -8,13 +8,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlpipe.errors import MlpipeError
+from mlpipe.errors import ModelNotReadyError
 
 log = logging.getLogger("mlpipe.serve")
-
-
-class ModelNotReadyError(MlpipeError):
-    """No model is loaded yet (e.g. the alias it follows is not set)."""
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,22 @@
-"""Connecting to the metadata database and keeping its schema current with Alembic."""
+"""The metadata database: connecting, keeping its schema current with Alembic, and
+``Database`` (the engine, its pool and write transactions) that every repository uses."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from mlpipe.errors import StoreError
+from mlpipe.store import hot_sql as hot
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -222,3 +227,108 @@ def is_current(engine: Engine) -> bool:
 
 def has_tables(engine: Engine) -> bool:
     return bool(inspect(engine).get_table_names())
+
+
+#: writer connections a forked child inherited: kept referenced, never finalized there
+_INHERITED: list[Connection] = []
+
+
+class _OwnTransaction:
+    """A transaction on a thread's own writer connection; dropped if anything fails.
+
+    Begun and committed on the DBAPI connection (SQLAlchemy's transaction bookkeeping and
+    events cost ~15 us a task): only ``hot_sql`` statements run in it, and a SQLAlchemy
+    statement would fail loudly (its own BEGIN inside this one).
+    """
+
+    def __init__(self, holder: threading.local, conn: Connection) -> None:
+        self._holder = holder
+        self._conn = conn
+        self._dbapi: Any = conn.connection.driver_connection
+
+    def __enter__(self) -> Connection:
+        if self._dbapi.in_transaction:  # fail at once instead of deadlocking on the lock
+            raise StoreError("a write transaction is already open on this thread's "
+                             "connection; finish it before starting another")
+        self._run("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            self._run("COMMIT" if kind is None else "ROLLBACK")
+        except BaseException:
+            self._conn.invalidate()  # never reuse a connection in an unknown state
+            self._holder.conn = None
+            raise
+
+    def _run(self, sql: str) -> None:
+        try:
+            self._dbapi.execute(sql)
+        except self._conn.dialect.loaded_dbapi.Error as exc:
+            raise hot.as_sqlalchemy_error(self._conn.dialect, sql, None, exc) from exc
+
+
+class Database:
+    """One metadata database (SQLite or PostgreSQL): its engine, pool and write transactions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        #: the same pool; transactions begun here take SQLite's write lock up front
+        self.writer = engine.execution_options(immediate=True)
+        self._row_locks = engine.dialect.name != "sqlite"
+        #: whether many queueings may share one transaction: on SQLite a writer holds the
+        #: whole database anyway; on PostgreSQL a batch would take pool and DAG row locks in
+        #: an order that differs between schedulers, which could deadlock them
+        self.batches_writes = not self._row_locks
+        #: SQLite: each thread keeps one writer connection for the per-task transactions
+        #: (checking a connection out of the pool and back cost more than the statements)
+        self._own: threading.local | None = threading.local() if self.batches_writes else None
+
+    def transaction(self) -> Any:
+        """A write transaction (``with store.transaction() as conn``) for batched writes.
+
+        Methods that take ``conn`` run inside it; on SQLite it holds the write lock, so no
+        other write of this store may be attempted on another connection meanwhile.
+        """
+        return self._write()
+
+    @contextmanager
+    def within(self, conn: Connection | None) -> Iterator[Connection]:
+        """``conn`` (the caller's transaction) if given, else a new write transaction."""
+        if conn is not None:
+            yield conn
+            return
+        with self._write() as own:
+            yield own
+
+    def _write(self) -> Any:
+        """A write transaction: on SQLite on this thread's own connection (see ``_own``)."""
+        if self._own is None:
+            return self.writer.begin()
+        return _OwnTransaction(self._own, self._own_connection())
+
+    def _own_connection(self) -> Connection:
+        assert self._own is not None
+        owned: tuple[int, Connection] | None = getattr(self._own, "conn", None)
+        if owned is None or owned[0] != os.getpid() or owned[1].closed:
+            if owned is not None and owned[0] != os.getpid():
+                _INHERITED.append(owned[1])  # a forked child never touches the parent's
+            owned = (os.getpid(), self.writer.connect())
+            self._own.conn = owned
+        return owned[1]
+
+    def warm_up(self) -> None:
+        """Open this process's connections and have them read the schema, ahead of work
+        (a forked executor child, while it waits for its task instance)."""
+        if self._own is not None:  # first: it keeps the pool's connection it checks out
+            dbapi = self._own_connection().connection.driver_connection
+            dbapi.execute("SELECT 1 FROM xcom WHERE 1 = 0").fetchall()  # no BEGIN IMMEDIATE
+        with self.engine.connect() as conn:  # back to the pool for the reads
+            conn.exec_driver_sql("SELECT 1 FROM task_instance WHERE 1 = 0").all()
+
+    def dispose(self) -> None:
+        owned = getattr(self._own, "conn", None) if self._own is not None else None
+        if owned is not None and owned[0] == os.getpid():
+            owned[1].close()
+            self._own.conn = None  # type: ignore[union-attr]
+        self.engine.dispose()

@@ -140,7 +140,7 @@ INSERT_RUN = HotStatement(
 )
 END_RUN = HotStatement(
     "UPDATE dag_run SET state = :state, end_date = :end_date "
-    "WHERE dag_id = :dag_id AND run_id = :run_id RETURNING mlflow_run_id",
+    "WHERE dag_id = :dag_id AND run_id = :run_id RETURNING run_id",
     {"end_date": _UTC},
 )
 SELECT_TI_STATES = HotStatement(

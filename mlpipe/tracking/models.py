@@ -6,14 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mlpipe.errors import MlpipeError
+from mlpipe.errors import ModelRegistryError
 
 #: key of the logged model's metadata that holds mlpipe's serving spec (classes, preprocessing)
 SPEC_KEY = "mlpipe_spec"
-
-
-class ModelRegistryError(MlpipeError):
-    """A registry lookup or change failed (unknown model, version or alias)."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from mlpipe.runtime.models import DagRun, TaskInstance
-    from mlpipe.store.metadata_store import MetadataStore
+    from mlpipe.store.protocols import TryStore
 
 log = logging.getLogger("mlpipe.tracking")
 
@@ -38,7 +38,7 @@ def run_tags(run: DagRun) -> dict[str, str]:
 class TaskMlflowRun:
     """Creates the try's child run when the task first uses ``context["mlflow_run"]``."""
 
-    def __init__(self, store: MetadataStore, run: DagRun, ti: TaskInstance,
+    def __init__(self, store: TryStore, run: DagRun, ti: TaskInstance,
                  config: TrackingConfig | None) -> None:
         self.store = store
         self.run = run
@@ -89,9 +89,13 @@ class TaskMlflowRun:
             log.exception("could not end MLflow run %s", self._child)
 
 
-def end_parent_run(parent: str | None, config: TrackingConfig | None, state: str) -> None:
+def end_parent_run(store: TryStore, dag_id: str, run_id: str,
+                   config: TrackingConfig | None, state: str) -> None:
     """Finish the DAG run's parent MLflow run (if a task created one) with its final state."""
-    if parent is None or config is None:
+    if config is None:
+        return
+    parent = store.get_mlflow_run_id(dag_id, run_id)
+    if parent is None:
         return
     from mlpipe.tracking.mlflow_runs import client_for
 

@@ -13,7 +13,7 @@ import pytest
 from mlpipe import DAG
 from mlpipe.core.ids import validate_run_id
 from mlpipe.errors import InvalidTaskIdError
-from mlpipe.runtime.task_runner import log_dir, log_folder
+from mlpipe.runtime.log_paths import log_dir, log_folder
 from mlpipe.store.entities import TIKey
 
 pytestmark = pytest.mark.timeout(120)

@@ -86,7 +86,9 @@ def test_mlpipe_ui_leaves_no_process_behind(sig: signal.Signals, tmp_path: Path,
     poll(up, "the MLflow UI with its job runner did not start")
     started.extend(p for p in tree(ui.pid) if p not in started)
     children = [p for p in started if p.pid != ui.pid]
-    assert len(children) >= 4  # mlflow ui, uvicorn, job runner, huey consumers, watchdog
+    # mlflow ui, uvicorn, job runner, huey consumers, watchdog: at least, not exactly, as
+    # polling the tree may also catch short-lived helpers MLflow starts and ends
+    assert len(children) >= 4
 
     os.kill(ui.pid, sig)
     ui.wait(timeout=60)

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from mlpipe.connections import generate_key
+from mlpipe.connections.metastore_backend import SecretsStore
 from mlpipe.settings import load_settings
 from mlpipe.store.metadata_store import MetadataStore
-from mlpipe.store.secrets_store import SecretsStore
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlpipe.connections.errors import FernetKeyError
 from mlpipe.connections.keyfile import create_key_file, ensure_private_dir, read_key_file
+from mlpipe.errors import FernetKeyError
 
 
 def _create(path: str) -> str:

@@ -16,9 +16,9 @@ from mlpipe.connections import (
     get_variable,
     redact,
 )
+from mlpipe.connections.metastore_backend import MetastoreSecretsBackend, SecretsStore
 from mlpipe.errors import MlpipeError
 from mlpipe.settings import load_settings
-from mlpipe.store.secrets_store import MetastoreSecretsBackend, SecretsStore
 
 
 def test_the_environment_wins_over_the_database(monkeypatch: pytest.MonkeyPatch,

@@ -10,7 +10,7 @@ import pytest
 
 from mlpipe import DAG, task
 from mlpipe.connections import get_connection, is_sensitive_name, mask_secret
-from mlpipe.connections.masking import SecretsMasker
+from mlpipe.masking import SecretsMasker
 from mlpipe.operators import BashOperator
 from mlpipe.runtime.log_capture import capture_task_output
 

@@ -14,7 +14,7 @@ from mlpipe.connections import (
     FernetKeyError,
     generate_key,
 )
-from mlpipe.store.secrets_store import SecretsStore
+from mlpipe.connections.metastore_backend import SecretsStore
 
 Make = Callable[..., SecretsStore]
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from mlpipe import DAG
+from mlpipe.connections.metastore_backend import SecretsStore
 from mlpipe.errors import TemplateRenderError
 from mlpipe.operators import BashOperator
 from mlpipe.runtime.context import VariableAccessor
 from mlpipe.store.metadata_store import MetadataStore
-from mlpipe.store.secrets_store import SecretsStore
 
 LOGICAL = datetime(2024, 1, 15, tzinfo=UTC)
 

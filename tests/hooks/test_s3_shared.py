@@ -1,128 +1,83 @@
-"""The one S3 stack (``mlpipe.s3``): URL parsing, the credentials mapping the hook and the
-artifact store share, and error lines that never carry a secret (real moto server)."""
+"""``mlpipe.s3``: the one URL parser, credentials mapping, client and error description that
+the hook, the artifact store and the S3 operators share."""
 
 from __future__ import annotations
 
-import socket
+from pathlib import Path
 
-import moto.settings
 import pytest
-from botocore.exceptions import ClientError
 
-from mlpipe.artifacts import ArtifactError, open_store
-from mlpipe.artifacts.s3 import S3ArtifactStore
-from mlpipe.connections import Connection
-from mlpipe.connections.errors import ConnectionFailedError
-from mlpipe.errors import MlpipeError
-from mlpipe.hooks import S3Hook
-from mlpipe.operators.s3 import store_options
-from mlpipe.s3 import InvalidS3UrlError, S3ClientSettings, describe_failure, parse_s3_url
+from mlpipe.artifacts import open_store
+from mlpipe.errors import ArtifactError
+from mlpipe.hooks.s3 import S3Hook, credentials_for
+from mlpipe.operators.s3 import S3OperatorError, split_s3, store_options
+from mlpipe.s3 import S3Credentials, S3UriError, split_s3_uri
+from mlpipe.s3.errors import FailureKind, describe
 
 
-@pytest.mark.parametrize(("url", "what", "match"), [
-    ("http://x/y", "URL", r"^URL 'http://x/y' is not an s3:// URL; write s3://BUCKET/KEY$"),
-    ("s3:///key", "source", r"^source 's3:///key' names no bucket; write s3://BUCKET/KEY$"),
-    ("", "dest", r"^dest '' is not an s3:// URL"),
-    (None, "dest", r"^dest None is not an s3:// URL"),
-    ("S3://b/k", "URL", r"^URL 'S3://b/k' is not an s3:// URL"),
+@pytest.mark.parametrize(("value", "message"), [
+    ("http://bucket/key", "source 'http://bucket/key' is not an s3:// URL; write s3://BUCKET/KEY"),
+    ("s3:///key", "source 's3:///key' names no bucket; write s3://BUCKET/KEY"),
+    (42, "source 42 is not an s3:// URL; write s3://BUCKET/KEY"),
 ])
-def test_a_bad_s3_url_is_one_line_naming_the_value(url: str, what: str, match: str) -> None:
-    with pytest.raises(InvalidS3UrlError, match=match) as caught:
-        parse_s3_url(url, what=what)
-    assert isinstance(caught.value, MlpipeError)
-    assert caught.value.url == url
+def test_a_bad_url_names_the_value_and_the_form(value: object, message: str) -> None:
+    with pytest.raises(S3UriError) as info:
+        split_s3_uri(value, what="source")
+    assert str(info.value) == message
+    assert split_s3_uri("s3://b/k/e/y") == ("b", "k/e/y")
+    assert split_s3_uri("s3://b") == ("b", "")
 
 
-def test_s3_urls_split_into_bucket_and_key() -> None:
-    assert parse_s3_url("s3://b/k/e/y") == ("b", "k/e/y")
-    assert parse_s3_url("s3://b/dir/") == ("b", "dir/")
-    assert parse_s3_url("s3://b") == ("b", "")
+def test_every_layer_reports_the_same_parse_error_in_its_own_type() -> None:
+    with pytest.raises(S3OperatorError, match=r"^dest 's3:///x' names no bucket"):
+        split_s3("s3:///x", what="dest")
+    with pytest.raises(ArtifactError, match=r"^'s3:///x' names no bucket"):
+        open_store("s3://b/x").stat("s3:///x")
 
 
-def test_a_connection_maps_to_every_client_setting() -> None:
-    conn = Connection.from_uri(
-        "aws_x", "aws://AKIAKEY:sec%2Fret@/?endpoint_url=http%3A%2F%2F127.0.0.1%3A9&"
-                 "region_name=eu-west-1&aws_session_token=tok&verify=false&max_attempts=5&"
-                 "connect_timeout=2&read_timeout=7&addressing_style=path")
+def test_hook_store_and_operator_map_a_connection_to_the_same_credentials(
+        monkeypatch: pytest.MonkeyPatch, aws_secret: str) -> None:
+    monkeypatch.setenv("MLPIPE_CONN_AWS_MAP",
+                       f"s3://AKIAMAP:{aws_secret}@/?endpoint_url=http://127.0.0.1:9"
+                       "&region_name=eu-west-2&aws_session_token=tok&max_attempts=1"
+                       "&verify=false")
+    expected = S3Credentials(aws_access_key_id="AKIAMAP", aws_secret_access_key=aws_secret,
+                             aws_session_token="tok", region_name="eu-west-2",
+                             endpoint_url="http://127.0.0.1:9", verify=False, max_attempts=1)
 
-    settings = S3ClientSettings.from_connection(conn)
-
-    assert settings == S3ClientSettings(
-        aws_access_key_id="AKIAKEY", aws_secret_access_key="sec/ret", aws_session_token="tok",
-        region_name="eu-west-1", endpoint_url="http://127.0.0.1:9", verify=False,
-        max_attempts=5, connect_timeout=2.0, read_timeout=7.0, addressing_style="path")
-    assert "sec/ret" not in repr(settings) and "tok" not in repr(settings)
-    assert settings.secrets() == ["sec/ret", "tok"]
-
-
-def test_keys_in_the_extras_and_a_region_override_are_honoured() -> None:
-    conn = Connection("aws_y", "aws", extra={"aws_access_key_id": "AKIAEXTRA",
-                                             "aws_secret_access_key": "extra-secret",
-                                             "region_name": "us-west-2"})
-
-    settings = S3ClientSettings.from_connection(conn, region_name="ap-south-1")
-
-    assert (settings.aws_access_key_id, settings.aws_secret_access_key,
-            settings.region_name) == ("AKIAEXTRA", "extra-secret", "ap-south-1")
-    assert S3ClientSettings.from_connection(None, region_name="eu-north-1") == \
-        S3ClientSettings(region_name="eu-north-1")
+    assert credentials_for("aws_map") == expected
+    assert S3Hook("aws_map").credentials() == expected
+    assert store_options("aws_map", max_workers=4)["credentials"] == expected
+    store = open_store("s3://b/k", s3_options=store_options("aws_map"))
+    assert store.credentials == expected  # type: ignore[attr-defined]
+    assert S3Hook("aws_map", region_name="us-east-1").credentials().region_name == "us-east-1"
 
 
-def test_hook_and_store_build_the_same_client_from_one_connection(
-        aws_conn: str, bucket: str, aws_secret: str) -> None:
+def test_credentials_never_show_the_secret(aws_secret: str) -> None:
+    creds = S3Credentials(aws_access_key_id="AKIA", aws_secret_access_key=aws_secret,
+                          aws_session_token="session-token-value")
+    assert aws_secret not in repr(creds)
+    assert "session-token-value" not in repr(creds)
+
+
+def test_a_server_error_that_echoes_the_secret_is_masked(aws_secret: str) -> None:
+    from botocore.exceptions import ClientError
+
+    exc = ClientError({"Error": {"Code": "SignatureDoesNotMatch",
+                                 "Message": f"the key {aws_secret} did not sign"}}, "ListObjects")
+    failure = describe(exc, secret=aws_secret)
+    assert failure.kind is FailureKind.DENIED
+    assert failure.reason == "SignatureDoesNotMatch: the key *** did not sign"
+
+
+def test_hook_and_store_from_one_connection_see_the_same_bucket(
+        aws_conn: str, bucket: str, tmp_path: Path) -> None:
     hook = S3Hook(aws_conn)
-    store = open_store("s3://any", s3_options=store_options(aws_conn, max_workers=7))
-    assert isinstance(store, S3ArtifactStore)
+    (tmp_path / "a.txt").write_text("a")
+    hook.load_file(tmp_path / "a.txt", f"s3://{bucket}/data/a.txt")
+    store = open_store(f"s3://{bucket}/data/", s3_options=store_options(aws_conn))
 
-    assert store.settings == hook.settings
-    assert hook.settings.aws_secret_access_key == aws_secret
-    for client in (hook.get_conn(), store.client):
-        credentials = client._request_signer._credentials
-        assert (client.meta.endpoint_url, client.meta.region_name, credentials.access_key,
-                credentials.secret_key) == (hook.settings.endpoint_url, "us-east-1",
-                                            "AKIATESTKEY", aws_secret)
-    assert store.client.meta.config.max_pool_connections == 7
-    store.write_bytes(f"s3://{bucket}/from-store.txt", b"x")
-    assert hook.list_keys(bucket) == ["from-store.txt"]
-
-
-def test_refused_credentials_never_show_the_secret(
-        aws_conn: str, bucket: str, aws_secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # moto checks keys
-    store = open_store("s3://any", s3_options=store_options(aws_conn))
-
-    with pytest.raises(ConnectionFailedError, match="InvalidAccessKeyId") as from_hook:
-        S3Hook(aws_conn).list_keys(bucket)
-    with pytest.raises(ArtifactError,
-                       match=r"at endpoint .*: access denied \(403\)") as from_store:
-        store.exists(f"s3://{bucket}/k")
-
-    for error in (from_hook.value, from_store.value):
-        assert aws_secret not in str(error) and "\n" not in str(error)
-
-
-def test_a_secret_echoed_by_the_server_is_masked() -> None:
-    echoed = ClientError({"Error": {"Code": "AccessDenied",
-                                    "Message": "key s3cr3t-x was\n refused"}}, "GetObject")
-
-    failure = describe_failure(echoed, ["s3cr3t-x"])
-
-    assert (failure.kind, failure.code, failure.detail) == (
-        "denied", "AccessDenied", "AccessDenied: key *** was refused")
-
-
-def test_an_unreachable_endpoint_is_one_line_for_hook_and_store(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    monkeypatch.setenv("MLPIPE_CONN_AWS_DOWN", f"aws://k:down-secret@/?endpoint_url=http%3A%2F"
-                                               f"%2F127.0.0.1%3A{port}&max_attempts=1")
-    store = open_store("s3://b", s3_options=store_options("aws_down"))
-
-    with pytest.raises(ConnectionFailedError, match=r"list s3://b/: Could not connect"):
-        S3Hook("aws_down").list_keys("b")
-    with pytest.raises(ArtifactError, match=r"cannot connect to the endpoint") as caught:
-        store.exists("s3://b/k")
-    assert "down-secret" not in str(caught.value)
-
+    assert store.list(f"s3://{bucket}/data/") == [f"s3://{bucket}/data/a.txt"]
+    assert hook.list_keys(bucket, "data/") == ["data/a.txt"]
+    with pytest.raises(ArtifactError, match=r"bucket 'no-such-bucket' does not exist"):
+        store.stat("s3://no-such-bucket/k")

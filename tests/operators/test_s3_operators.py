@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -395,3 +397,10 @@ def test_upload_of_an_unknown_model_fails_with_one_line(
         op.execute({})
     assert "\n" not in str(caught.value)
 
+
+def test_importing_the_operators_does_not_import_boto3() -> None:
+    code = ("import sys, mlpipe.operators as o; o.S3DownloadOperator; o.S3UploadOperator; "
+            "print(sorted(m for m in ('boto3', 'botocore', 'mlflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import event
 
 from mlpipe import DAG, task
-from mlpipe.runtime import task_runner
+from mlpipe.runtime import expansion
 from mlpipe.scheduler import dag_test
 from mlpipe.store.metadata_store import MetadataStore
 
@@ -114,13 +114,13 @@ def test_a_fan_out_never_has_more_than_max_active_tasks_queued_or_running() -> N
 def test_mapped_inputs_from_xcom_are_resolved_once_and_private_to_each_instance(
         monkeypatch: pytest.MonkeyPatch) -> None:
     calls: Counter[str] = Counter()
-    resolve = task_runner.resolve_expand_input
+    resolve = expansion.resolve_expand_input
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls["resolve"] += 1
         return resolve(*args, **kwargs)
 
-    monkeypatch.setattr(task_runner, "resolve_expand_input", counting)
+    monkeypatch.setattr(expansion, "resolve_expand_input", counting)
     with DAG("handoff_mapped") as dag:
         @task
         def rows() -> list[dict[str, int]]:

@@ -79,7 +79,8 @@ def test_sigterm_lets_the_running_task_finish_and_starts_nothing_new(
                 if s.at >= signalled and s.to_state in ("queued", "running")]
         assert late == []
         after = engine.store.get_ti(TIKey("graceful", "r1", "after"))
-        assert after is not None and after.state in ("none", "scheduled")
+        # never queued: slow finished after the signal, when the driver queues nothing new
+        assert after is not None and after.state == "none"
         assert engine.store.get_run("graceful", "r2").state == "queued"
         assert {t.state for t in engine.store.list_tis("graceful", "r2")} == {"none"}
         assert "stopping: no new work" in proc.stderr()
@@ -117,6 +118,7 @@ def test_sigterm_past_the_grace_period_kills_the_task_and_nothing_stays_stuck(
         proc.popen.send_signal(signal.SIGTERM)
         assert proc.popen.wait(timeout=15) == 0, proc.describe()
         assert time.monotonic() - began < 5
+        # killed either way; whether its parent has reaped it yet is a race: gone or zombie
         assert not psutil.pid_exists(pid) or \
             psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 

@@ -235,7 +235,7 @@ def test_a_token_guards_predict_and_reload_but_not_health_and_metadata(
     assert server.get("/health")["status"] == "ok"
     assert server.get("/metadata")["model_uri"] == served
 
-    from mlpipe.serving.client import ServingClient, ServingError
+    from mlpipe.hooks.serving import ServingClient, ServingError
 
     assert ServingClient(server.url).predict([("d.png", digit)])["predictions"]  # env token
     with pytest.raises(ServingError, match="answered 401: missing or wrong bearer token"):

@@ -197,15 +197,17 @@ def test_set_run_state_changes_only_that_run(store: MetadataStore, make_run: Mak
     assert store.get_run("etl", "r1").end_date is None
 
 
-def test_end_run_records_the_final_state_and_returns_the_mlflow_parent(
+def test_end_run_records_the_final_state_and_keeps_the_mlflow_parent(
         store: MetadataStore, make_run: MakeRun) -> None:
     make_run("etl", "r1")
     make_run("etl", "r2")
     ended = datetime(2024, 2, 1, 12, 30, 0, 654321, tzinfo=UTC)
     assert store.set_mlflow_run_id("etl", "r2", "abc123") == "abc123"
 
-    assert store.end_run("etl", "r1", "failed", ended) is None
-    assert store.end_run("etl", "r2", "success", ended) == "abc123"
+    store.end_run("etl", "r1", "failed", ended)
+    store.end_run("etl", "r2", "success", ended)
+    assert store.get_mlflow_run_id("etl", "r1") is None
+    assert store.get_mlflow_run_id("etl", "r2") == "abc123"
 
     done = store.get_run("etl", "r1")
     assert done.state == "failed"

@@ -1,4 +1,5 @@
-"""A small HTTP client for ``mlpipe serve`` (used by DeployModelOperator and the demo)."""
+"""``ServingClient``: the HTTP client of an ``mlpipe serve`` endpoint (used by
+DeployModelOperator and the demo); needs only requests."""
 
 from __future__ import annotations
 
@@ -6,11 +7,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from mlpipe.errors import MlpipeError
-
-
-class ServingError(MlpipeError):
-    """The serving endpoint is unreachable or answered with an error."""
+from mlpipe.errors import ServingError
 
 
 class ServingClient:

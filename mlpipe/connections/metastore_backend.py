@@ -4,7 +4,8 @@ A connection's password and extra and a variable's value are stored as Fernet to
 row's ``is_encrypted`` flags say so), with ``MLPIPE_FERNET_KEY`` or, without it, the key file
 ``$MLPIPE_HOME/fernet.key`` generated on the first secret written. Reading an encrypted row
 without the key, or with another key, raises ``DecryptionError``: never a token passed off
-as the value.
+as the value. The rows themselves are the store's (``store/repositories/secret_rows.py``);
+sealing them and turning them into ``Connection`` objects happens here.
 """
 
 from __future__ import annotations
@@ -14,20 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
-
-from sqlalchemy import Engine, Table, delete, insert, inspect, make_url, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from typing import Any
 
 from mlpipe.connections.connection import Connection, parse_extra
 from mlpipe.connections.crypto import FernetCipher
-from mlpipe.connections.errors import ConnectionExistsError
-from mlpipe.errors import StoreError
-from mlpipe.store import database
-from mlpipe.store.rows import ConnectionRow, VariableRow
-
-_CONN = cast(Table, ConnectionRow.__table__)
-_VAR = cast(Table, VariableRow.__table__)
+from mlpipe.store.repositories.secret_rows import SecretRows, open_secret_rows
 
 
 @dataclass(frozen=True)
@@ -43,10 +35,10 @@ class StoredVariable:
 class SecretsStore:
     """Connections and variables of one metadata database (a ``SecretsBackend``)."""
 
-    def __init__(self, engine: Engine, *, fernet_key: str | None = None,
-                 key_file: Path | None = None) -> None:
-        self.engine = engine
-        self.writer = engine.execution_options(immediate=True)
+    def __init__(self, engine: Any, *, fernet_key: str | None = None,
+                 key_file: Path | None = None, rows: SecretRows | None = None) -> None:
+        self.rows = rows if rows is not None else SecretRows(engine)
+        self.engine = self.rows.engine
         self.cipher = FernetCipher(fernet_key, key_file=key_file)
 
     def rotate_fernet_key(self) -> int:
@@ -55,27 +47,7 @@ class SecretsStore:
         Secrets stored in clear (by an older mlpipe) are encrypted too. One transaction:
         a row any key fails to decrypt leaves every row as it was.
         """
-        changed = 0
-        with self.writer.begin() as db:
-            for row in db.execute(select(_CONN)).all():
-                values = {}
-                for column, flag in (("password", "is_encrypted"),
-                                     ("extra", "is_extra_encrypted")):
-                    value = getattr(row, column)
-                    if value is not None:
-                        values[column] = self._reseal(value, getattr(row, flag), "connection",
-                                                      row.conn_id)
-                        values[flag] = True
-                if values:
-                    db.execute(update(_CONN).where(_CONN.c.conn_id == row.conn_id)
-                               .values(**values))
-                    changed += 1
-            for row in db.execute(select(_VAR)).all():
-                db.execute(update(_VAR).where(_VAR.c.key == row.key).values(
-                    val=self._reseal(row.val, row.is_encrypted, "variable", row.key),
-                    is_encrypted=True))
-                changed += 1
-        return changed
+        return self.rows.reseal_all(self._reseal)
 
     def _reseal(self, value: str, encrypted: bool, kind: str, name: str) -> str:
         if encrypted:
@@ -88,7 +60,7 @@ class SecretsStore:
         """Store a new connection; ``ConnectionExistsError`` if the id is taken."""
         encrypt = self.cipher.enabled
         extra = json.dumps(conn.extra) if conn.extra else None
-        values = {
+        self.rows.insert_connection({
             "conn_id": conn.conn_id, "conn_type": conn.conn_type,
             "description": conn.description, "host": conn.host, "schema": conn.schema,
             "login": conn.login, "port": conn.port,
@@ -96,30 +68,20 @@ class SecretsStore:
             "extra": self._seal(extra),
             "is_encrypted": encrypt and conn.password is not None,
             "is_extra_encrypted": encrypt and extra is not None,
-        }
-        try:
-            with self.writer.begin() as db:
-                db.execute(insert(_CONN).values(**values))
-        except IntegrityError:
-            raise ConnectionExistsError(conn.conn_id) from None
+        })
 
     def get_connection(self, conn_id: str) -> Connection | None:
-        with self.engine.connect() as db:
-            row = db.execute(select(_CONN).where(_CONN.c.conn_id == conn_id)).first()
+        row = self.rows.connection_row(conn_id)
         return self._connection(row) if row is not None else None
 
     def list_connections(self) -> list[Connection]:
-        with self.engine.connect() as db:
-            rows = db.execute(select(_CONN).order_by(_CONN.c.conn_id)).all()
-        return [self._connection(r) for r in rows]
+        return [self._connection(r) for r in self.rows.connection_rows()]
 
     def connection_ids(self) -> list[str]:
-        with self.engine.connect() as db:
-            return list(db.scalars(select(_CONN.c.conn_id).order_by(_CONN.c.conn_id)))
+        return self.rows.connection_ids()
 
     def delete_connection(self, conn_id: str) -> bool:
-        with self.writer.begin() as db:
-            return bool(db.execute(delete(_CONN).where(_CONN.c.conn_id == conn_id)).rowcount)
+        return self.rows.delete_connection(conn_id)
 
     def _connection(self, row: Any) -> Connection:
         password, extra = row.password, row.extra
@@ -136,37 +98,22 @@ class SecretsStore:
     def set_variable(self, key: str, value: str, *, description: str | None = None) -> None:
         """Create or replace a variable; ``value`` is JSON text (see ``connections.variables``)."""
         json.loads(value)  # only JSON is stored: callers convert text first
-        values = {"val": self._seal(value), "is_encrypted": self.cipher.enabled,
-                  "description": description}
-        for _ in range(2):  # a concurrent insert of the same key: update it the second time
-            try:
-                with self.writer.begin() as db:
-                    if db.execute(update(_VAR).where(_VAR.c.key == key).values(**values)
-                                  ).rowcount:
-                        return
-                    db.execute(insert(_VAR).values(key=key, **values))
-                    return
-            except IntegrityError:
-                continue
-        raise StoreError(f"variable {key!r} could not be written; try again")
+        self.rows.upsert_variable(key, {"val": self._seal(value),
+                                        "is_encrypted": self.cipher.enabled,
+                                        "description": description})
 
     def get_variable(self, key: str) -> str | None:
-        with self.engine.connect() as db:
-            row = db.execute(select(_VAR).where(_VAR.c.key == key)).first()
+        row = self.rows.variable_row(key)
         return self._variable(row).value if row is not None else None
 
     def list_variables(self) -> list[StoredVariable]:
-        with self.engine.connect() as db:
-            rows = db.execute(select(_VAR).order_by(_VAR.c.key)).all()
-        return [self._variable(r) for r in rows]
+        return [self._variable(r) for r in self.rows.variable_rows()]
 
     def variable_keys(self) -> list[str]:
-        with self.engine.connect() as db:
-            return list(db.scalars(select(_VAR.c.key).order_by(_VAR.c.key)))
+        return self.rows.variable_keys()
 
     def delete_variable(self, key: str) -> bool:
-        with self.writer.begin() as db:
-            return bool(db.execute(delete(_VAR).where(_VAR.c.key == key)).rowcount)
+        return self.rows.delete_variable(key)
 
     def _variable(self, row: Any) -> StoredVariable:
         value = row.val
@@ -219,22 +166,9 @@ class MetastoreSecretsBackend:
 
     @contextmanager
     def _store(self) -> Iterator[SecretsStore | None]:
-        url = self.url
-        if _is_missing_sqlite_file(url):
-            yield None
-            return
-        engine = database.make_engine(url)
-        try:
-            try:
-                present = inspect(engine).has_table(_CONN.name)
-            except OperationalError as exc:
-                raise StoreError(f"cannot reach the metadata database "
-                                 f"{engine.url.render_as_string(hide_password=True)!r}: "
-                                 f"{exc.orig}") from None
-            yield SecretsStore(engine, fernet_key=self._fernet_key,
-                               key_file=self._key_file) if present else None
-        finally:
-            engine.dispose()
+        with open_secret_rows(self.url) as rows:
+            yield None if rows is None else SecretsStore(
+                rows.engine, fernet_key=self._fernet_key, key_file=self._key_file, rows=rows)
 
     def get_connection(self, conn_id: str) -> Connection | None:
         with self._store() as store:
@@ -251,11 +185,3 @@ class MetastoreSecretsBackend:
     def variable_keys(self) -> list[str]:
         with self._store() as store:
             return store.variable_keys() if store else []
-
-
-def _is_missing_sqlite_file(url: str) -> bool:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return False
-    path = parsed.database
-    return path is not None and path not in ("", ":memory:") and not Path(path).exists()

@@ -1,21 +1,11 @@
-"""Errors of the artifact stores.
-
-The hierarchy (under ``mlpipe.errors.MlpipeError``)::
-
-    ArtifactError                 an artifact cannot be read, written or found
-    ├── ArtifactNotFoundError         nothing (complete) exists at the URI
-    └── UnknownSchemeError            no store is registered for the URI's scheme
-
-Messages are one line naming the URI (and, for S3, the endpoint), never a secret.
-"""
+"""Errors of storage: artifact stores and ``s3://`` URLs. One line naming the URI (and,
+for S3, the endpoint), never a secret."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mlpipe.errors import MlpipeError, did_you_mean
-
-__all__ = ["ArtifactError", "ArtifactNotFoundError", "UnknownSchemeError"]
+from mlpipe.errors.base import MlpipeError, did_you_mean
 
 
 class ArtifactError(MlpipeError):
@@ -49,3 +39,12 @@ class UnknownSchemeError(ArtifactError):
             "with register_store())",
             uri=uri,
         )
+
+
+class S3UriError(MlpipeError, ValueError):
+    """A value that should be an ``s3://BUCKET/KEY`` URL is not one."""
+
+    def __init__(self, uri: object, problem: str, *, what: str = "") -> None:
+        self.uri = uri
+        label = f"{what} {uri!r}" if what else repr(uri)
+        super().__init__(f"{label} {problem}; write s3://BUCKET/KEY")

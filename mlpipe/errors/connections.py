@@ -1,17 +1,5 @@
 """Errors of connections, variables, their encryption, and the hooks that use them.
 
-The hierarchy (under ``mlpipe.errors.MlpipeError``)::
-
-    ConnectionsError
-    ├── ConnectionNotFoundError   no connection has that id (env or metadata DB); lists the known
-    ├── ConnectionExistsError     ``connections add`` of an id that is stored already
-    ├── InvalidConnectionError    a connection URI, JSON or extra cannot be parsed
-    ├── VariableNotFoundError     no variable has that key; lists the known
-    ├── FernetKeyError            ``MLPIPE_FERNET_KEY`` is not a usable Fernet key
-    ├── DecryptionError           a row stored encrypted cannot be read (no key, wrong key)
-    └── HookError                 a call through a hook failed (a query, a missing S3 key)
-        └── ConnectionFailedError     cannot connect or authenticate: names id and endpoint
-
 Every message that could carry a secret goes through the masker first.
 """
 
@@ -19,20 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mlpipe.connections.masking import redact
-from mlpipe.errors import MlpipeError, did_you_mean
-
-__all__ = [
-    "ConnectionExistsError",
-    "ConnectionFailedError",
-    "ConnectionNotFoundError",
-    "ConnectionsError",
-    "DecryptionError",
-    "FernetKeyError",
-    "HookError",
-    "InvalidConnectionError",
-    "VariableNotFoundError",
-]
+from mlpipe.errors.base import MlpipeError, did_you_mean
+from mlpipe.masking import redact
 
 
 class ConnectionsError(MlpipeError):

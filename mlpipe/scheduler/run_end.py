@@ -1,0 +1,61 @@
+"""Run end: the run's final state from its leaves, the DAG's callback, and the MLflow
+parent run ended.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from mlpipe.core.states import FINISHED_STATES, DagRunState
+from mlpipe.core.states import TaskInstanceState as S
+from mlpipe.runtime.models import DagRun
+from mlpipe.tracking.task_runs import end_parent_run
+
+log = logging.getLogger("mlpipe.scheduler")
+
+
+class RunEndMixin:
+    """The end steps of ``DagRunDriver`` (they use its state; see there)."""
+
+    def finish(self) -> DagRun:
+        """Record the run's final state (and call the DAG's callback)."""
+        return self._finish()
+
+    def _finish(self) -> DagRun:
+        self._sync_decided()
+        states = self.store.ti_states(self.dag.dag_id, self.run.run_id)
+        leaves = {t.task_id for t in self.dag.leaves}
+        failed_leaf = any(state in (S.FAILED, S.UPSTREAM_FAILED)
+                          for task_id, _, state in states if task_id in leaves)
+        finished = {s.value for s in FINISHED_STATES}
+        stuck = {task_id for task_id, _, state in states if state not in finished}
+        if stuck:
+            log.error("run %s cannot progress: %s never became ready", self.run.run_id,
+                      sorted(stuck))
+        state = (DagRunState.FAILED if failed_leaf or stuck or self._timed_out
+                 else DagRunState.SUCCESS)
+        marked = self.store.get_run(self.dag.dag_id, self.run.run_id).state
+        if marked in (DagRunState.SUCCESS, DagRunState.FAILED):  # marked by hand meanwhile
+            state = DagRunState(marked)
+        ended = datetime.now(UTC)
+        self.store.end_run(self.dag.dag_id, self.run.run_id, state.value, ended)
+        self.run.state, self.run.end_date = state, ended
+        env = self.executor.env
+        if env is not None:
+            env.runs.pop((self.dag.dag_id, self.run.run_id), None)
+            env.recorders.pop((self.dag.dag_id, self.run.run_id), None)
+        end_parent_run(self.store, self.dag.dag_id, self.run.run_id,
+                       env.tracking if env is not None else None, state.value)
+        callback = (self.dag.on_success_callback if state is DagRunState.SUCCESS
+                    else self.dag.on_failure_callback)
+        if callback is not None:
+            reason = "success" if state is DagRunState.SUCCESS else "task_failure"
+            try:
+                callback({"dag": self.dag, "dag_run": self.run, "run_id": self.run.run_id,
+                          "reason": reason, "params": self.run.params})
+            except Exception:
+                log.exception("DAG callback failed")
+        if self.run.xcom_read_through:  # handed to the caller: read the store from now on
+            self.run.xcom_cache, self.run.xcom_read_through = None, False
+        return self.run
