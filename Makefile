@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck contracts pytest demo bench bench-quick bench-peers clean
+.PHONY: install test lint typecheck contracts pytest demo demo-large bench bench-quick bench-peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ test: lint typecheck contracts pytest
 
 demo: install
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlpipe demo
+
+# The same pipeline on Fashion-MNIST (70,000 real 28x28 photos): Debian's package (apt-get,
+# through sudo unless root), written as train/ val/ test/ class folders into the demo bucket.
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+demo-large: install
+	@test -f $(FASHION_MNIST) || { if [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y dataset-fashion-mnist; \
+		else sudo apt-get install -y dataset-fashion-mnist; fi; }
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlpipe demo --dataset fashion-mnist
 
 # Every benchmark in benchmarks/, 3 runs each -> benchmarks/RESULTS.md (peers included once
 # `make bench-peers` has installed them).

@@ -8,9 +8,10 @@ lr, seed) with ``--epochs`` epochs. Per repeat:
   ``sqlite:///`` tracking store in a temporary folder; the task's run nested under the DAG
   run's). Its training time is ``execute`` less the one-off model logging (``_log_model``,
   timed by a subclass that changes nothing else); model logging is its own figure;
-- baseline: the same data (``load_split``), ``build_model("simple_cnn", ...)``, seed,
-  shuffling, optimizer, batch size and epochs, with a validation pass per epoch, in a plain
-  loop: no checkpoints, no metric logging, no tracking.
+- baseline: the same data (``ShardDataset`` + ``ShardShuffleSampler``, normalised with
+  the train mean/std), ``build_model("simple_cnn", ...)``, seed, shuffling, optimizer,
+  batch size and epochs, with a validation pass per epoch, in a plain loop: no
+  checkpoints, no metric logging, no tracking.
 A warm-up of each (one epoch) runs first, so neither pays imports or the store's creation.
 Both run with ``--threads`` torch threads (default 1): on a machine shared with other work,
 OpenMP's barriers between threads make multi-threaded epoch times vary several-fold.
@@ -120,27 +121,31 @@ def run_operator(dataset: Path, config: dict[str, Any]) -> dict[str, float]:
 def run_hand_loop(dataset: Path, config: dict[str, Any]) -> HandResult:
     """The same training as a plain PyTorch loop (a validation pass after every epoch)."""
     import torch
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
 
     from mlpipe.ml.models import build_model, pick_device
-    from mlpipe.ml.preprocess import load_split
+    from mlpipe.ml.shards import Normalise, ShardDataset, ShardShuffleSampler, split_stats
 
-    x, y, manifest = load_split(dataset, "train")
-    x_val, y_val, _ = load_split(dataset, "val")
+    train_set = ShardDataset(dataset, "train")
+    manifest = train_set.manifest
+    train_set.transform = Normalise(*split_stats(manifest))
+    val_set = ShardDataset(dataset, "val", train_set.transform)
     device = pick_device(config.get("device", "auto"))
     batch_size, seed = int(config["batch_size"]), int(config["seed"])
     torch.manual_seed(seed)
-    model = build_model("simple_cnn", in_channels=x.shape[1],
-                        num_classes=len(manifest["classes"]), image_size=x.shape[-1]).to(device)
-    train_loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True,
-                              generator=torch.Generator().manual_seed(seed),
-                              drop_last=len(x) % batch_size == 1)
-    val_loader = DataLoader(TensorDataset(x_val, y_val), batch_size=batch_size)
+    model = build_model("simple_cnn", in_channels=int(manifest["channels"]),
+                        num_classes=len(manifest["classes"]),
+                        image_size=int(manifest["image_size"][-1])).to(device)
+    sampler = ShardShuffleSampler(train_set, seed=seed)
+    train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler,
+                              drop_last=len(train_set) % batch_size == 1)
+    val_loader = DataLoader(val_set, batch_size=batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(config["lr"]),
                                   weight_decay=float(config.get("weight_decay", 0.0)))
     loss_fn = torch.nn.CrossEntropyLoss()
     train_loss = val_acc = math.nan
-    for _ in range(int(config["epochs"])):
+    for epoch in range(1, int(config["epochs"]) + 1):
+        sampler.set_epoch(epoch)
         model.train()
         total, seen = 0.0, 0
         for xb, yb in train_loader:
@@ -157,7 +162,7 @@ def run_hand_loop(dataset: Path, config: dict[str, Any]) -> HandResult:
         with torch.no_grad():
             for xb, yb in val_loader:
                 correct += int((model(xb.to(device)).argmax(dim=1) == yb.to(device)).sum())
-        val_acc = correct / len(y_val)
+        val_acc = correct / len(val_set)
     return HandResult(int(config["epochs"]), train_loss, val_acc)
 
 

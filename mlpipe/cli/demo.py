@@ -26,6 +26,13 @@ from mlpipe.cli.common import open_engine, parse_conf
 from mlpipe.cli.output import OutputFormat, console, guarded, print_rows
 
 BUCKET = "mlpipe-demo"
+#: --dataset: bucket prefix, run parameters it implies (--conf wins), how to describe it
+DATASETS = {
+    "digits": ("digits", {}, "real 8x8 digit images (scikit-learn's load_digits)"),
+    "fashion-mnist": ("fashion-mnist", {"model_name": "fashion_mnist_classifier",
+                                        "gate_threshold": 0.8, "epochs": 3},
+                      "real 28x28 Fashion-MNIST photos (Debian's dataset-fashion-mnist)"),
+}
 
 
 def _start_s3() -> tuple[Any, str]:
@@ -39,9 +46,9 @@ def _start_s3() -> tuple[Any, str]:
     return server, f"http://127.0.0.1:{server._server.server_port}"
 
 
-def seed_demo_bucket(images: Path, limit: int | None = None) -> int:
-    """Upload the digits PNGs to s3://mlpipe-demo/digits/<class>/<n>.png (in parallel),
-    through the ``aws_default`` connection; the first ``limit`` files, classes interleaved."""
+def seed_demo_bucket(images: Path, limit: int | None = None, prefix: str = "digits") -> int:
+    """Upload the PNGs under ``images`` to s3://mlpipe-demo/<prefix>/ (in parallel), through
+    the ``aws_default`` connection; the first ``limit`` files, classes interleaved."""
     from mlpipe.hooks import S3Hook
 
     client = S3Hook("aws_default").get_conn()
@@ -50,12 +57,29 @@ def seed_demo_bucket(images: Path, limit: int | None = None) -> int:
     files = sorted(images.rglob("*.png"), key=lambda p: (p.name, p.parent.name))[: limit or None]
 
     def put(path: Path) -> None:
-        key = f"digits/{path.relative_to(images).as_posix()}"
+        key = f"{prefix}/{path.relative_to(images).as_posix()}"
         client.upload_file(str(path), BUCKET, key)
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(put, files))
     return len(files)
+
+
+def _demo_images(home: Path, dataset: str, limit: int | None) -> tuple[Path, int | None]:
+    """The data set's PNGs under ``home`` (written once), and the upload limit left to apply:
+    Fashion-MNIST is limited when written (its folders are splits: a prefix is unbalanced)."""
+    from mlpipe.ml.datasets import write_digits_pngs, write_fashion_mnist_pngs
+
+    if dataset == "digits":
+        images = home / "demo-digits"
+        if not images.exists():
+            write_digits_pngs(images)
+        return images, limit
+    images = home / f"demo-fashion-mnist-{limit or 'all'}"
+    if not images.exists():
+        write_fashion_mnist_pngs(images.with_name(images.name + ".partial"), limit=limit)
+        images.with_name(images.name + ".partial").rename(images)
+    return images, None
 
 
 def _start_serving(model_uri: str, tracking_uri: str, log_path: Path) -> tuple[Any, str]:
@@ -94,10 +118,18 @@ def demo(
     epochs: Annotated[int | None, typer.Option(help="Override the config's epochs")] = None,
     conf: Annotated[str | None, typer.Option(
         help='More run parameters as JSON, e.g. \'{"gate_threshold": 0.8}\'')] = None,
+    dataset: Annotated[str, typer.Option(
+        help="digits (1,797 images, seconds) or fashion-mnist (70,000; needs Debian's "
+             "dataset-fashion-mnist package)")] = "digits",
 ) -> None:
     """Run image_classifier end to end on a local S3-compatible server seeded with digits."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    extra = parse_conf(conf) or {}
+    if dataset not in DATASETS:
+        from mlpipe.ml.splits import DatasetError
+
+        raise DatasetError(f"--dataset: unknown data set {dataset!r}; one of {list(DATASETS)}")
+    prefix, implied, description = DATASETS[dataset]
+    extra = {**implied, **(parse_conf(conf) or {})}
     began = time.perf_counter()
     server, endpoint = _start_s3()
     serving = None
@@ -108,19 +140,17 @@ def demo(
             "s3://demo-access-key-id:demo-secret-access-key-not-real@/"
             f"?endpoint_url={quote(endpoint, safe='')}&region_name=us-east-1")
         engine = open_engine()
-        images = engine.settings.home.resolve() / "demo-digits"
-        if not images.exists():
-            from mlpipe.ml.datasets import write_digits_pngs
-
-            write_digits_pngs(images)
+        images, limit = _demo_images(engine.settings.home.resolve(), dataset, limit)
         dag = engine.get_dag("image_classifier")
-        model_name = dag.params["model_name"].value
+        if dataset != "digits":
+            extra.setdefault("source", f"s3://{BUCKET}/{prefix}/")
+        model_name = extra.get("model_name", dag.params["model_name"].value)
         serve_log = engine.settings.home.resolve() / "demo-serve.log"
         serving, serving_url = _start_serving(f"models:/{model_name}@production",
                                               engine.settings.tracking.tracking_uri, serve_log)
-        count = seed_demo_bucket(images, limit)
-        console.print(f"S3-compatible server on {endpoint}: s3://{BUCKET}/digits/ holds "
-                      f"{count} real 8x8 digit images (scikit-learn's load_digits)")
+        count = seed_demo_bucket(images, limit, prefix)
+        console.print(f"S3-compatible server on {endpoint}: s3://{BUCKET}/{prefix}/ holds "
+                      f"{count} {description}")
         _wait_listening(serving, serving_url, serve_log)
         console.print(f"serving endpoint {serving_url} follows models:/{model_name}@production")
         run_conf: dict[str, Any] = {**extra, "serving_url": serving_url}
@@ -178,10 +208,12 @@ def _sample_prediction(url: str, images: Path) -> None:
     if health["status"] != "ok":
         console.print(f"no sample prediction: {health['detail']}")
         return
-    sample = sorted(images.glob("7/*.png"))[0]
+    sevens = sorted(images.glob("7/*.png"))
+    sample = sevens[0] if sevens else sorted(images.rglob("*.png"))[0]
+    what = "a handwritten 7" if sevens else f"a {sample.parent.name}"
     answer = client.predict([(sample.name, sample.read_bytes())])
     best = answer["predictions"][0]
-    console.print(f"sample prediction from {url}/predict for a handwritten 7 ({sample.name}): "
+    console.print(f"sample prediction from {url}/predict for {what} ({sample.name}): "
                   f"{best['label']} with probability {best['probability']:.3f} (model version "
                   f"{answer['model_version']})")
 

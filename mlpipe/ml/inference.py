@@ -27,6 +27,8 @@ class ModelSpec:
     grayscale: bool
     mean: list[float]
     std: list[float]
+    #: "shorter_side" or "stretch" (models trained before the field existed: stretch)
+    resize: str = "stretch"
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> ModelSpec:
@@ -35,7 +37,8 @@ class ModelSpec:
                    image_size=(int(manifest["image_size"][0]), int(manifest["image_size"][1])),
                    grayscale=int(manifest["channels"]) == 1,
                    mean=[float(v) for v in manifest["mean"]],
-                   std=[float(v) for v in manifest["std"]])
+                   std=[float(v) for v in manifest["std"]],
+                   resize=str(manifest.get("resize", "stretch")))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
@@ -43,7 +46,8 @@ class ModelSpec:
         return cls(classes=[str(c) for c in data["classes"]],
                    image_size=(int(data["image_size"][0]), int(data["image_size"][1])),
                    grayscale=bool(data["grayscale"]), mean=[float(v) for v in data["mean"]],
-                   std=[float(v) for v in data["std"]])
+                   std=[float(v) for v in data["std"]],
+                   resize=str(data.get("resize", "stretch")))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored with the model)."""
@@ -89,7 +93,8 @@ def predict_bytes(model: Any, spec: ModelSpec, images: Sequence[bytes]) -> list[
     from mlpipe.ml.preprocess import decode_bytes
 
     return predict_pixels(model, spec,
-                          [decode_bytes(data, spec.image_size, spec.grayscale) for data in images])
+                          [decode_bytes(data, spec.image_size, spec.grayscale, spec.resize)
+                           for data in images])
 
 
 def predict_pixels(model: Any, spec: ModelSpec, pixels: Sequence[Any]) -> list[Prediction]:

@@ -1,67 +1,77 @@
-"""Class-per-folder images in; resized, split, normalisable tensor shards and a manifest out.
+"""Class-per-folder images in; resized, split uint8 shards and a manifest out, streamed.
 
-Layout written by ``preprocess_images`` (and read by ``load_split``)::
+Layout written by ``preprocess_images`` (read by ``mlpipe.ml.shards.ShardDataset``)::
 
     manifest.json             classes, sizes, mean/std (train split only), splits, corrupt files
-    train/shard-00000.pt      torch.save({"x": uint8 NCHW, "y": int64 labels})
+    train/shard-00000.npy     uint8 N x C x H x W (numpy .npy: memory-mappable)
     val/...  test/...
 
-Pixels are stored as uint8 (a quarter of the size of float32, and exact); ``load_split``
-scales them to 0..1 and normalises them with the manifest's per-channel mean and std.
-
-A file's split is chosen from the sha256 of its bytes and the seed alone, so adding files
-never moves an existing file to another split, and the same inputs and seed always give
-the same bytes out. Decoding runs in a process pool (Pillow, numpy); torch is imported
-only where tensors are saved or loaded.
+Which files and which split: ``mlpipe.ml.splits`` (user ``train/ val/ test/`` folders, or a
+stable per-file hash). Decoding and resizing (``mlpipe.ml.images``) run in a process pool
+fed a bounded number of small batches at a time; the parent takes the results in order and
+copies each image into the shard being filled, written as soon as it holds ``shard_mb`` MB
+(or ``shard_size`` images). Peak memory is one shard plus the batches in flight per worker,
+whatever the number of images; nothing is ever converted to float32 here (normalisation is
+the training transform's job). The train split's per-channel mean and std come from per-channel
+histograms of the 256 levels the workers return with each image (exact integer counts,
+summed in the same pass; no float copy of any image). Within a split, images are
+written in a stable pseudo-random order, so every shard mixes the classes. The same inputs
+and options always give the same bytes.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import json
 import multiprocessing
 import os
-import re
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlpipe.errors import CorruptImageError, DatasetError
+from mlpipe.ml.images import MAX_PIXELS, RESIZE_MODES, CorruptImageError, decode_bytes
+from mlpipe.ml.splits import (
+    DEFAULT_INCLUDE,
+    SPLITS,
+    DatasetError,
+    ImageFile,
+    find_images,
+    order_key,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
 __all__ = [
-    "IMAGE_SUFFIXES",
+    "DEFAULT_INCLUDE",
     "MANIFEST_NAME",
     "SPLITS",
     "CorruptImageError",
     "DatasetError",
     "PreprocessOptions",
+    "channel_stats",
     "decode_bytes",
     "load_split",
     "load_split_pixels",
     "normalise",
     "preprocess_images",
     "read_manifest",
-    "split_of",
 ]
 
-IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
-SPLITS = ("train", "val", "test")
 MANIFEST_NAME = "manifest.json"
-FORMAT = "mlpipe.image-dataset/1"
-_ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
+FORMAT = "mlpipe.image-dataset/2"
+#: decoded bytes per batch sent to a worker (bounds the memory of results in flight)
+BATCH_BYTES = 4 * 2**20
 
 
 @dataclass(frozen=True)
 class PreprocessOptions:
-    """How images become tensors; ``image_size`` is (height, width)."""
+    """How images become shards; ``image_size`` is (height, width)."""
 
     image_size: tuple[int, int] = (32, 32)
     grayscale: bool = False
@@ -71,105 +81,81 @@ class PreprocessOptions:
     num_workers: int | None = None
     on_corrupt: str = "skip"
     shard_size: int = 1024
+    shard_mb: float = 64.0
+    resize: str = "shorter_side"
+    include: tuple[str, ...] = DEFAULT_INCLUDE
+    split: str = "auto"
+    max_pixels: int = MAX_PIXELS
     #: a cold worker pool costs ~1-2 s to start (a task process is always cold), about what
     #: decoding 2,500 small images takes: fewer files than this per worker use fewer workers
     #: (in-process below twice this many)
     min_files_per_worker: int = 2500
 
+    @property
+    def image_bytes(self) -> int:
+        return (1 if self.grayscale else 3) * self.image_size[0] * self.image_size[1]
+
 
 @dataclass(frozen=True)
 class _Decoded:
-    path: str  # relative to the source root, POSIX form: "<class>/<file>"
+    path: str
     sha256: str
     pixels: Any  # numpy uint8 (C, H, W), or None when the file could not be decoded
     error: str | None
+    histogram: Any = None  # int64 (C, 256): how many pixels of each channel have each level
 
 
-def find_images(root: Path) -> tuple[list[str], list[str]]:
-    """The class folders under ``root`` and the image files in them, both sorted.
-
-    Hidden entries and files without an image suffix are ignored.
-    """
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files = [
-        f"{name}/{f.name}"
-        for name in classes
-        for f in sorted((root / name).iterdir())
-        if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES
-    ]
-    return classes, files
-
-
-def split_of(sha256: str, *, seed: int, val_fraction: float, test_fraction: float) -> str:
-    """The split of a file with content hash ``sha256``: depends on nothing else but the seed."""
-    digest = hashlib.sha256(f"{seed}:{sha256}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
-    if u < test_fraction:
-        return "test"
-    return "val" if u < test_fraction + val_fraction else "train"
-
-
-def decode_image(root: str, size: tuple[int, int], grayscale: bool, relpath: str) -> _Decoded:
-    """Read, hash, decode and resize one file (runs in a worker process)."""
-
-    data = (Path(root) / relpath).read_bytes()
-    sha = hashlib.sha256(data).hexdigest()
-    try:
-        pixels = decode_bytes(data, size, grayscale)
-    except CorruptImageError as exc:
-        return _Decoded(relpath, sha, None, exc.reason)
-    return _Decoded(relpath, sha, pixels, None)
-
-
-def decode_bytes(data: bytes, size: tuple[int, int], grayscale: bool) -> np.ndarray:
-    """One encoded image as uint8 (C, H, W), decoded and resized exactly as for training.
-
-    Raises:
-        CorruptImageError: the bytes are not a decodable image (``path`` is ``"<bytes>"``).
-    """
+def decode_batch(root: str, options: PreprocessOptions, relpaths: Sequence[str]
+                 ) -> list[_Decoded]:
+    """Read, hash, decode and resize some files, with their level histograms (in a worker)."""
     import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
 
-    try:
-        with Image.open(io.BytesIO(data)) as opened:
-            # JPEG: let the decoder scale down by 1/2..1/8 while decoding (never below the
-            # target size), 2-3x faster for small targets; other formats ignore it.
-            opened.draft("L" if grayscale else "RGB", (size[1], size[0]))
-            opened.load()
-            img = ImageOps.exif_transpose(opened).convert("L" if grayscale else "RGB")
-            img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            pixels = np.asarray(img, dtype=np.uint8)
-    except UnidentifiedImageError:
-        raise CorruptImageError("<bytes>", "not a recognised image format") from None
-    except Exception as exc:  # Pillow raises many types for damaged files
-        raise CorruptImageError("<bytes>", _ADDRESS.sub(
-            "<data>", f"{type(exc).__name__}: {exc}")) from None
-    pixels = pixels[None, :, :] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
-    return np.ascontiguousarray(pixels)
+    out = []
+    for relpath in relpaths:
+        data = (Path(root) / relpath).read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        try:
+            pixels = decode_bytes(data, options.image_size, options.grayscale,
+                                  options.resize, options.max_pixels)
+        except CorruptImageError as exc:
+            out.append(_Decoded(relpath, sha, None, exc.reason))
+            continue
+        histogram = np.stack([np.bincount(channel.ravel(), minlength=256)
+                              for channel in pixels])
+        out.append(_Decoded(relpath, sha, pixels, None, histogram))
+    return out
 
 
-def normalise(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
-    """uint8 NCHW pixels to float32 scaled to 0..1 and normalised per channel."""
-    import torch
-
-    c = x.shape[1]
-    m = torch.tensor(mean, dtype=torch.float32).view(1, c, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, c, 1, 1)
-    s = torch.where(s > 0, s, torch.ones_like(s))  # a constant channel stays 0
-    return (x.float() / 255.0 - m) / s
-
-
-def _decode_all(root: Path, files: list[str], options: PreprocessOptions) -> list[_Decoded]:
-    work: Callable[[str], _Decoded] = functools.partial(
-        decode_image, str(root), options.image_size, options.grayscale)
+def _workers(count: int, options: PreprocessOptions) -> int:
     requested = (os.cpu_count() or 1) if options.num_workers is None else options.num_workers
     per_worker = max(1, options.min_files_per_worker)
-    workers = min(max(requested, 1), max(1, len(files) // per_worker))
+    return min(max(requested, 1), max(1, count // per_worker))
+
+
+def _decode_in_order(root: Path, files: list[str], options: PreprocessOptions
+                     ) -> Iterator[_Decoded]:
+    """Every file decoded, in order; at most two batches per worker in flight."""
+    work = functools.partial(decode_batch, str(root), options)
+    workers = _workers(len(files), options)
+    size = max(1, min(64, BATCH_BYTES // options.image_bytes,
+                      len(files) // (workers * 4) or 1))
+    batches = (files[i:i + size] for i in range(0, len(files), size))
     if workers <= 1:
-        return [work(f) for f in files]
-    chunk = max(1, len(files) // (workers * 4))
-    with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
-        return list(pool.map(work, files, chunksize=chunk))
+        for batch in batches:
+            yield from work(batch)
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=_pool_context())
+    try:
+        pending = deque(pool.submit(work, b) for _, b in zip(range(2 * workers), batches,
+                                                               strict=False))
+        while pending:
+            done = pending.popleft().result()
+            batch = next(batches, None)
+            if batch is not None:
+                pending.append(pool.submit(work, batch))
+            yield from done
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -179,8 +165,49 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("forkserver")
 
 
+class _ShardWriter:
+    """Fills one preallocated uint8 shard at a time and writes it when it is full."""
+
+    def __init__(self, dest: Path, split: str, shape: tuple[int, ...], capacity: int) -> None:
+        self.dest, self.split, self.shape, self.capacity = dest, split, shape, capacity
+        self.buffer: Any = None
+        self.filled = 0
+        self.shards: list[str] = []
+        self.counts: list[int] = []
+        self.files: list[dict[str, Any]] = []
+
+    def add(self, item: _Decoded, label: int) -> None:
+        import numpy as np
+
+        if self.buffer is None:
+            self.buffer = np.empty((self.capacity, *self.shape), dtype=np.uint8)
+        self.buffer[self.filled] = item.pixels
+        self.filled += 1
+        self.files.append({"path": item.path, "sha256": item.sha256, "label": label})
+        if self.filled == self.capacity:
+            self.flush()
+
+    def flush(self) -> None:
+        import numpy as np
+
+        if not self.filled:
+            return
+        rel = f"{self.split}/shard-{len(self.shards):05d}.npy"
+        (self.dest / self.split).mkdir(parents=True, exist_ok=True)
+        np.save(self.dest / rel, self.buffer[:self.filled])
+        self.shards.append(rel)
+        self.counts.append(self.filled)
+        self.filled = 0
+
+    def summary(self) -> dict[str, Any]:
+        self.flush()
+        self.buffer = None
+        return {"count": len(self.files), "shards": self.shards, "shard_counts": self.counts,
+                "files": self.files}
+
+
 def preprocess_images(source: Path, dest: Path, options: PreprocessOptions) -> dict[str, Any]:
-    """Turn the class-per-folder images under ``source`` into a data set under ``dest``.
+    """Turn the images under ``source`` into a data set under ``dest`` (see the module doc).
 
     Returns:
         The manifest (also written to ``dest/manifest.json``).
@@ -189,55 +216,84 @@ def preprocess_images(source: Path, dest: Path, options: PreprocessOptions) -> d
         DatasetError: no class folders, no images, or no image in the train split.
         CorruptImageError: a file cannot be decoded and ``on_corrupt == "fail"``.
     """
-    import numpy as np
-
-    classes, files = find_images(source)
+    if options.resize not in RESIZE_MODES:
+        raise DatasetError(f"resize {options.resize!r} is not one of {list(RESIZE_MODES)}")
+    classes, files, layout = find_images(
+        Path(source), include=options.include, split=options.split, seed=options.seed,
+        val_fraction=options.val_fraction, test_fraction=options.test_fraction)
     if not files:
-        raise DatasetError(
-            f"no images under {str(source)!r}; expected one folder per class holding "
-            f"{', '.join(IMAGE_SUFFIXES)} files")
-    decoded = _decode_all(source, files, options)
-    corrupt = [d for d in decoded if d.error is not None]
-    if corrupt and options.on_corrupt == "fail":
-        raise CorruptImageError(corrupt[0].path, corrupt[0].error or "")
-    class_to_idx = {name: i for i, name in enumerate(classes)}
-    by_split: dict[str, list[_Decoded]] = {s: [] for s in SPLITS}
-    for item in decoded:
-        if item.error is None:
-            by_split[split_of(item.sha256, seed=options.seed, val_fraction=options.val_fraction,
-                              test_fraction=options.test_fraction)].append(item)
-    if not by_split["train"]:
-        raise DatasetError(f"no decodable image under {str(source)!r} fell in the train split; "
-                           "add images or lower val_fraction/test_fraction")
-    channels = 1 if options.grayscale else 3
-    train = np.stack([d.pixels for d in by_split["train"]])
-    mean, std = channel_stats(train)
+        raise DatasetError(f"no images under {str(source)!r}; expected one folder per class "
+                           f"holding {', '.join(options.include)} files")
+    if not any(f.split == "train" for f in files):
+        raise DatasetError(f"no image under {str(source)!r} fell in the train split; add "
+                           "images or lower val_fraction/test_fraction")
+    ordered = sorted(files, key=lambda f: (SPLITS.index(f.split),
+                                           order_key(f.path, options.seed), f.path))
+    dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    splits = {
-        name: _write_split(dest, name, items, class_to_idx, options.shard_size)
-        for name, items in by_split.items()
-    }
+    splits, corrupt, (mean, std) = _write_splits(Path(source), dest, ordered, classes, options)
     manifest = {
-        "format": FORMAT,
-        "classes": classes,
-        "class_to_idx": class_to_idx,
-        "image_size": list(options.image_size),
-        "channels": channels,
-        "layout": "NCHW",
-        "dtype": "uint8",
-        "mean": mean,
-        "std": std,
-        "seed": options.seed,
-        "val_fraction": options.val_fraction,
+        "format": FORMAT, "classes": classes,
+        "class_to_idx": {name: i for i, name in enumerate(classes)},
+        "image_size": list(options.image_size), "channels": 1 if options.grayscale else 3,
+        "layout": "NCHW", "dtype": "uint8", "mean": mean, "std": std,
+        "resize": options.resize, "split_layout": layout, "include": list(options.include),
+        "seed": options.seed, "val_fraction": options.val_fraction,
         "test_fraction": options.test_fraction,
         "counts": {name: split["count"] for name, split in splits.items()},
-        "total_files": len(files),
-        "splits": splits,
-        "corrupt": [{"path": d.path, "sha256": d.sha256, "error": d.error} for d in corrupt],
-        "corrupt_count": len(corrupt),
+        "total_files": len(files), "splits": splits,
+        "corrupt": sorted(corrupt, key=lambda c: c["path"]), "corrupt_count": len(corrupt),
     }
     (dest / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def _write_splits(source: Path, dest: Path, ordered: list[ImageFile], classes: list[str],
+                  options: PreprocessOptions
+                  ) -> tuple[dict[str, Any], list[dict[str, Any]], tuple[list[float], ...]]:
+    """Decode ``ordered`` (split by split) into shards; the splits, corrupt files, stats."""
+    import numpy as np
+
+    channels = 1 if options.grayscale else 3
+    shape = (channels, *options.image_size)
+    capacity = max(1, min(options.shard_size,
+                          int(options.shard_mb * 2**20) // options.image_bytes))
+    writers = {name: _ShardWriter(dest, name, shape, capacity) for name in SPLITS}
+    index = {name: i for i, name in enumerate(classes)}
+    by_path = {f.path: f for f in ordered}
+    histogram = np.zeros((channels, 256), dtype=np.int64)
+    corrupt: list[dict[str, Any]] = []
+    current = None
+    for item in _decode_in_order(source, [f.path for f in ordered], options):
+        file = by_path[item.path]
+        if current is not None and current != file.split:
+            writers[current].flush()  # one shard buffer in memory at a time
+            writers[current].buffer = None
+        current = file.split
+        if item.error is not None:
+            if options.on_corrupt == "fail":
+                raise CorruptImageError(item.path, item.error)
+            corrupt.append({"path": item.path, "sha256": item.sha256, "error": item.error})
+            continue
+        writers[file.split].add(item, index[file.label])
+        if file.split == "train":
+            histogram += item.histogram
+    splits = {name: writer.summary() for name, writer in writers.items()}
+    if not splits["train"]["count"]:
+        raise DatasetError(f"no decodable image under {str(source)!r} in the train split")
+    levels = np.arange(256, dtype=np.int64)
+    return splits, corrupt, _stats(histogram @ levels, histogram @ levels**2,
+                                   splits["train"]["count"] * shape[1] * shape[2])
+
+
+def _stats(sums: Any, squares: Any, count: int) -> tuple[list[float], list[float]]:
+    """Mean and std per channel, scaled to 0..1, from integer sums of levels and squares."""
+    means, stds = [], []
+    for s1, s2 in zip(sums.tolist(), squares.tolist(), strict=True):
+        mean = s1 / count
+        means.append(mean / 255.0)
+        stds.append(max(s2 / count - mean * mean, 0.0) ** 0.5 / 255.0)
+    return means, stds
 
 
 def channel_stats(pixels: np.ndarray) -> tuple[list[float], list[float]]:
@@ -247,38 +303,14 @@ def channel_stats(pixels: np.ndarray) -> tuple[list[float], list[float]]:
     count = pixels.shape[0] * pixels.shape[2] * pixels.shape[3]
     total = pixels.sum(axis=(0, 2, 3), dtype=np.uint64)
     squares = (pixels.astype(np.uint64) ** 2).sum(axis=(0, 2, 3), dtype=np.uint64)
-    means, stds = [], []
-    for s1, s2 in zip(total.tolist(), squares.tolist(), strict=True):
-        mean = s1 / count
-        variance = max(s2 / count - mean * mean, 0.0)
-        means.append(mean / 255.0)
-        stds.append(variance**0.5 / 255.0)
-    return means, stds
+    return _stats(total, squares, count)
 
 
-def _write_split(dest: Path, name: str, items: Iterable[_Decoded],
-                 class_to_idx: dict[str, int], shard_size: int) -> dict[str, Any]:
-    import numpy as np
-    import torch
+def normalise(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """uint8 NCHW pixels to float32 scaled to 0..1 and normalised per channel."""
+    from mlpipe.ml.shards import Normalise
 
-    ordered = sorted(items, key=lambda d: d.path)
-    labels = [class_to_idx[d.path.split("/", 1)[0]] for d in ordered]
-    shards: list[str] = []
-    if ordered:
-        (dest / name).mkdir()
-    for start in range(0, len(ordered), shard_size):
-        block = ordered[start:start + shard_size]
-        x = torch.from_numpy(np.stack([d.pixels for d in block]))
-        y = torch.tensor(labels[start:start + shard_size], dtype=torch.long)
-        rel = f"{name}/shard-{len(shards):05d}.pt"
-        torch.save({"x": x, "y": y}, dest / rel)
-        shards.append(rel)
-    return {
-        "count": len(ordered),
-        "shards": shards,
-        "files": [{"path": d.path, "sha256": d.sha256, "label": label}
-                  for d, label in zip(ordered, labels, strict=True)],
-    }
+    return Normalise(mean, std)(x)
 
 
 def read_manifest(dataset_dir: Path) -> dict[str, Any]:
@@ -293,7 +325,7 @@ def read_manifest(dataset_dir: Path) -> dict[str, Any]:
 
 def load_split(dataset_dir: Path, split: str
                ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-    """One split as tensors ready for training.
+    """One whole split in memory, normalised (small data sets and tests; training streams).
 
     Returns:
         ``x`` float32 NCHW normalised with the manifest's train mean/std, ``y`` int64
@@ -305,19 +337,15 @@ def load_split(dataset_dir: Path, split: str
 
 def load_split_pixels(dataset_dir: Path, split: str
                       ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-    """One split as stored: uint8 NCHW pixels, int64 labels and the manifest."""
+    """One whole split as stored: uint8 NCHW pixels, int64 labels and the manifest."""
+    import numpy as np
     import torch
 
-    manifest = read_manifest(dataset_dir)
-    if split not in manifest["splits"]:
-        raise DatasetError(f"unknown split {split!r}; known: {sorted(manifest['splits'])}")
-    xs, ys = [], []
-    for rel in manifest["splits"][split]["shards"]:
-        shard = torch.load(Path(dataset_dir) / rel, weights_only=True)
-        xs.append(shard["x"])
-        ys.append(shard["y"])
-    c = int(manifest["channels"])
-    h, w = manifest["image_size"]
-    x = torch.cat(xs) if xs else torch.empty((0, c, h, w), dtype=torch.uint8)
-    y = torch.cat(ys) if ys else torch.empty(0, dtype=torch.long)
-    return x, y, manifest
+    from mlpipe.ml.shards import ShardDataset
+
+    dataset = ShardDataset(dataset_dir, split)
+    c, (h, w) = int(dataset.manifest["channels"]), dataset.manifest["image_size"]
+    arrays = [np.asarray(dataset.open_shard(i)) for i in range(len(dataset.shards))]
+    x = torch.from_numpy(np.concatenate(arrays)) if arrays \
+        else torch.empty((0, c, h, w), dtype=torch.uint8)
+    return x, torch.tensor(dataset.targets, dtype=torch.long), dataset.manifest

@@ -28,6 +28,7 @@ __all__ = ["CHECKPOINT_NAME", "MetricsLogger", "TrainResult", "train"]
 
 CHECKPOINT_NAME = "last.pt"
 MetricsLogger = Callable[[dict[str, float], int], object]
+Transform = Callable[["torch.Tensor"], "torch.Tensor"]
 # Fields that may change between a crashed run and its resumption without changing results.
 RESUME_SAFE_FIELDS = frozenset({"epochs", "num_workers", "checkpoint_every", "device"})
 
@@ -58,16 +59,21 @@ class _State:
 
 def train(
     config: TrainConfig | dict[str, Any] | str | os.PathLike[str],
-    train_data: tuple[torch.Tensor, torch.Tensor],
-    val_data: tuple[torch.Tensor, torch.Tensor],
+    dataset_dir: Path | str,
     *,
-    num_classes: int,
     checkpoint_dir: Path,
     log: MetricsLogger | None = None,
     resume: bool = True,
     flush_log: Callable[[], object] | None = None,
+    train_transform: Transform | None = None,
+    eval_transform: Transform | None = None,
 ) -> TrainResult:
-    """Train a classifier on ``train_data`` (images ``(N, C, H, W)``, integer labels ``(N,)``).
+    """Train a classifier on the data set in ``dataset_dir`` (from ``preprocess_images``).
+
+    The train and val splits are streamed from their shards (``ShardDataset``), shuffled by
+    shard then within (``ShardShuffleSampler``, per seed and epoch); the transforms get uint8
+    CHW tensors and default to scaling to 0..1 and normalising with the train mean/std.
+    The model's input channels, size and classes come from the manifest.
 
     ``log(metrics, step)`` is called once per epoch (before that epoch's checkpoint, so an
     epoch whose metrics were not logged is run again after a crash). With ``resume``, the run
@@ -88,7 +94,8 @@ def train(
     with torch.random.fork_rng(devices=devices):
         torch.use_deterministic_algorithms(True, warn_only=True)
         try:
-            return _Trainer(cfg, train_data, val_data, num_classes, device).run(
+            return _Trainer(cfg, Path(dataset_dir), device, train_transform,
+                            eval_transform).run(
                 checkpoint_dir, log, resume, flush_log
             )
         finally:
@@ -98,12 +105,12 @@ def train(
 class _Trainer:
     """One training run; split out of ``train`` to keep each step small."""
 
-    def __init__(
-        self, cfg: TrainConfig, train_data: tuple[torch.Tensor, torch.Tensor],
-        val_data: tuple[torch.Tensor, torch.Tensor], num_classes: int, device: torch.device,
-    ) -> None:
+    def __init__(self, cfg: TrainConfig, dataset_dir: Path, device: torch.device,
+                 train_transform: Transform | None, eval_transform: Transform | None) -> None:
         import torch
-        from torch.utils.data import DataLoader, TensorDataset
+        from torch.utils.data import DataLoader
+
+        from mlpipe.ml.shards import Normalise, ShardDataset, ShardShuffleSampler, split_stats
 
         self.cfg = cfg
         self.device = device
@@ -113,21 +120,29 @@ class _Trainer:
         torch.manual_seed(cfg.seed)
         if cuda:
             torch.backends.cudnn.benchmark = False
-        x, y = train_data
+        train_set = ShardDataset(dataset_dir, "train", train_transform)
+        manifest = train_set.manifest
+        default = Normalise(*split_stats(manifest))
+        train_set.transform = train_transform or default
+        val_set = ShardDataset(dataset_dir, "val", eval_transform or default)
         self.model = build_model(
-            cfg.model, in_channels=x.shape[1], num_classes=num_classes, image_size=x.shape[-1]
+            cfg.model, in_channels=int(manifest["channels"]),
+            num_classes=len(manifest["classes"]), image_size=int(manifest["image_size"][-1]),
         ).to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.sampler = ShardShuffleSampler(train_set, seed=cfg.seed)
         # A last batch of one sample breaks BatchNorm in training mode; drop it instead.
-        drop_last = len(x) > 1 and len(x) % cfg.batch_size == 1
+        n = len(train_set)
+        drop_last = n > 1 and n % cfg.batch_size == 1
         self.train_loader = DataLoader(
-            TensorDataset(x, y), batch_size=cfg.batch_size, shuffle=True, drop_last=drop_last,
+            train_set, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=drop_last,
             generator=self.generator, num_workers=cfg.num_workers, pin_memory=cuda,
+            persistent_workers=cfg.num_workers > 0,
         )
         self.val_loader = DataLoader(
-            TensorDataset(*val_data), batch_size=cfg.batch_size, shuffle=False,
+            val_set, batch_size=cfg.batch_size, shuffle=False,
             num_workers=cfg.num_workers, pin_memory=cuda,
         )
         self.optimizer = _make_optimizer(cfg, self.model)
@@ -168,6 +183,7 @@ class _Trainer:
 
     def _epoch(self, epoch: int) -> dict[str, float]:
         lr = float(self.optimizer.param_groups[0]["lr"])
+        self.sampler.set_epoch(epoch)
         started = time.perf_counter()
         train_loss, train_acc, seen = self._pass(self.train_loader, training=True)
         seconds = time.perf_counter() - started

@@ -215,14 +215,12 @@ class DeployModelOperator(BaseOperator):
         return {"metric": gate.metric, "challenger": challenger, "champion": champion}
 
     def _score(self, tracking_uri: str, version: str, gate: DeployGate) -> float:
-        from mlpipe.ml.inference import predict_labels
-        from mlpipe.ml.preprocess import load_split
+        from mlpipe.ml.shards import predict_split
         from mlpipe.operators.evaluate import classification_metrics
 
-        x, y, manifest = load_split(local_path(self.dataset_uri), gate.split)
         model = self._load(tracking_uri, version).model
-        predicted = predict_labels(model, x)
-        report = classification_metrics(y.numpy(), predicted.numpy(),
+        y, predicted, manifest = predict_split(model, local_path(self.dataset_uri), gate.split)
+        report = classification_metrics(y, predicted,
                                          [str(c) for c in manifest["classes"]])
         return float(report[gate.metric])
 
@@ -272,13 +270,14 @@ class DeployModelOperator(BaseOperator):
         """The first ``smoke_requests`` images of the split, encoded as PNG files."""
         from PIL import Image
 
-        from mlpipe.ml.preprocess import load_split_pixels
+        from mlpipe.ml.shards import ShardDataset
 
         gate = parse_gate(self.gate)
         split = gate.split if gate else "test"
-        pixels, _, _ = load_split_pixels(local_path(self.dataset_uri), split)
+        dataset = ShardDataset(local_path(self.dataset_uri), split)
         images = []
-        for i, chw in enumerate(pixels[: self.smoke_requests].numpy()):
+        for i in range(min(self.smoke_requests, len(dataset))):
+            chw = dataset[i][0].numpy()
             array = chw[0] if chw.shape[0] == 1 else chw.transpose(1, 2, 0)
             buffer = io.BytesIO()
             Image.fromarray(array).save(buffer, format="PNG")

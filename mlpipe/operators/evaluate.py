@@ -78,18 +78,17 @@ class EvaluateModelOperator(BaseOperator):
         self.batch_size = batch_size
 
     def execute(self, context: Context) -> Any:
-        from mlpipe.ml.inference import predict_labels
-        from mlpipe.ml.preprocess import load_split
+        from mlpipe.ml.shards import predict_split
         from mlpipe.tracking.models import load_pytorch_model
 
-        x, y, manifest = load_split(local_path(self.dataset_uri), self.split)
         mlflow_run = context["mlflow_run"]
         model_uri = uri_of(self.model_uri)
         # Loaded ready for inference (eval mode, or an exported pt2 program).
         model = load_pytorch_model(model_uri, mlflow_run.client.tracking_uri)
-        predictions = predict_labels(model, x, self.batch_size)
+        y, predictions, manifest = predict_split(model, local_path(self.dataset_uri),
+                                                 self.split, self.batch_size)
         classes = [str(c) for c in manifest["classes"]]
-        report = classification_metrics(y.numpy(), predictions.numpy(), classes)
+        report = classification_metrics(y, predictions, classes)
         metrics = {f"{self.split}_accuracy": report["accuracy"],
                    f"{self.split}_macro_f1": report["macro_f1"]}
         for name, values in report["per_class"].items():

@@ -1,7 +1,7 @@
 """``ImagePreprocessOperator``: class-per-folder images in, a tensor data set artifact out.
 
-Importing this module loads neither torch, Pillow nor numpy: ``mlpipe.ml`` is imported
-inside ``execute``.
+Importing this module loads neither torch, Pillow nor numpy: the heavy parts of
+``mlpipe.ml`` are imported inside ``execute`` (``images`` and ``splits`` import none).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 from mlpipe.core.artifact import Artifact
 from mlpipe.core.operator import BaseOperator, Context
 from mlpipe.errors import DagDefinitionError, TaskError
+from mlpipe.ml.images import MAX_PIXELS, RESIZE_MODES
+from mlpipe.ml.splits import DEFAULT_INCLUDE, SPLIT_MODES
 from mlpipe.operators.artifact_args import uri_of
 
 __all__ = ["ImagePreprocessOperator"]
@@ -24,14 +26,18 @@ log = logging.getLogger("mlpipe.task")
 ON_CORRUPT = ("fail", "skip")
 
 
-class ImagePreprocessOperator(BaseOperator):
-    """Decode, resize, split and normalise class-per-folder images into tensor shards.
 
-    The output (``<artifact_prefix>dataset/``) holds ``manifest.json`` and uint8 shards
-    per split; read it with ``mlpipe.ml.preprocess.load_split``. Splits come from each
-    file's content hash and ``seed``, mean/std from the train split only. Undecodable
-    files are skipped, logged and counted in the manifest, or fail the task with
-    ``on_corrupt="fail"``. Caching is on by default: the same input artifact and
+class ImagePreprocessOperator(BaseOperator):
+    """Decode, resize and split class-per-folder images into uint8 shards, streamed.
+
+    The output (``<artifact_prefix>dataset/``) holds ``manifest.json`` and uint8 ``.npy``
+    shards per split, written as they fill; read it with ``mlpipe.ml.shards.ShardDataset``.
+    Peak memory is bounded by the shard size and the workers, not the number of images.
+    User ``train/ val/ test/`` folders are used as given; otherwise a file's split comes
+    from a hash of its relative path and ``seed`` (stable when images are added; see
+    ``mlpipe.ml.splits``). Mean/std come from the train split only. Undecodable files and
+    images above ``max_pixels`` are skipped, logged and counted in the manifest, or fail the
+    task with ``on_corrupt="fail"``. Caching is on by default: the same input artifact and
     arguments reuse the data set already written.
 
     Args:
@@ -46,16 +52,21 @@ class ImagePreprocessOperator(BaseOperator):
         num_workers: Decoding processes; None uses every CPU, 0 or 1 decodes in-process.
             At most one worker per 2,500 files is started (a cold pool costs 1-2 s).
         on_corrupt: ``"skip"`` or ``"fail"``.
-        shard_size: Images per shard file.
+        resize: ``"shorter_side"`` (keep the aspect ratio, center-crop) or ``"stretch"``.
+        include: Globs on the file name (case-insensitive).
+        split: ``"auto"``, ``"folders"`` (train/ val/ test/) or ``"hash"``.
+        shard_size: At most this many images per shard file.
+        shard_mb: At most this many MB per shard file (bounds the memory used).
+        max_pixels: Larger images (by their header) are treated as corrupt.
         cache: Reuse a recorded output when nothing changed.
     """
 
     template_fields: ClassVar[Sequence[str]] = (
         "input_uri", "image_size", "grayscale", "val_fraction", "test_fraction", "seed",
-        "on_corrupt", "shard_size",
+        "on_corrupt", "shard_size", "resize", "split",
     )
     ui_color = "#d6eaff"
-    operator_version = "2"  # 2: JPEG draft-mode decoding
+    operator_version = "3"  # 3: streamed .npy shards, aspect-preserving resize, path splits
 
     def __init__(
         self,
@@ -69,6 +80,11 @@ class ImagePreprocessOperator(BaseOperator):
         num_workers: int | None = None,
         on_corrupt: str = "skip",
         shard_size: int = 1024,
+        resize: str = "shorter_side",
+        include: str | Sequence[str] = DEFAULT_INCLUDE,
+        split: str = "auto",
+        shard_mb: float = 64.0,
+        max_pixels: int = MAX_PIXELS,
         *,
         cache: bool = True,
         **kwargs: Any,
@@ -84,6 +100,11 @@ class ImagePreprocessOperator(BaseOperator):
         self.num_workers = num_workers
         self.on_corrupt = on_corrupt
         self.shard_size = shard_size
+        self.resize = resize
+        self.include = (include,) if isinstance(include, str) else tuple(include)
+        self.split = split
+        self.shard_mb = shard_mb
+        self.max_pixels = max_pixels
         problem = argument_problem(self)
         if problem:
             raise DagDefinitionError(f"ImagePreprocessOperator {self.task_id!r}: {problem}")
@@ -103,7 +124,9 @@ class ImagePreprocessOperator(BaseOperator):
             grayscale=bool(self.grayscale), val_fraction=float(self.val_fraction),
             test_fraction=float(self.test_fraction), seed=int(self.seed),
             num_workers=self.num_workers, on_corrupt=str(self.on_corrupt),
-            shard_size=int(self.shard_size))
+            shard_size=int(self.shard_size), resize=str(self.resize), include=self.include,
+            split=str(self.split), shard_mb=float(self.shard_mb),
+            max_pixels=int(self.max_pixels))
         out_uri = f"{prefix}dataset/"
         with tempfile.TemporaryDirectory(prefix="mlpipe-preprocess-") as tmp:
             source = _local_dir(source_uri, Path(tmp) / "input")
@@ -138,6 +161,20 @@ def argument_problem(op: ImagePreprocessOperator) -> str | None:
         return f"num_workers must be None or an int >= 0, got {op.num_workers!r}"
     if not isinstance(op.shard_size, int) or op.shard_size < 1:
         return f"shard_size must be an int >= 1, got {op.shard_size!r}"
+    return _mode_problem(op)
+
+
+def _mode_problem(op: ImagePreprocessOperator) -> str | None:
+    if op.resize not in RESIZE_MODES:
+        return f"resize {op.resize!r} is not one of {list(RESIZE_MODES)}"
+    if op.split not in SPLIT_MODES:
+        return f"split {op.split!r} is not one of {list(SPLIT_MODES)}"
+    if not op.include or not all(isinstance(p, str) and p for p in op.include):
+        return f"include must be one or more non-empty globs, got {op.include!r}"
+    if not isinstance(op.shard_mb, int | float) or op.shard_mb <= 0:
+        return f"shard_mb must be a number > 0, got {op.shard_mb!r}"
+    if not isinstance(op.max_pixels, int) or op.max_pixels < 1:
+        return f"max_pixels must be an int >= 1, got {op.max_pixels!r}"
     return None
 
 

@@ -40,19 +40,19 @@ class TorchTrainOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         from mlpipe.ml.config import load_train_config
-        from mlpipe.ml.preprocess import load_split
+        from mlpipe.ml.shards import ShardDataset, stream_batches
         from mlpipe.ml.training import train
 
         config = load_train_config(resolve_config(self.config,
                                                   self.dag.folder if self.dag else None))
         uri = uri_of(self.dataset_uri)
         dataset = local_path(uri)
-        x_train, y_train, manifest = load_split(dataset, "train")
-        x_val, y_val, _ = load_split(dataset, "val")
+        train_set = ShardDataset(dataset, "train")
+        manifest = train_set.manifest
         num_classes = len(manifest["classes"])
         mlflow_run = context["mlflow_run"]
         mlflow_run.log_params({**config.model_dump(mode="json"), "dataset": uri,
-                               "num_classes": num_classes, "train_images": len(y_train)})
+                               "num_classes": num_classes, "train_images": len(train_set)})
         checkpoints = local_path(context["artifact_prefix"]) / "checkpoints"
 
         def log_epoch(metrics: dict[str, float], step: int) -> None:
@@ -62,12 +62,12 @@ class TorchTrainOperator(BaseOperator):
 
         # Per-epoch metrics are written in the background and flushed before each checkpoint
         # (the last epoch is always checkpointed, so all of them are in MLflow on return).
-        result = train(config, (x_train, y_train), (x_val, y_val), num_classes=num_classes,
-                       checkpoint_dir=checkpoints, log=log_epoch, resume=True,
-                       flush_log=mlflow_run.flush)
+        result = train(config, dataset, checkpoint_dir=checkpoints, log=log_epoch,
+                       resume=True, flush_log=mlflow_run.flush)
         if result.resumed_from_epoch:
             log.info("resumed from the checkpoint of epoch %d", result.resumed_from_epoch)
-        return self._log_model(result.model, x_train[:2], mlflow_run, manifest)
+        example = next(iter(stream_batches(dataset, "train", batch_size=2)))[0]
+        return self._log_model(result.model, example, mlflow_run, manifest)
 
     @staticmethod
     def _log_model(model: Any, example: Any, mlflow_run: Any, manifest: dict[str, Any]

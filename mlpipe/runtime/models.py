@@ -19,8 +19,6 @@ if TYPE_CHECKING:
     from mlpipe.core.dag import DAG
     from mlpipe.store.protocols import TryStore
 
-#: XCom key under which a branching task records the tasks it skipped.
-SKIP_KEY = "__mlpipe_skip__"
 
 
 @dataclass(eq=False)

@@ -17,7 +17,6 @@ from typing import Any
 from mlpipe.core.artifact import artifact_prefix
 from mlpipe.core.operator import BaseOperator, Context
 from mlpipe.core.retries import retry_delay_for
-from mlpipe.core.serde import deserialize
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.errors import TaskError, TaskSkipped, TaskTimeoutError
 from mlpipe.masking import redact
@@ -25,7 +24,7 @@ from mlpipe.runtime import lineage
 from mlpipe.runtime.context import build_context
 from mlpipe.runtime.expansion import instance_operator
 from mlpipe.runtime.log_capture import log_task_line
-from mlpipe.runtime.models import SKIP_KEY, DagRun, TaskInstance
+from mlpipe.runtime.models import DagRun, TaskInstance
 from mlpipe.runtime.rendering import make_resolver, render_fields, result_xcoms, short_repr
 from mlpipe.runtime.timeout import time_limit
 
@@ -67,9 +66,7 @@ def execute_try(run: DagRun, ti: TaskInstance, task: BaseOperator, mlflow_run: A
         if hit is not None:
             log.info("Cache hit: reusing %s, recorded by %s (key %s); not running the task",
                      [a.uri for a in hit["artifacts"]], hit["producer"], key[:12])
-            cached = hit["xcoms"]
-            skip = set(deserialize(cached[SKIP_KEY])) if SKIP_KEY in cached else set()
-            return TryOutcome(S.SUCCESS, skip=skip), cached, context
+            return TryOutcome(S.SUCCESS), hit["xcoms"], context
         limit = op.execution_timeout.total_seconds() if op.execution_timeout else None
         with time_limit(limit, f"task {task.task_id!r} timed out after "
                                f"{op.execution_timeout}"):
@@ -83,11 +80,7 @@ def execute_try(run: DagRun, ti: TaskInstance, task: BaseOperator, mlflow_run: A
         xcoms = result_xcoms(run, ti, op, lineage.without_sources(result))
         lineage.record(run.store, ti.key, ti.try_number, op, lineage.find_artifacts(result),
                        inputs, cache=key, xcoms=xcoms)
-        skip = set(op.downstream_to_skip(result, context))
-        if skip:
-            xcoms[SKIP_KEY] = run.serialize_xcom(ti.task_id, ti.map_index, SKIP_KEY,
-                                                 sorted(skip))
-        outcome = TryOutcome(S.SUCCESS, skip=skip)
+        outcome = TryOutcome(S.SUCCESS, skip=set(op.downstream_to_skip(result, context)))
         if result is not None and getattr(op, "show_return_value_in_logs", True):
             log_task_line(log, "Done. Returned value was: %s", short_repr(result))
     except TaskSkipped as exc:

@@ -15,6 +15,7 @@ calls back into the scheduler or an executor.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -89,7 +90,8 @@ class TryResult:
     def row_values(self) -> dict[str, Any]:
         """The task-instance columns this result sets (besides the state)."""
         return {"end_date": self.end_date, "duration": self.duration,
-                "next_retry_at": self.next_retry_at, "error": self.error}
+                "next_retry_at": self.next_retry_at, "error": self.error,
+                "skip_downstream": json.dumps(list(self.skip)) if self.skip else None}
 
 
 #: writes a result; False when the instance was no longer running (nothing written)

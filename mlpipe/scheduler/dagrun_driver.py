@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import json
 import logging
 import time
 from collections import deque
@@ -22,11 +23,10 @@ from mlpipe.core.dag import DAG
 from mlpipe.core.mapping import MappedOperator
 from mlpipe.core.operator import BaseOperator
 from mlpipe.core.planning import Action, RunPlanner
-from mlpipe.core.serde import deserialize
 from mlpipe.core.states import FINISHED_STATES, DagRunState
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.executors.base import Executor, TaskEvent, Workload
-from mlpipe.runtime.models import SKIP_KEY, DagRun
+from mlpipe.runtime.models import DagRun
 from mlpipe.runtime.try_runner import TryResult
 from mlpipe.scheduler.run_admission import AdmissionMixin
 from mlpipe.scheduler.run_end import RunEndMixin
@@ -356,11 +356,10 @@ class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin):
 
     def _finished(self, key: TIKey, state: S) -> None:
         if state is S.SUCCESS and _may_skip(self.dag.get_task(key.task_id)):
-            skip = self.store.get_xcoms(key.dag_id, key.run_id, key.task_id, SKIP_KEY,
-                                        [key.map_index])
-            if skip:
+            record = self.store.get_ti(key)  # a branch's choice is part of its result
+            if record is not None and record.skip_downstream:
                 self._ready.extend(self.planner.skip(key.task_id, key.map_index,
-                                                     deserialize(skip[key.map_index])))
+                                                     json.loads(record.skip_downstream)))
         self._ready.extend(self.planner.finished(key.task_id, key.map_index, state))
 
     # -- bookkeeping ---------------------------------------------------------------------------

@@ -140,7 +140,7 @@ def _decode_all(files: list[tuple[str, bytes]], spec: Any, max_pixels: int) -> l
     for name, data in files:
         check_pixels(name, data, max_pixels)
         try:
-            pixels.append(decode_bytes(data, spec.image_size, spec.grayscale))
+            pixels.append(decode_bytes(data, spec.image_size, spec.grayscale, spec.resize))
         except CorruptImageError as exc:
             raise HTTPException(status_code=400, detail=f"file {name!r} is not a readable "
                                 f"image: {exc.reason}") from None

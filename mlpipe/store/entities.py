@@ -63,6 +63,8 @@ class TaskInstanceRecord:
     next_retry_at: datetime | None
     log_path: str | None
     error: str | None
+    #: JSON list of the downstream task ids a branching try skipped (None: none)
+    skip_downstream: str | None = None
 
     @property
     def key(self) -> TIKey:

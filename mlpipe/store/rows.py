@@ -133,6 +133,8 @@ class TaskInstanceRow(Base):
     log_path: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     pool: Mapped[str | None] = mapped_column(String(250))
+    #: JSON list of downstream task ids a branching try chose to skip (migration 0007)
+    skip_downstream: Mapped[str | None] = mapped_column(Text)
 
 
 class PoolRow(Base):

@@ -63,13 +63,17 @@ def test_s3_ingest_without_awscli_says_so(tmp_path: Path, capsys: pytest.Capture
 
 def test_preprocess_quick(tmp_path: Path) -> None:
     figures, data = run_quick("ml_preprocess", tmp_path)
-    pool, in_process = figures[f"throughput ({os.cpu_count()} CPUs)"], \
-        figures["throughput, num_workers=1"]
-    for figure in (pool, in_process):
-        assert figure.unit == "images/s" and figure.higher_is_better
-        assert figure.value > 0 and figure.baseline_label.startswith("Pillow loop")
-    assert pool.target == ">= 1.8x" and pool.baseline == in_process.baseline
-    assert data["figures"][0]["ratio"] == pytest.approx(pool.value / pool.baseline)
+    cpus = f"throughput ({os.cpu_count()} CPUs)"
+    pillow, torchvision = figures[cpus], figures[f"{cpus} vs torchvision"]
+    for figure in (pillow, torchvision):
+        assert figure.unit == "images/s" and figure.higher_is_better and figure.value > 0
+    assert pillow.baseline_label.startswith("Pillow loop") and pillow.target == ">= 1.8x"
+    assert torchvision.baseline_label.startswith("torchvision ImageFolder")
+    assert pillow.value == torchvision.value  # one mlpipe run, two baselines
+    for metric in ("peak RSS", "peak RSS vs torchvision"):
+        rss = figures[metric]
+        assert rss.unit == "MB" and not rss.higher_is_better and rss.value > 10
+    assert data["figures"][0]["ratio"] == pytest.approx(pillow.value / pillow.baseline)
 
 
 def test_training_overhead_quick(tmp_path: Path) -> None:

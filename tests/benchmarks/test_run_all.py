@@ -69,8 +69,9 @@ def test_a_failing_benchmark_is_reported_and_the_others_still_run(tmp_path: Path
 
 def test_unknown_only_name_lists_the_benchmarks(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exited:
         load("run_all").main(["--only", "nope", "--output", str(tmp_path / "R.md")])
+    assert exited.value.code == 2  # argparse: a usage error
     err = capsys.readouterr().err
     assert "unknown benchmark(s) ['nope']" in err and "persisted_path" in err
 

@@ -31,7 +31,7 @@ def test_a_database_from_a_newer_mlpipe_is_one_line(isolated_env: Path) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "is at schema revision '9999_from_the_future', newer than this mlpipe knows " \
-           "(latest '0006" in err
+           "(latest '0007" in err
     assert err.strip().endswith("upgrade mlpipe")
 
 

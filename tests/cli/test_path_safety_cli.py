@@ -63,7 +63,7 @@ def test_a_stored_run_id_with_a_separator_never_becomes_a_log_path(tmp_path: Pat
     key = TIKey("cli_demo", "../../../../escaped", "hello", -1)
     with pytest.raises(InvalidTaskIdError, match=r"invalid run_id '\.\./\.\./\.\./\.\./escaped'"):
         log_folder(str(tmp_path / "logs"), key)
-    with pytest.raises(InvalidTaskIdError):
+    with pytest.raises(InvalidTaskIdError, match=r"invalid run_id '\.\./\.\./\.\./\.\./escaped'"):
         log_dir(tmp_path / "logs", key)
 
 

@@ -520,7 +520,7 @@ def test_custom_timetable_in_a_dag() -> None:
 
 
 def test_timetable_base_needs_interval_starting_at_or_after() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="abstract method interval_starting_at_or_after"):
         Timetable()  # type: ignore[abstract]
 
 

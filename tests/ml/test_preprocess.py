@@ -19,6 +19,7 @@ from mlpipe.ml.preprocess import (
     PreprocessOptions,
     channel_stats,
     load_split,
+    load_split_pixels,
     preprocess_images,
 )
 
@@ -45,10 +46,7 @@ def dataset(digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _raw(dataset: Path, split: str) -> torch.Tensor:
     """The stored uint8 pixels of a split, without normalisation."""
-    from mlpipe.ml.preprocess import read_manifest
-
-    shards = read_manifest(dataset)["splits"][split]["shards"]
-    return torch.cat([torch.load(dataset / s, weights_only=True)["x"] for s in shards])
+    return load_split_pixels(dataset, split)[0]
 
 
 def _split_of_each_file(manifest: dict[str, Any]) -> dict[str, str]:

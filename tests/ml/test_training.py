@@ -12,24 +12,33 @@ from mlpipe.ml.config import ConfigError, TrainConfig
 
 torch = pytest.importorskip("torch")
 
+from mlpipe.ml.shards import write_arrays  # noqa: E402
 from mlpipe.ml.training import CHECKPOINT_NAME, train  # noqa: E402
 
 Data = tuple[Any, Any]
 
 
 def make_data(n: int, seed: int) -> Data:
-    """``n`` 1x8x8 images of 3 classes: class k is bright in the k-th band of rows."""
+    """``n`` uint8 1x8x8 images of 3 classes: class k is bright in the k-th band of rows."""
     gen = torch.Generator().manual_seed(seed)
     y = torch.randint(0, 3, (n,), generator=gen)
-    x = torch.randn(n, 1, 8, 8, generator=gen) * 0.3
+    x = torch.randn(n, 1, 8, 8, generator=gen) * 25 + 80
     for k in range(3):
-        x[y == k, :, 2 * k : 2 * k + 3, :] += 1.5
-    return x, y
+        x[y == k, :, 2 * k : 2 * k + 3, :] += 100
+    return x.clamp(0, 255).to(torch.uint8), y
+
+
+def write(root: Path, train_data: Data, val_data: Data) -> Path:
+    """The two splits as a data set on disk (small shards: several per split)."""
+    splits = {name: (x.numpy(), y.numpy())
+              for name, (x, y) in (("train", train_data), ("val", val_data))}
+    write_arrays(root, splits, ["a", "b", "c"], shard_size=64)
+    return root
 
 
 @pytest.fixture(scope="module")
-def data() -> tuple[Data, Data]:
-    return make_data(200, seed=1), make_data(60, seed=2)
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write(tmp_path_factory.mktemp("data"), make_data(200, seed=1), make_data(60, seed=2))
 
 
 def config(**overrides: Any) -> TrainConfig:
@@ -40,9 +49,8 @@ def config(**overrides: Any) -> TrainConfig:
     return TrainConfig(**{**base, **overrides})
 
 
-def run(cfg: TrainConfig, data: tuple[Data, Data], ckpt: Path, **kwargs: Any) -> Any:
-    train_data, val_data = data
-    return train(cfg, train_data, val_data, num_classes=3, checkpoint_dir=ckpt, **kwargs)
+def run(cfg: TrainConfig, data: Path, ckpt: Path, **kwargs: Any) -> Any:
+    return train(cfg, data, checkpoint_dir=ckpt, **kwargs)
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -54,7 +62,7 @@ def losses(history: list[dict[str, float]]) -> list[tuple[float, float]]:
     return [(h["train_loss"], h["val_loss"]) for h in history]
 
 
-def test_history_and_logging(data: tuple[Data, Data], tmp_path: Path) -> None:
+def test_history_and_logging(data: Path, tmp_path: Path) -> None:
     logged: list[tuple[dict[str, float], int]] = []
     ckpt = tmp_path / "ckpt"
     result = run(config(), data, ckpt, log=lambda m, step: logged.append((m, step)))
@@ -73,7 +81,7 @@ def test_history_and_logging(data: tuple[Data, Data], tmp_path: Path) -> None:
     assert [p.name for p in ckpt.iterdir()] == [CHECKPOINT_NAME]  # no temp files left
 
 
-def test_same_seed_gives_identical_runs(data: tuple[Data, Data], tmp_path: Path) -> None:
+def test_same_seed_gives_identical_runs(data: Path, tmp_path: Path) -> None:
     cfg = config(epochs=2)
     first = run(cfg, data, tmp_path / "a")
     second = run(cfg, data, tmp_path / "b")
@@ -84,7 +92,7 @@ def test_same_seed_gives_identical_runs(data: tuple[Data, Data], tmp_path: Path)
 
 
 def test_train_leaves_global_rng_and_determinism_flag_alone(
-    data: tuple[Data, Data], tmp_path: Path
+    data: Path, tmp_path: Path
 ) -> None:
     torch.manual_seed(123)
     before = torch.get_rng_state()
@@ -98,7 +106,7 @@ class Crash(Exception):
 
 
 def test_resume_after_crash_matches_uninterrupted_run(
-    data: tuple[Data, Data], tmp_path: Path
+    data: Path, tmp_path: Path
 ) -> None:
     # Cosine depends on the total epochs, and dropout-free BN models still use the RNG
     # through shuffling: both must be restored exactly for the weights to match.
@@ -123,7 +131,7 @@ def test_resume_after_crash_matches_uninterrupted_run(
 
 
 def test_a_checkpoint_never_gets_ahead_of_the_flushed_metrics(
-    data: tuple[Data, Data], tmp_path: Path
+    data: Path, tmp_path: Path
 ) -> None:
     # A logger that writes in the background is flushed before each checkpoint replaces the
     # last one: a crash after the rename must never leave an epoch checkpointed but unlogged.
@@ -147,7 +155,7 @@ def test_a_checkpoint_never_gets_ahead_of_the_flushed_metrics(
 
 
 def test_extending_epochs_continues_from_checkpoint(
-    data: tuple[Data, Data], tmp_path: Path
+    data: Path, tmp_path: Path
 ) -> None:
     straight = run(config(epochs=4), data, tmp_path / "straight")
     ckpt = tmp_path / "extended"
@@ -161,7 +169,7 @@ def test_extending_epochs_continues_from_checkpoint(
     assert same_weights(again.model, straight.model)
 
 
-def test_resume_false_starts_over(data: tuple[Data, Data], tmp_path: Path) -> None:
+def test_resume_false_starts_over(data: Path, tmp_path: Path) -> None:
     run(config(epochs=2), data, tmp_path)
     result = run(config(epochs=2), data, tmp_path, resume=False)
     assert result.resumed_from_epoch == 0
@@ -169,7 +177,7 @@ def test_resume_false_starts_over(data: tuple[Data, Data], tmp_path: Path) -> No
 
 
 def test_resume_with_changed_settings_is_refused(
-    data: tuple[Data, Data], tmp_path: Path
+    data: Path, tmp_path: Path
 ) -> None:
     run(config(epochs=1), data, tmp_path)
     with pytest.raises(ConfigError, match=r"different settings \['lr'\]"):
@@ -177,18 +185,18 @@ def test_resume_with_changed_settings_is_refused(
 
 
 def test_early_stopping_stops_before_the_last_epoch(
-    data: tuple[Data, Data], tmp_path: Path
+    data: Path, tmp_path: Path
 ) -> None:
     # Validation labels unrelated to the images: the val loss gets worse as the model fits.
-    train_data, (val_x, val_y) = data
+    train_data, (val_x, val_y) = make_data(200, seed=1), make_data(60, seed=2)
     shuffled = val_y[torch.randperm(len(val_y), generator=torch.Generator().manual_seed(0))]
-    noisy = (train_data, (val_x, (shuffled + 1) % 3))
+    noisy = write(tmp_path / "noisy", train_data, (val_x, (shuffled + 1) % 3))
     cfg = config(epochs=20, early_stopping_patience=2)
-    result = run(cfg, noisy, tmp_path)
+    result = run(cfg, noisy, tmp_path / "ckpt")
     assert result.stopped_early
     assert result.epochs_run < 20
     assert len(result.history) == result.epochs_run
-    again = run(cfg, noisy, tmp_path)  # a stopped run stays stopped when resumed
+    again = run(cfg, noisy, tmp_path / "ckpt")  # a stopped run stays stopped when resumed
     assert again.epochs_run == result.epochs_run
 
 
@@ -201,7 +209,7 @@ def test_early_stopping_stops_before_the_last_epoch(
     ],
 )
 def test_lr_schedule_shows_in_history(
-    data: tuple[Data, Data], tmp_path: Path, schedule: str, extra: dict[str, Any],
+    data: Path, tmp_path: Path, schedule: str, extra: dict[str, Any],
     expected: list[float],
 ) -> None:
     result = run(config(lr_schedule=schedule, **extra), data, tmp_path)
@@ -210,14 +218,14 @@ def test_lr_schedule_shows_in_history(
 
 @pytest.mark.parametrize(("optimizer", "lr"), [("sgd", 0.05), ("adam", 0.01), ("adamw", 0.01)])
 def test_every_optimizer_learns(
-    data: tuple[Data, Data], tmp_path: Path, optimizer: str, lr: float
+    data: Path, tmp_path: Path, optimizer: str, lr: float
 ) -> None:
     result = run(config(optimizer=optimizer, lr=lr), data, tmp_path)
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.history[-1]["val_acc"] > 0.8
 
 
-def test_yaml_config_path_is_accepted(data: tuple[Data, Data], tmp_path: Path) -> None:
+def test_yaml_config_path_is_accepted(data: Path, tmp_path: Path) -> None:
     path = tmp_path / "train.yaml"
     path.write_text("train:\n  epochs: 1\n  batch_size: 64\n  device: cpu\n")
     assert run(str(path), data, tmp_path / "ckpt").epochs_run == 1

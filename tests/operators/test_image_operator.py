@@ -88,6 +88,10 @@ def test_on_corrupt_fail_fails_the_task_naming_the_file(images: Path) -> None:
     ({"val_fraction": 0.5, "test_fraction": 0.5}, "leave a share for training"),
     ({"image_size": (0, 8)}, "image_size must be two ints > 0"),
     ({"num_workers": -1}, "num_workers must be None or an int >= 0"),
+    ({"resize": "squash"}, r"resize 'squash' is not one of \['shorter_side', 'stretch'\]"),
+    ({"split": "random"}, r"split 'random' is not one of \['auto', 'folders', 'hash'\]"),
+    ({"include": []}, "include must be one or more non-empty globs"),
+    ({"shard_mb": 0}, "shard_mb must be a number > 0"),
 ])
 def test_bad_arguments_fail_when_the_dag_is_built(arguments: dict[str, object],
                                                   message: str) -> None:

@@ -287,3 +287,31 @@ def test_join_after_a_branch_by_trigger_rule(rule: str, expected: str) -> None:
     assert states(run)["right"] == "skipped"
     assert states(run)["join"] == expected
     assert ("join" in ran) is (expected == "success")
+
+
+@pytest.mark.parametrize("executor", ["sequential", "local"])
+def test_a_branch_choice_is_stored_with_its_try_not_as_an_xcom(executor: str,
+                                                               tmp_path: Any) -> None:
+    from mlpipe.scheduler.service import Engine
+    from mlpipe.settings import load_settings
+
+    with DAG("pick_one", start_date=LOGICAL) as dag:
+        @task.branch
+        def pick() -> str:
+            return "left"
+
+        chosen = pick()
+        chosen >> [EmptyOperator(task_id="left"), EmptyOperator(task_id="right")]
+    engine = Engine.from_settings(load_settings(executor=executor, parallelism=2,
+                                                dags_folder=tmp_path))
+    record = engine.trigger(dag, run_id="r1")
+
+    run = engine.run(dag, record.run_id)
+
+    assert states(run) == {"pick": "success", "left": "success", "right": "skipped"}
+    branch = engine.store.get_ti(run.get_task_instance("pick").key)  # type: ignore[union-attr]
+    assert branch is not None and branch.skip_downstream == '["right"]'
+    assert set(engine.store.get_xcoms("pick_one", "r1", "pick", "return_value")) == {-1}
+    assert engine.store.get_xcoms("pick_one", "r1", "pick", "__mlpipe_skip__") == {}
+    engine.clear(dag, run_id="r1", task_regex="^pick$")
+    assert engine.store.get_ti(branch.key).skip_downstream is None  # type: ignore[union-attr]

@@ -169,7 +169,7 @@ class TaskInstanceRepository(XComRepository):
                 busy = set() if stop_running else {S.RUNNING, S.QUEUED}
                 if self.transition(key, ALL_STATES - {S.NONE, *busy}, S.NONE,
                                    conn, max_tries=max_tries, end_date=None,
-                                   next_retry_at=None, pid=None):
+                                   next_retry_at=None, pid=None, skip_downstream=None):
                     hot.DELETE_XCOMS.run(conn, key._asdict())
                     cleared.append(key)
         return cleared
