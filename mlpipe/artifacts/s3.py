@@ -27,7 +27,6 @@ from mlpipe.artifacts.s3_errors import S3ErrorTranslator, is_key_missing
 from mlpipe.artifacts.s3_tree import (
     INCOMPLETE_MARKER,
     S3Object,
-    delete_keys,
     dir_prefix,
     download_tree,
     hidden_name,
@@ -36,6 +35,7 @@ from mlpipe.artifacts.s3_tree import (
     visible_objects,
 )
 from mlpipe.errors import ArtifactError, ArtifactNotFoundError
+from mlpipe.s3 import transfer
 from mlpipe.s3.client import make_client
 from mlpipe.s3.credentials import S3Credentials
 
@@ -272,23 +272,13 @@ class S3ArtifactStore(ArtifactStore):
             return localfs.hash_stream(body)[1]
 
     def _list_objects(self, bucket: str, prefix: str) -> builtins.list[S3Object]:
-        def collect() -> builtins.list[S3Object]:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=prefix)
-            return [(o["Key"], int(o["Size"])) for p in pages for o in p.get("Contents", [])]
-        return self._call("list", bucket, prefix, collect)
+        listed = self._call("list", bucket, prefix,
+                            lambda: transfer.list_objects(self.client, bucket, prefix))
+        return [(o["Key"], int(o["Size"])) for o in listed]
 
     def _list_level(self, bucket: str, prefix: str) -> tuple[set[str], set[str]]:
-        def collect() -> tuple[set[str], set[str]]:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=prefix, Delimiter="/")
-            files: set[str] = set()
-            dirs: set[str] = set()
-            for page in pages:
-                files.update(o["Key"] for o in page.get("Contents", []))
-                dirs.update(p["Prefix"] for p in page.get("CommonPrefixes", []))
-            return files, dirs
-        return self._call("list", bucket, prefix, collect)
+        return self._call("list", bucket, prefix,
+                          lambda: transfer.list_level(self.client, bucket, prefix))
 
     def _complete_tree(self, uri: str, bucket: str, prefix: str) -> builtins.list[S3Object]:
         objects = self._list_objects(bucket, prefix)
@@ -303,7 +293,7 @@ class S3ArtifactStore(ArtifactStore):
     def _delete(self, bucket: str, keys: builtins.list[str]) -> None:
         if not keys:
             return
-        failed = self._call("delete", bucket, keys[0], lambda: delete_keys(
+        failed = self._call("delete", bucket, keys[0], lambda: transfer.delete_keys(
             self.client, bucket, keys))
         if failed:
             first = failed[0]

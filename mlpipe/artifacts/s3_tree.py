@@ -11,16 +11,14 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from boto3.s3.transfer import TransferConfig, create_transfer_manager
-
 from mlpipe.artifacts import localfs
 from mlpipe.errors import ArtifactError
 from mlpipe.s3 import urls
+from mlpipe.s3.transfer import download_files, upload_files
 
 __all__ = [
     "INCOMPLETE_MARKER",
     "S3Object",
-    "delete_keys",
     "dir_prefix",
     "download_tree",
     "hidden_name",
@@ -30,7 +28,6 @@ __all__ = [
 ]
 
 INCOMPLETE_MARKER = ".mlpipe-incomplete"
-_DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 
 #: ``(key, size)`` of one listed object.
 S3Object = tuple[str, int]
@@ -61,40 +58,22 @@ def visible_objects(objects: list[S3Object]) -> list[S3Object]:
             if not hidden_name(k) and not any(k.startswith(p) for p in incomplete)]
 
 
-def upload_tree(client: Any, config: TransferConfig, source: Path, bucket: str, prefix: str,
+def upload_tree(client: Any, config: Any, source: Path, bucket: str, prefix: str,
                 entries: list[localfs.TreeEntry]) -> None:
     """Upload every entry of ``source`` under ``prefix``, in parallel, sha256 as metadata."""
-    with create_transfer_manager(client, config) as manager:
-        futures = [
-            manager.upload(str(source / rel), bucket, prefix + rel,
-                           extra_args={"Metadata": {"sha256": sha}})
-            for rel, _, sha in entries
-        ]
-        for future in futures:
-            future.result()
+    upload_files(client, config, [(str(source / rel), bucket, prefix + rel,
+                                   {"Metadata": {"sha256": sha}}) for rel, _, sha in entries])
 
 
-def download_tree(client: Any, config: TransferConfig, uri: str, bucket: str, prefix: str,
+def download_tree(client: Any, config: Any, uri: str, bucket: str, prefix: str,
                   objects: list[S3Object], dest: Path) -> None:
-    """Download ``objects`` (all under ``prefix``) into the local directory ``dest``."""
-    with create_transfer_manager(client, config) as manager:
-        futures = []
-        for key, _ in objects:
-            rel = PurePosixPath(key[len(prefix):])
-            if rel.is_absolute() or ".." in rel.parts:
-                raise ArtifactError(f"{uri!r} holds the unsafe key {key!r}", uri=uri)
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            futures.append(manager.download(bucket, key, str(target)))
-        for future in futures:
-            future.result()
-
-
-def delete_keys(client: Any, bucket: str, keys: list[str]) -> list[dict[str, Any]]:
-    """Delete ``keys`` in batches; return the per-key errors S3 reported (empty if none)."""
-    errors: list[dict[str, Any]] = []
-    for start in range(0, len(keys), _DELETE_BATCH):
-        batch = [{"Key": k} for k in keys[start:start + _DELETE_BATCH]]
-        result = client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-        errors.extend(result.get("Errors", []))
-    return errors
+    """Download ``objects`` (all under ``prefix``) into ``dest``; unsafe keys refused first."""
+    downloads = []
+    for key, _ in objects:
+        rel = PurePosixPath(key[len(prefix):])
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ArtifactError(f"{uri!r} holds the unsafe key {key!r}", uri=uri)
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        downloads.append((bucket, key, str(target)))
+    download_files(client, config, downloads)

@@ -18,6 +18,7 @@ from mlpipe.connections.backends import get_connection
 from mlpipe.connections.connection import Connection
 from mlpipe.errors import ConnectionFailedError, HookError
 from mlpipe.hooks.base import BaseHook
+from mlpipe.s3 import transfer
 from mlpipe.s3.client import make_client
 from mlpipe.s3.credentials import S3Credentials
 from mlpipe.s3.errors import FailureKind, describe, is_boto_error
@@ -98,12 +99,9 @@ class S3Hook(BaseHook):
     def list_objects(self, bucket_name: str, prefix: str = "", *,
                      page_size: int | None = None) -> list[dict[str, Any]]:
         """Every object under ``prefix`` (``Key``, ``ETag``, ``Size``...), all pages."""
-        pages = {"PageSize": page_size} if page_size else {}
         with self.translate_errors(f"list s3://{bucket_name}/{prefix}"):
-            paginator = self.get_conn().get_paginator("list_objects_v2")
-            return [obj for page in paginator.paginate(Bucket=bucket_name, Prefix=prefix,
-                                                       PaginationConfig=pages)
-                    for obj in page.get("Contents", [])]
+            return transfer.list_objects(self.get_conn(), bucket_name, prefix,
+                                         page_size=page_size)
 
     def list_keys(self, bucket_name: str, prefix: str = "", *,
                   page_size: int | None = None) -> list[str]:
@@ -189,12 +187,10 @@ class S3Hook(BaseHook):
             raise HookError(self.conn_id, self.endpoint(), f"{root} is not a directory")
         files = sorted(p for p in root.rglob("*") if p.is_file())
         keys = [join_key(prefix, p.relative_to(root).as_posix()) for p in files]
-        with self._transfers(f"upload {root} to s3://{bucket_name}/{prefix}",
-                             max_workers) as manager:
-            futures = [manager.upload(str(p), bucket_name, k) for p, k in zip(files, keys,
-                                                                              strict=True)]
-            for future in futures:
-                future.result()
+        with self.translate_errors(f"upload {root} to s3://{bucket_name}/{prefix}"):
+            transfer.upload_files(self.get_conn(), transfer.transfer_config(max_workers),
+                                  [(str(p), bucket_name, k, None)
+                                   for p, k in zip(files, keys, strict=True)])
         return keys
 
     def download_prefix(self, bucket_name: str, prefix: str, local_dir: str | Path, *,
@@ -211,20 +207,10 @@ class S3Hook(BaseHook):
                                 f"key {key!r} would be written outside {root}")
             target.parent.mkdir(parents=True, exist_ok=True)
             targets.append((key, target))
-        with self._transfers(f"download s3://{bucket_name}/{prefix}", max_workers) as manager:
-            futures = [manager.download(bucket_name, k, str(t)) for k, t in targets]
-            for future in futures:
-                future.result()
+        with self.translate_errors(f"download s3://{bucket_name}/{prefix}"):
+            transfer.download_files(self.get_conn(), transfer.transfer_config(max_workers),
+                                    [(bucket_name, k, str(t)) for k, t in targets])
         return [t for _, t in targets]
-
-    @contextmanager
-    def _transfers(self, action: str, max_workers: int) -> Iterator[Any]:
-        from boto3.s3.transfer import TransferConfig, create_transfer_manager
-
-        config = TransferConfig(max_concurrency=max_workers, use_threads=True)
-        with self.translate_errors(action), \
-                create_transfer_manager(self.get_conn(), config) as manager:
-            yield manager
 
     # -- checking ------------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """The one S3 stack: URLs, credentials, the boto3 client and its errors.
 
 ``S3Hook`` (hooks), ``S3ArtifactStore`` (artifacts) and the S3 operators all go through
-here, so an ``s3://`` URL is parsed, a connection mapped to credentials, a client built and
-a boto error described the same way everywhere. boto3 is imported only when a client is
+here, so an ``s3://`` URL is parsed, a connection mapped to credentials, a client built,
+a prefix listed, a tree moved (``transfer``: boto3's transfer manager) and a boto error
+described the same way everywhere. boto3 is imported only when a client is
 made. May import: ``mlpipe.errors``, boto3/botocore.
 """
 

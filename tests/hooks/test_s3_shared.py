@@ -81,3 +81,46 @@ def test_hook_and_store_from_one_connection_see_the_same_bucket(
     assert hook.list_keys(bucket, "data/") == ["data/a.txt"]
     with pytest.raises(ArtifactError, match=r"bucket 'no-such-bucket' does not exist"):
         store.stat("s3://no-such-bucket/k")
+
+
+def test_the_shared_transfer_helpers_move_list_and_delete_a_tree(
+        aws_conn: str, bucket: str, tmp_path: Path) -> None:
+    from mlpipe.s3 import transfer
+
+    client = S3Hook(aws_conn).get_conn()
+    files = {"a.txt": b"a", "sub/b.txt": b"bb", "sub/deep/c.txt": b"ccc"}
+    for rel, data in files.items():
+        (tmp_path / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / rel).write_bytes(data)
+    config = transfer.transfer_config(4)
+
+    transfer.upload_files(client, config, [(str(tmp_path / "src" / rel), bucket, f"t/{rel}",
+                                            {"Metadata": {"n": str(len(data))}})
+                                           for rel, data in files.items()])
+
+    listed = transfer.list_objects(client, bucket, "t/", page_size=1)  # one key per page
+    assert sorted((o["Key"], o["Size"]) for o in listed) == [
+        ("t/a.txt", 1), ("t/sub/b.txt", 2), ("t/sub/deep/c.txt", 3)]
+    assert transfer.list_level(client, bucket, "t/") == ({"t/a.txt"}, {"t/sub/"})
+    assert client.head_object(Bucket=bucket, Key="t/sub/b.txt")["Metadata"] == {"n": "2"}
+    (tmp_path / "dst" / "sub").mkdir(parents=True)
+    transfer.download_files(client, config, [(bucket, "t/sub/b.txt",
+                                              str(tmp_path / "dst" / "sub" / "b.txt"))])
+    assert (tmp_path / "dst" / "sub" / "b.txt").read_bytes() == b"bb"
+    assert transfer.delete_keys(client, bucket, [o["Key"] for o in listed]) == []
+    assert transfer.list_objects(client, bucket, "t/") == []
+
+
+
+def test_a_failed_parallel_upload_is_described_like_any_call(aws_conn: str,
+                                                              tmp_path: Path) -> None:
+    from mlpipe.s3 import transfer
+    from mlpipe.s3.errors import is_boto_error
+
+    (tmp_path / "f").write_bytes(b"x")
+    client = S3Hook(aws_conn).get_conn()
+    with pytest.raises(Exception) as info:  # whatever the transfer manager raises
+        transfer.upload_files(client, transfer.transfer_config(1),
+                              [(str(tmp_path / "f"), "no-such-bucket-z", "k", None)])
+    assert is_boto_error(info.value)
+    assert describe(info.value).kind is FailureKind.NO_BUCKET
