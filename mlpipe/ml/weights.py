@@ -97,7 +97,11 @@ def _fetch(uri: str) -> Pretrained:
     with tempfile.TemporaryDirectory(prefix="mlpipe-weights-") as tmp:
         local = Path(tmp) / (Path(urlparse(uri).path).name or "weights.pt")
         try:
-            open_store(uri).get_file(uri, local)
+            # MLflow URIs: the configured store (an env setting wins over mlflow's
+            # process-wide default, which an earlier model load in this process may have set)
+            tracking = os.environ.get("MLFLOW_TRACKING_URI")
+            options = {"tracking_uri": tracking} if tracking else None
+            open_store(uri, mlflow_options=options).get_file(uri, local)
         except ArtifactError as exc:
             raise WeightsError(f"weights {uri!r} cannot be fetched: {exc}") from None
         return Pretrained(_read(local), None, uri)
