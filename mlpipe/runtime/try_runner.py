@@ -89,9 +89,11 @@ class TryResult:
 
     def row_values(self) -> dict[str, Any]:
         """The task-instance columns this result sets (besides the state)."""
-        return {"end_date": self.end_date, "duration": self.duration,
-                "next_retry_at": self.next_retry_at, "error": self.error,
-                "skip_downstream": json.dumps(list(self.skip)) if self.skip else None}
+        values: dict[str, Any] = {"end_date": self.end_date, "duration": self.duration,
+                                  "next_retry_at": self.next_retry_at, "error": self.error}
+        if self.skip:  # only a branch's success sets it (clearing the instance resets it)
+            values["skip_downstream"] = json.dumps(list(self.skip))
+        return values
 
 
 #: writes a result; False when the instance was no longer running (nothing written)

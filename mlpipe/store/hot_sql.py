@@ -177,7 +177,7 @@ def update_statement(columns: tuple[str, ...]) -> HotStatement:
 
 
 #: the columns a try's end sets (``MetadataStore.finish_try``), sorted as ``transition`` does
-FINISH_COLUMNS = ("duration", "end_date", "error", "next_retry_at", "skip_downstream")
+FINISH_COLUMNS = ("duration", "end_date", "error", "next_retry_at")
 
 
 def prime(dialect: Dialect) -> None:
