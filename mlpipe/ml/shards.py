@@ -168,25 +168,29 @@ class ShardShuffleSampler:
         return iter(order[self.rank * per_rank:(self.rank + 1) * per_rank])
 
 
-def stream_batches(dataset_dir: Path | str, split: str, batch_size: int = 512
-                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """A split in order, as (normalised float32 NCHW, int64 labels) batches."""
+def stream_batches(dataset_dir: Path | str, split: str, batch_size: int = 512, *,
+                   transform: Any = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """A split in order, as (normalised float32 NCHW, int64 labels) batches.
+
+    ``transform``: the model's own evaluation transform (``ModelSpec.transform()``); by
+    default the split's pixels normalised with the train split's statistics.
+    """
     from torch.utils.data import DataLoader
 
     dataset = ShardDataset(dataset_dir, split)
-    dataset.transform = Normalise(*split_stats(dataset.manifest))
+    dataset.transform = transform or Normalise(*split_stats(dataset.manifest))
     yield from DataLoader(dataset, batch_size=batch_size, shuffle=False)
 
 
-def predict_split(model: Any, dataset_dir: Path | str, split: str, batch_size: int = 512
-                  ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def predict_split(model: Any, dataset_dir: Path | str, split: str, batch_size: int = 512, *,
+                  transform: Any = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """True and predicted labels of a split, streamed batch by batch, and the manifest."""
     import numpy as np
     import torch
 
     truth, predicted = [], []
     with torch.no_grad():
-        for x, y in stream_batches(dataset_dir, split, batch_size):
+        for x, y in stream_batches(dataset_dir, split, batch_size, transform=transform):
             truth.append(y.numpy())
             predicted.append(model(x).argmax(dim=1).numpy())
     empty = np.zeros(0, dtype=np.int64)

@@ -216,10 +216,12 @@ class DeployModelOperator(BaseOperator):
 
     def _score(self, tracking_uri: str, version: str, gate: DeployGate) -> float:
         from mlpipe.ml.shards import predict_split
-        from mlpipe.operators.evaluate import classification_metrics
+        from mlpipe.operators.evaluate import classification_metrics, spec_transform
 
-        model = self._load(tracking_uri, version).model
-        y, predicted, manifest = predict_split(model, local_path(self.dataset_uri), gate.split)
+        loaded = self._load(tracking_uri, version)
+        y, predicted, manifest = predict_split(loaded.model, local_path(self.dataset_uri),
+                                               gate.split,
+                                               transform=spec_transform(loaded.metadata))
         report = classification_metrics(y, predicted,
                                          [str(c) for c in manifest["classes"]])
         return float(report[gate.metric])

@@ -79,14 +79,15 @@ class EvaluateModelOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         from mlpipe.ml.shards import predict_split
-        from mlpipe.tracking.models import load_pytorch_model
+        from mlpipe.tracking.models import load_model
 
         mlflow_run = context["mlflow_run"]
         model_uri = uri_of(self.model_uri)
         # Loaded ready for inference (eval mode, or an exported pt2 program).
-        model = load_pytorch_model(model_uri, mlflow_run.client.tracking_uri)
-        y, predictions, manifest = predict_split(model, local_path(self.dataset_uri),
-                                                 self.split, self.batch_size)
+        loaded = load_model(model_uri, mlflow_run.client.tracking_uri)
+        y, predictions, manifest = predict_split(
+            loaded.model, local_path(self.dataset_uri), self.split, self.batch_size,
+            transform=spec_transform(loaded.metadata))
         classes = [str(c) for c in manifest["classes"]]
         report = classification_metrics(y, predictions, classes)
         metrics = {f"{self.split}_accuracy": report["accuracy"],
@@ -112,3 +113,12 @@ class EvaluateModelOperator(BaseOperator):
                                     sha256=hashlib.sha256(payload).hexdigest())
         return report
 
+
+def spec_transform(metadata: dict[str, Any]) -> Any:
+    """The evaluation transform training logged with the model (its normalisation, resize
+    and crop), or None for a model logged without a spec (the data set's own then)."""
+    from mlpipe.ml.inference import ModelSpec
+    from mlpipe.tracking.models import SPEC_KEY
+
+    spec = metadata.get(SPEC_KEY)
+    return ModelSpec.from_dict(spec).transform() if spec else None

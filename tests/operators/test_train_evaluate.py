@@ -91,7 +91,9 @@ def test_augment_top_k_and_imagenet_normalisation_reach_mlflow_and_the_model_spe
     with DAG("digits_augment") as dag:
         prep = ImagePreprocessOperator(task_id="preprocess", input_uri=digits.as_uri(),
                                        image_size=(8, 8), grayscale=True, num_workers=1)
-        TorchTrainOperator(task_id="train", dataset_uri=prep.output, config=config)
+        train = TorchTrainOperator(task_id="train", dataset_uri=prep.output, config=config)
+        EvaluateModelOperator(task_id="evaluate", model_uri=train.output,
+                              dataset_uri=prep.output, split="test")
     run = dag.test()
     assert run.state == "success", [(t.task_id, t.error) for t in run.task_instances]
     model = run.get_task_instance("train").xcom_pull()
@@ -106,3 +108,20 @@ def test_augment_top_k_and_imagenet_normalisation_reach_mlflow_and_the_model_spe
     assert "RandomRotation" in client.get_run(run_id).data.params["augment"]
     spec = load_model(model.uri, client.tracking_uri).metadata[SPEC_KEY]
     assert spec["mean"] == [pytest.approx((0.485 + 0.456 + 0.406) / 3)]  # gray: averaged
+
+    # evaluation preprocesses as training did (ImageNet statistics), as serving does
+    import numpy as np
+
+    from mlpipe.ml.inference import ModelSpec, predict_pixels
+    from mlpipe.ml.shards import ShardDataset
+
+    loaded = load_model(model.uri, client.tracking_uri)
+    dataset_dir = run.get_task_instance("preprocess").xcom_pull().uri.removeprefix("file://")
+    test = ShardDataset(dataset_dir, "test")
+    pixels = [test[i][0].numpy() for i in range(len(test))]
+    served = [p.label for p in predict_pixels(loaded.model, ModelSpec.from_dict(spec), pixels)]
+    expected = float(np.mean([label == test.classes[int(y)]
+                              for label, y in zip(served, test.targets, strict=True)]))
+    evaluate_run = client.search_runs([client.get_run(run_id).info.experiment_id],
+                                      "tags.`mlpipe.task_id` = 'evaluate'")[0]
+    assert evaluate_run.data.metrics["test_accuracy"] == pytest.approx(expected)
