@@ -91,7 +91,11 @@ def stream_upload(url: str, head: dict[str, str], chunks: Iterator[bytes],
     try:
         for data in chunks:
             assert time.monotonic() < deadline, "the server never answered the upload"
-            readable, _, _ = select.select([sock], [], [], 0)
+            # poll, not select: select() refuses descriptors above 1024, and a long test
+            # session may hold that many
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            readable = poller.poll(0)
             if readable:
                 break
             try:
