@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> None:
                             rank=rank, world_size=world)
         if rank == 0:
             _write_result(result, args.run_dir / RESULT_NAME)
+        # Ranks leave together: a rank tearing gloo down while rank 0 still writes its result
+        # was seen to abort ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
