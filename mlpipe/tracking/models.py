@@ -3,6 +3,8 @@ for models). Aliases, never stages."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +45,7 @@ def log_pytorch_model(tracking_uri: str, run_id: str, model: Any, *, input_examp
     import mlflow
     import mlflow.pytorch
 
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(run_id=run_id):
+    with tracking_uri_scope(tracking_uri), mlflow.start_run(run_id=run_id):
         info = mlflow.pytorch.log_model(model, name=name, input_example=input_example,
                                         pip_requirements=pip_requirements,
                                         metadata=metadata)
@@ -65,7 +66,6 @@ def load_model(model_uri: str, tracking_uri: str) -> LoadedModel:
     import mlflow.pytorch
     from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(tracking_uri)
     uri, version = model_uri, None
     registered = parse_registered_uri(model_uri)
     if registered is not None:
@@ -77,8 +77,9 @@ def load_model(model_uri: str, tracking_uri: str) -> LoadedModel:
                                          "version first (DeployModelOperator)")
         uri = f"models:/{name}/{version}"
     try:
-        info = mlflow.models.get_model_info(uri)
-        model = mlflow.pytorch.load_model(uri, map_location="cpu")
+        with tracking_uri_scope(tracking_uri):
+            info = mlflow.models.get_model_info(uri)
+            model = mlflow.pytorch.load_model(uri, map_location="cpu")
     except MlflowException as exc:
         raise ModelRegistryError(f"cannot load {model_uri!r}: {exc.message}") from None
     return LoadedModel(model=model, metadata=dict(info.metadata or {}), version=version)
@@ -99,11 +100,32 @@ def parse_registered_uri(uri: str) -> tuple[str, str | None, str | None] | None:
     return name, version, None
 
 
+@contextmanager
+def tracking_uri_scope(tracking_uri: str) -> Iterator[None]:
+    """MLflow's fluent API (``start_run``, ``register_model``, ``models:/`` loads) pointed at
+    ``tracking_uri`` inside the block only: the process's own tracking URI (a notebook's, the
+    user's ``MLFLOW_TRACKING_URI``) is back in place afterwards."""
+    import os
+
+    from mlflow.tracking._tracking_service import utils
+
+    # set_tracking_uri also writes (or, given None, deletes) MLFLOW_TRACKING_URI in os.environ:
+    # both the module's URI and the variable are put back as they were.
+    old_uri, old_env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    utils.set_tracking_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        utils.set_tracking_uri(old_uri)
+        if old_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old_env
+
+
 def _client(tracking_uri: str) -> Any:
-    import mlflow
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri)
     return MlflowClient(tracking_uri)
 
 
@@ -133,7 +155,8 @@ def register_model(tracking_uri: str, model_uri: str, name: str,
         f"name = '{name}' and tags.`mlpipe.model_uri` = '{model_uri}'")
     if existing:
         return str(min(int(v.version) for v in existing))
-    version = mlflow.register_model(model_uri, name)
+    with tracking_uri_scope(tracking_uri):
+        version = mlflow.register_model(model_uri, name)
     copied: dict[str, str] = {"mlpipe.model_uri": model_uri}
     run_id = source_run_id(tracking_uri, model_uri)
     if run_id is not None:
