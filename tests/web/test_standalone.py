@@ -118,7 +118,7 @@ def test_standalone_logs_in_with_the_shown_password_and_ends_every_child(
     assert login.status_code == 303 and "mlpipe_session=" in login.headers["set-cookie"]
     assert [d["dag_id"] for d in dags_seen.json()["dags"]] == ["web_demo"]
     assert len(children) >= 4  # scheduler, web server, mlpipe ui, mlflow and its workers
-    gone, alive = psutil.wait_procs(children, timeout=20)
+    _gone, alive = psutil.wait_procs(children, timeout=20)
     assert alive == [], [p.pid for p in alive]
     assert started_in(isolated_env) == []  # nor any process started later with its home
     db = (isolated_env / "mlpipe.db").read_bytes()
