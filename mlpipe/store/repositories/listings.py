@@ -70,12 +70,47 @@ class ListingRepository(Database):
             total = conn.execute(select(func.count()).select_from(TI).where(*where)).scalar_one()
         return [record_of(TaskInstanceRecord, r) for r in rows], int(total)
 
+    def latest_runs(self, dag_ids: Sequence[str]) -> dict[str, DagRunRecord]:
+        """The newest run (by creation) of each of ``dag_ids`` that has one."""
+        if not dag_ids:
+            return {}
+        newest = (select(func.max(RUN.c.id).label("id")).where(RUN.c.dag_id.in_(list(dag_ids)))
+                  .group_by(RUN.c.dag_id).subquery())
+        query = select(RUN).join(newest, RUN.c.id == newest.c.id)
+        with self.engine.connect() as conn:
+            return {r.dag_id: record_of(DagRunRecord, r) for r in conn.execute(query).all()}
+
+    def latest_scheduled_dates(self, dag_ids: Sequence[str]) -> dict[str, datetime]:
+        """The newest logical date of an automated (scheduled or backfill) run, per DAG.
+
+        Two correlated ``max()`` per DAG row, each an index seek on
+        ``ix_dag_run_type_date`` (a GROUP BY would read every run of every DAG).
+        """
+        if not dag_ids:
+            return {}
+
+        def newest(run_type: str) -> Any:
+            return (select(func.max(RUN.c.logical_date))
+                    .where(RUN.c.dag_id == DAG_TABLE.c.dag_id, RUN.c.run_type == run_type)
+                    .scalar_subquery())
+
+        query = select(DAG_TABLE.c.dag_id, newest("scheduled"), newest("backfill")).where(
+            DAG_TABLE.c.dag_id.in_(list(dag_ids)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        found = {}
+        for dag_id, scheduled, backfill in rows:
+            dates = [d for d in (scheduled, backfill) if d is not None]
+            if dates:
+                found[dag_id] = max(dates)
+        return found
+
     def dag_overview(self) -> tuple[dict[str, tuple[DagRecord, datetime | None]], set[str]]:
         """Every recorded DAG with the newest logical date of its automated runs, and the
         files with import errors: what the DAG list needs, in one connection and two
         statements (each round trip counts on a remote database)."""
-        query = select(DAG_TABLE, _newest("scheduled").label("newest_scheduled"),
-                       _newest("backfill").label("newest_backfill"))
+        query = select(DAG_TABLE, _newest_automated("scheduled").label("newest_scheduled"),
+                       _newest_automated("backfill").label("newest_backfill"))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
             failed = {r[0] for r in conn.execute(select(IMPORT_ERROR.c.filename)).all()}
@@ -86,7 +121,7 @@ class ListingRepository(Database):
         return overview, failed
 
 
-def _newest(run_type: str) -> Any:
+def _newest_automated(run_type: str) -> Any:
     """The newest logical date of a DAG row's runs of ``run_type``: one seek on
     ``ix_dag_run_type_date``."""
     return (select(func.max(RUN.c.logical_date))
