@@ -17,7 +17,9 @@ from mlpipe.cli import (
     serve,
     tasks,
     ui,
+    users,
     variables,
+    web,
 )
 from mlpipe.cli.output import State, console
 
@@ -49,11 +51,14 @@ app.add_typer(db.app, name="db")
 app.add_typer(scheduling.pools_app, name="pools")
 app.add_typer(connections.app, name="connections")
 app.add_typer(variables.app, name="variables")
+app.add_typer(users.app, name="users")
 app.command("scheduler")(scheduling.scheduler)
 app.command("ui")(ui.ui)
 app.command("lineage")(lineage.lineage)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+app.command("webserver")(web.webserver)
+app.command("standalone")(web.standalone)
 
 
 def _version(value: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import socket
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import psutil
@@ -29,8 +30,10 @@ _UNFINISHED = (S.NONE, S.SCHEDULED, S.QUEUED, S.RUNNING, S.UP_FOR_RETRY, S.UP_FO
 
 
 def matching(store: MetadataStore, dag: DAG, *, run_id: str | None, task_regex: str | None,
-             downstream: bool, only_failed: bool = False) -> list[TaskInstanceRecord]:
-    """The task instances a clear with these options would touch (any state)."""
+             downstream: bool, only_failed: bool = False,
+             run_ids: Iterable[str] | None = None) -> list[TaskInstanceRecord]:
+    """The task instances a clear with these options would look at (any state); ``run_ids``
+    limits them to those runs when no single ``run_id`` is given."""
     try:
         pattern = re.compile(task_regex) if task_regex else None
     except re.error as exc:
@@ -46,10 +49,15 @@ def matching(store: MetadataStore, dag: DAG, *, run_id: str | None, task_regex: 
     if downstream:
         for t in selected:
             task_ids.update(d.task_id for d in t.get_descendants())
-    runs = [store.get_run(dag.dag_id, run_id)] if run_id else store.list_runs(dag.dag_id)
+    if run_id:
+        runs = [store.get_run(dag.dag_id, run_id).run_id]
+    elif run_ids is not None:
+        runs = list(run_ids)
+    else:
+        runs = [r.run_id for r in store.list_runs(dag.dag_id)]
     found: list[TaskInstanceRecord] = []
-    for run in runs:
-        records = store.list_tis(dag.dag_id, run.run_id, task_ids=task_ids)
+    for rid in runs:
+        records = store.list_tis(dag.dag_id, rid, task_ids=task_ids)
         if only_failed:
             bad = {r.task_id for r in records if r.state in (S.FAILED, S.UPSTREAM_FAILED)}
             records = [r for r in records if r.task_id in bad]
@@ -57,20 +65,25 @@ def matching(store: MetadataStore, dag: DAG, *, run_id: str | None, task_regex: 
     return found
 
 
+def clearable(record: TaskInstanceRecord, *, stop_running: bool) -> bool:
+    """Whether ``clear`` resets this instance (finished or waiting for a retry; running and
+    queued ones only when told to stop them)."""
+    return (S(record.state) in FINISHED_STATES or record.state == S.UP_FOR_RETRY
+            or (stop_running and record.state in (S.RUNNING, S.QUEUED)))
+
+
 def clear(store: MetadataStore, dag: DAG, *, run_id: str | None = None,
           task_regex: str | None = None, downstream: bool = True, only_failed: bool = False,
-          stop_running: bool = False) -> list[TIKey]:
+          stop_running: bool = False, run_ids: Iterable[str] | None = None) -> list[TIKey]:
     """Reset the matching instances so they run again; see ``Engine.clear``."""
     records = matching(store, dag, run_id=run_id, task_regex=task_regex,
-                       downstream=downstream, only_failed=only_failed)
+                       downstream=downstream, only_failed=only_failed, run_ids=run_ids)
     mapped = {r.task_id for r in records if dag.get_task(r.task_id).is_mapped}
     cleared: list[TIKey] = []
     for rid in dict.fromkeys(r.run_id for r in records):
         keys = store.clear_tis(
             [(r.key, r.try_number + dag.get_task(r.task_id).retries) for r in records
-             if r.run_id == rid and (S(r.state) in FINISHED_STATES
-                                     or r.state == S.UP_FOR_RETRY
-                                     or (stop_running and r.state in (S.RUNNING, S.QUEUED)))],
+             if r.run_id == rid and clearable(r, stop_running=stop_running)],
             mapped=mapped, stop_running=stop_running)
         if keys:
             store.set_run_state(dag.dag_id, rid, DagRunState.QUEUED, end_date=None)

@@ -77,6 +77,8 @@ class DagRunRow(Base):
     __table_args__ = (
         UniqueConstraint("dag_id", "run_id", name="uq_dag_run_dag_id_run_id"),
         Index("ix_dag_run_state", "dag_id", "state"),
+        # the newest automated run of each DAG (its next run, in the DAG list) by seeks
+        Index("ix_dag_run_type_date", "dag_id", "run_type", "logical_date"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -243,3 +245,28 @@ class ArtifactInputRow(Base):
     etag: Mapped[str | None] = mapped_column(String(200))
     version_id: Mapped[str | None] = mapped_column(String(200))
     size: Mapped[int | None] = mapped_column(Integer)
+
+
+class UserRow(Base):
+    """A user of the web UI and REST API: a role and an argon2 hash, never a password."""
+
+    __tablename__ = "web_user"
+
+    name: Mapped[str] = mapped_column(ID, primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApiTokenRow(Base):
+    """An API token of a user, stored as its SHA-256 (a token is 256 random bits)."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (
+        ForeignKeyConstraint(["user_name"], ["web_user.name"], ondelete="CASCADE"),
+        Index("ix_api_token_user", "user_name"),
+    )
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(ID)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
