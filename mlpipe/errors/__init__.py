@@ -27,6 +27,8 @@ The hierarchy::
     │   ├── XComError                         a value cannot be stored or found as XCom
     │   ├── TemplateRenderError               a Jinja template failed to render
     │   ├── TaskSkipped                       a task asks to be marked skipped (like Airflow's)
+    │   ├── TaskRescheduled                   a sensor ends its poke, to poke again later
+    │   ├── SensorTimeoutError                a sensor waited longer than its ``timeout``
     │   ├── ExpansionError                    a mapped task's input is not a list
     │   ├── DeployError                       a deployment failed (the alias was moved back)
     │   ├── CorruptImageError                 an image cannot be decoded (on_corrupt="fail")
@@ -46,8 +48,9 @@ The hierarchy::
     │   ├── VariableNotFoundError             no variable has that key; lists the known
     │   ├── FernetKeyError                    ``MLPIPE_FERNET_KEY`` is not a usable key
     │   ├── DecryptionError                   a stored secret cannot be decrypted
-    │   └── HookError                         a call through a hook failed
-    │       └── ConnectionFailedError             cannot connect or authenticate
+    │   ├── HookError                         a call through a hook failed
+    │   │   └── ConnectionFailedError             cannot connect or authenticate
+    │   └── NotificationError                 a notifier is misconfigured or its send failed
     ├── PipelineConfigError               a pipeline's YAML config has bad values
     ├── ConfigError                       a training config cannot be used (field paths)
     ├── DatasetError                      a data set cannot be built or read
@@ -93,6 +96,7 @@ from mlpipe.errors.connections import (
     FernetKeyError,
     HookError,
     InvalidConnectionError,
+    NotificationError,
     VariableNotFoundError,
 )
 from mlpipe.errors.engine import (
@@ -100,9 +104,11 @@ from mlpipe.errors.engine import (
     ExpansionError,
     RunExistsError,
     RunNotFoundError,
+    SensorTimeoutError,
     SettingsError,
     StoreError,
     TaskError,
+    TaskRescheduled,
     TaskSkipped,
     TaskTimeoutError,
     TemplateRenderError,
@@ -165,6 +171,7 @@ __all__ = [
     "MlpipeError",
     "ModelNotReadyError",
     "ModelRegistryError",
+    "NotificationError",
     "ParamValidationError",
     "PipelineConfigError",
     "RunExistsError",
@@ -175,6 +182,7 @@ __all__ = [
     "S3OperatorError",
     "S3UriError",
     "ScheduleError",
+    "SensorTimeoutError",
     "ServeError",
     "ServingError",
     "SettingsError",
@@ -183,6 +191,7 @@ __all__ = [
     "TaskError",
     "TaskNotFoundError",
     "TaskOutsideDagError",
+    "TaskRescheduled",
     "TaskSkipped",
     "TaskTimeoutError",
     "TemplateRenderError",

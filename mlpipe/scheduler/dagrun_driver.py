@@ -76,6 +76,8 @@ class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin):
         #: instances this driver created by expanding a mapped task: known to be ``none``
         self._created: set[tuple[str, int]] = set()
         self._retries: list[tuple[float, int, TIKey]] = []
+        #: sensors in up_for_reschedule, by when they poke next (they hold no slot)
+        self._reschedules: list[tuple[float, int, TIKey]] = []
         self._seq = itertools.count()
         self._inflight: dict[TIKey, int] = {}  # submitted to our executor: key -> attempt
         self._adopted: set[TIKey] = set()  # running elsewhere (found after a restart)
@@ -159,7 +161,8 @@ class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin):
     @property
     def done(self) -> bool:
         return self._done or self.planner.complete or not (
-            self._inflight or self._adopted or self._retries or self._waiting
+            self._inflight or self._adopted or self._retries or self._reschedules
+            or self._waiting
             or self._outbox or self._deferred)
 
     def wait_time(self) -> float:
@@ -351,6 +354,8 @@ class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin):
         self._progress(key, state.value)
         if state is S.UP_FOR_RETRY:
             self._schedule_retry(key, record.next_retry_at if record else None)
+        elif state is S.UP_FOR_RESCHEDULE:
+            self._schedule_poke(key, record.reschedule_date if record else None)
         elif state in FINISHED_STATES:
             self._finished(key, state)
 

@@ -69,7 +69,7 @@ def clear(store: MetadataStore, dag: DAG, *, run_id: str | None = None,
         keys = store.clear_tis(
             [(r.key, r.try_number + dag.get_task(r.task_id).retries) for r in records
              if r.run_id == rid and (S(r.state) in FINISHED_STATES
-                                     or r.state == S.UP_FOR_RETRY
+                                     or r.state in (S.UP_FOR_RETRY, S.UP_FOR_RESCHEDULE)
                                      or (stop_running and r.state in (S.RUNNING, S.QUEUED)))],
             mapped=mapped, stop_running=stop_running)
         if keys:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from mlpipe.core.states import FINISHED_STATES, DagRunState
 from mlpipe.core.states import TaskInstanceState as S
+from mlpipe.runtime.callbacks import invoke_callbacks
 from mlpipe.runtime.models import DagRun
 from mlpipe.tracking.task_runs import end_parent_run
 
@@ -49,13 +50,12 @@ class RunEndMixin:
                        env.tracking if env is not None else None, state.value)
         callback = (self.dag.on_success_callback if state is DagRunState.SUCCESS
                     else self.dag.on_failure_callback)
-        if callback is not None:
+        if callback:
             reason = "success" if state is DagRunState.SUCCESS else "task_failure"
-            try:
-                callback({"dag": self.dag, "dag_run": self.run, "run_id": self.run.run_id,
-                          "reason": reason, "params": self.run.params})
-            except Exception:
-                log.exception("DAG callback failed")
+            invoke_callbacks(callback, {"dag": self.dag, "dag_run": self.run,
+                                        "run_id": self.run.run_id, "reason": reason,
+                                        "params": self.run.params},
+                             what="DAG callback", logger=log)
         if self.run.xcom_read_through:  # handed to the caller: read the store from now on
             self.run.xcom_cache, self.run.xcom_read_through = None, False
         return self.run

@@ -41,6 +41,7 @@ class LivenessMixin:
         self._inflight.clear()
         self._adopted.clear()
         self._retries.clear()
+        self._reschedules.clear()
         self._waiting.clear()
         self._outbox.clear()
         self._deferred.clear()
