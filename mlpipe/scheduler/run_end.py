@@ -40,6 +40,8 @@ class RunEndMixin:
         if marked in (DagRunState.SUCCESS, DagRunState.FAILED):  # marked by hand meanwhile
             state = DagRunState(marked)
         ended = datetime.now(UTC)
+        if self._sla_due or self._run_deadline is not None:
+            self._check_deadlines(ended=ended)  # deadlines passed since the last step
         self.store.end_run(self.dag.dag_id, self.run.run_id, state.value, ended)
         self.run.state, self.run.end_date = state, ended
         env = self.executor.env

@@ -17,7 +17,7 @@ from mlpipe.store.metadata_store import MetadataStore
 from mlpipe.store.rows import Base
 
 TABLES = {"artifact", "artifact_input", "connection", "dag", "dag_run", "import_error", "pool",
-          "state_transition", "task_instance", "variable", "xcom"}
+          "sla_misses", "state_transition", "task_instance", "variable", "xcom"}
 
 
 @pytest.fixture
