@@ -30,7 +30,8 @@ class EmailNotifier(BaseNotifier):
     """Sends a plain-text email to ``to`` through connection ``smtp_conn_id``: ``host``,
     ``port`` (default 25), ``login``/``password`` (if set, the notifier logs in). Extras:
     ``ssl`` (SMTP over TLS; default true on port 465), ``starttls`` (default true on port
-    587), ``from_email`` (default ``mlpipe@<host>``), ``timeout`` (seconds, default 10).
+    587), ``from_email`` (default ``mlpipe@<host>``), ``timeout`` (seconds, default 10),
+    ``local_hostname`` (the EHLO name, default ``localhost``).
     ``subject`` and ``html_content`` are Jinja templates over the message fields.
     """
 
@@ -80,7 +81,9 @@ class EmailNotifier(BaseNotifier):
             mask_secret(conn.password)
         smtp_class = smtplib.SMTP_SSL if use_ssl else smtplib.SMTP
         try:
-            with smtp_class(host, port, timeout=timeout) as smtp:
+            # EHLO name given: smtplib's default (getfqdn) can wait seconds on DNS
+            local = str(extra.get("local_hostname") or "localhost")
+            with smtp_class(host, port, timeout=timeout, local_hostname=local) as smtp:
                 if starttls and not use_ssl:
                     smtp.starttls(context=ssl.create_default_context())
                 if conn.login:
