@@ -22,6 +22,9 @@ log = logging.getLogger("mlpipe.scheduler")
 class AdmissionMixin:
     """The admission steps of ``DagRunDriver`` (they use its state; see there)."""
 
+    #: rescheduled sensors by due time (``DagRunDriver._reschedules``)
+    _reschedules: list[tuple[float, int, TIKey]]
+
     def _admit(self, now: float) -> None:
         """Queue due retries, then waiting instances in order, until a gate refuses."""
         while self._retries and (self.skip_retry_delays or self._retries[0][0] <= now):

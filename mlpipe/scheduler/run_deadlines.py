@@ -14,11 +14,16 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlpipe.core.states import FINISHED_STATES
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.runtime.callbacks import as_list, invoke_callbacks
+
+if TYPE_CHECKING:
+    from mlpipe.core.dag import DAG
+    from mlpipe.runtime.models import DagRun
+    from mlpipe.store.protocols import DriverStore
 
 log = logging.getLogger("mlpipe.scheduler")
 
@@ -30,6 +35,13 @@ _FINISHED = {s.value for s in FINISHED_STATES}
 class DeadlineMixin:
     """The deadline steps of ``DagRunDriver`` (they use its state; see there)."""
 
+    dag: DAG
+    run: DagRun
+    store: DriverStore
+    check_deadlines: bool
+    _sla_due: dict[str, datetime]
+    _run_deadline: datetime | None
+
     def _watch_deadlines(self) -> None:
         """Note the SLAs of this run's tasks (called once the run started)."""
         self._sla_due: dict[str, datetime] = {}
@@ -38,8 +50,9 @@ class DeadlineMixin:
             return
         base = self.run.data_interval_end or self.run.logical_date
         for task in self.dag.tasks:
-            if getattr(task, "sla", None) is not None:
-                self._sla_due[task.task_id] = base + task.sla
+            sla = getattr(task, "sla", None)  # a mapped task has none
+            if sla is not None:
+                self._sla_due[task.task_id] = base + sla
         if self.dag.deadline is not None and self.run.start_date is not None:
             self._run_deadline = self.run.start_date + self.dag.deadline
 

@@ -5,6 +5,7 @@ parent run ended.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from mlpipe.core.states import FINISHED_STATES, DagRunState
@@ -18,6 +19,11 @@ log = logging.getLogger("mlpipe.scheduler")
 
 class RunEndMixin:
     """The end steps of ``DagRunDriver`` (they use its state; see there)."""
+
+    # from DeadlineMixin (annotations only: the driver's MRO provides them)
+    _sla_due: dict[str, datetime]
+    _run_deadline: datetime | None
+    _check_deadlines: Callable[..., None]
 
     def finish(self) -> DagRun:
         """Record the run's final state (and call the DAG's callback)."""

@@ -42,7 +42,7 @@ def webhook_server() -> Iterator[tuple[str, Received]]:
     received = Received()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             size = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(size) or b"null")
             with received.lock:
@@ -98,7 +98,7 @@ def smtp_server() -> Iterator[tuple[int, Mailbox]]:
     mailbox = Mailbox()
 
     class Handler:
-        async def handle_DATA(self, server: Any, session: Any,  # noqa: N802 (aiosmtpd's name)
+        async def handle_DATA(self, server: Any, session: Any,
                               envelope: Any) -> str:
             mailbox.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
                                      message_from_bytes(envelope.original_content)))

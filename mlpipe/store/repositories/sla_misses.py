@@ -24,7 +24,7 @@ class SlaMissRepository(Database):
         """Record a miss; False when it was recorded already (by this or another scheduler)."""
         try:
             with self.writer.begin() as conn:
-                conn.execute(insert(SLA_MISS).values(
+                conn.execute(insert(SlaMissRow).values(
                     dag_id=dag_id, run_id=run_id, task_id=task_id or _RUN_LEVEL, kind=kind,
                     deadline_at=deadline_at, recorded_at=recorded_at))
         except IntegrityError:
