@@ -13,9 +13,13 @@ from mlpipe.scheduler.service import Engine
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_a_rescheduled_sensor_holds_no_slot_and_keeps_its_try_number(
-        make_engine: Callable[..., Engine]) -> None:
-    engine = make_engine("reschedule", parallelism=1)
+        make_engine: Callable[..., Engine], database: str,
+        request: pytest.FixtureRequest) -> None:
+    extra = ({"database_url": request.getfixturevalue("postgres_databases")()}
+             if database == "postgres" else {})
+    engine = make_engine("reschedule", parallelism=1, **extra)
     dag = engine.get_dag("wait_for_file")
     run = engine.trigger(dag)
 

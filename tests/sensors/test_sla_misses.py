@@ -90,8 +90,11 @@ def test_list_sla_misses_of_an_unknown_dag_is_one_line(isolated_env: Path) -> No
     assert "Traceback" not in done.stderr
 
 
-def test_recording_a_miss_is_insert_once_and_listing_filters_by_dag(isolated_env: Path) -> None:
-    settings = load_settings()
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_recording_a_miss_is_insert_once_and_listing_filters_by_dag(
+        database: str, request: pytest.FixtureRequest) -> None:
+    settings = load_settings(**({"database_url": request.getfixturevalue("postgres_databases")()}
+                                if database == "postgres" else {}))
     store = MetadataStore.open(settings.database)
     engine = Engine.from_settings(settings)
     try:
