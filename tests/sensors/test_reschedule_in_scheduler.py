@@ -56,3 +56,29 @@ def test_a_rescheduled_sensor_holds_no_slot_and_keeps_its_try_number(
     # the scheduler queued it again no sooner than poke_interval (0.5 s) after each poke
     for before, after in itertools.pairwise(pokes):
         assert (after - before).total_seconds() >= 0.45
+
+
+@pytest.mark.timeout(90)
+def test_a_waiting_sensor_survives_a_scheduler_restart_as_the_same_try(
+        make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine("reschedule", parallelism=1)
+    run = engine.trigger(engine.get_dag("wait_for_file"))
+
+    def sensor_waiting(_: Scheduler) -> bool:
+        ti = {t.task_id: t for t in engine.store.list_tis("wait_for_file", run.run_id)}
+        return ti["wait"].state == "up_for_reschedule"
+
+    first = Scheduler(engine, scan_interval=0.2, grace_period=10)
+    first.run(until=sensor_waiting)  # stops as soon as the sensor is waiting
+    waiting = engine.store.get_ti(next(t.key for t in engine.store.list_tis(
+        "wait_for_file", run.run_id) if t.task_id == "wait"))
+    assert waiting is not None and waiting.reschedule_date is not None
+
+    def finished(_: Scheduler) -> bool:
+        return engine.store.get_run("wait_for_file", run.run_id).state in ("success", "failed")
+
+    Scheduler(engine, scan_interval=0.2).run(until=finished)  # a new scheduler takes over
+
+    assert engine.store.get_run("wait_for_file", run.run_id).state == "success"
+    tis = {t.task_id: t for t in engine.store.list_tis("wait_for_file", run.run_id)}
+    assert tis["wait"].state == "success" and tis["wait"].try_number == 1
