@@ -5,30 +5,28 @@ and a function), listed by ``mlpipe dags list-sla-misses``."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 from notifications.conftest import webhook_server  # noqa: F401 (fixture)
+from typer.testing import CliRunner
 
+from mlpipe.cli.main import app
 from mlpipe.scheduler.scheduler_job import Scheduler
 from mlpipe.scheduler.service import Engine
 from mlpipe.settings import load_settings
 from mlpipe.store.metadata_store import MetadataStore
 
 
-def _mlpipe(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLPIPE_HOME": str(home), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "mlpipe", *args], env=env, text=True,
-                          capture_output=True, timeout=120)
+def _mlpipe(*args: str) -> Result:
+    """The command line in this process (MLPIPE_HOME is the test's own)."""
+    return CliRunner().invoke(app, list(args))
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_a_slow_task_and_a_late_run_are_each_recorded_and_notified_once(
         make_engine: Callable[..., Engine], webhook_server: tuple[str, Any],  # noqa: F811
@@ -69,8 +67,8 @@ def test_a_slow_task_and_a_late_run_are_each_recorded_and_notified_once(
     assert len(engine.store.list_sla_misses()) == 2
 
     listed = _mlpipe("dags", "list-sla-misses", "late_tasks", "-o", "json", "--dags-folder",
-                     str(engine.settings.dags_folder), home=isolated_env)
-    assert listed.returncode == 0, listed.stderr
+                     str(engine.settings.dags_folder))
+    assert listed.exit_code == 0, listed.output
     rows = json.loads(listed.stdout)
     assert sorted((r["kind"], r["task_id"], r["run_id"]) for r in rows) == [
         ("dag_deadline", None, run.run_id), ("task_sla", "slow", run.run_id)]
@@ -81,13 +79,10 @@ def test_a_slow_task_and_a_late_run_are_each_recorded_and_notified_once(
 def test_list_sla_misses_of_an_unknown_dag_is_one_line(isolated_env: Path) -> None:
     empty = isolated_env / "dags"
     empty.mkdir()
-    done = subprocess.run([sys.executable, "-m", "mlpipe", "dags", "list-sla-misses", "nope",
-                           "--dags-folder", str(empty)],
-                          env={**os.environ, "MLPIPE_HOME": str(isolated_env)}, text=True,
-                          capture_output=True, timeout=120)
-    assert done.returncode == 1
-    assert done.stderr.count("\n") == 1 and "nope" in done.stderr
-    assert "Traceback" not in done.stderr
+    done = _mlpipe("dags", "list-sla-misses", "nope", "--dags-folder", str(empty))
+    assert done.exit_code == 1
+    assert done.output.count("\n") == 1 and "nope" in done.output
+    assert "Traceback" not in done.output
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
