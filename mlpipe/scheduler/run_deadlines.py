@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.core.states import FINISHED_STATES
@@ -50,8 +50,10 @@ class DeadlineMixin:
             return
         base = self.run.data_interval_end or self.run.logical_date
         for task in self.dag.tasks:
-            sla = getattr(task, "sla", None)  # a mapped task has none
-            if sla is not None:
+            sla = getattr(task, "sla", None)  # a mapped task's is its unbuilt argument
+            if isinstance(sla, int | float) and not isinstance(sla, bool):
+                sla = timedelta(seconds=sla)
+            if isinstance(sla, timedelta):
                 self._sla_due[task.task_id] = base + sla
         if self.dag.deadline is not None and self.run.start_date is not None:
             self._run_deadline = self.run.start_date + self.dag.deadline
