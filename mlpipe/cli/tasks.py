@@ -37,7 +37,7 @@ def run(dag_id: str, task_id: str, run_id: str, map_index: MapIndex = -1,
         engine.store.get_run(dag_id, run_id)  # names the run if that is what is missing
         raise StoreError(f"run {run_id!r} has no task instance {task_id!r} map_index "
                          f"{map_index}")
-    if record.state in (S.NONE, S.SCHEDULED, S.UP_FOR_RETRY):
+    if record.state in (S.NONE, S.SCHEDULED, S.UP_FOR_RETRY, S.UP_FOR_RESCHEDULE):
         engine.store.transition(key, [record.state], S.QUEUED)
     outcome = engine.try_runner().run(key)  # the runner every executor uses
     if outcome is None:
@@ -77,10 +77,12 @@ def states(dag_id: str, run_id: str, output: Output = OutputFormat.table,
     rows = [{"dag_id": r.dag_id, "run_id": r.run_id, "task_id": r.task_id,
              "map_index": r.map_index, "state": r.state, "try_number": r.try_number,
              "start_date": fmt_time(r.start_date), "end_date": fmt_time(r.end_date),
-             "duration": r.duration, "hostname": r.hostname, "pid": r.pid}
+             "duration": r.duration, "hostname": r.hostname, "pid": r.pid,
+             "reschedule_date": fmt_time(r.reschedule_date)}
             for r in records]
     print_rows(rows, ["task_id", "map_index", "state", "try_number", "start_date", "end_date",
-                      "duration", "hostname", "pid", "dag_id", "run_id"], output)
+                      "duration", "hostname", "pid", "reschedule_date", "dag_id", "run_id"],
+               output)
 
 
 @app.command("logs")

@@ -56,8 +56,10 @@ class DAG:
         description: str | None = None,
         doc_md: str | None = None,
         template_searchpath: str | Sequence[str] | None = None,
-        on_success_callback: DagCallback | None = None,
-        on_failure_callback: DagCallback | None = None,
+        on_success_callback: DagCallback | Sequence[DagCallback] | None = None,
+        on_failure_callback: DagCallback | Sequence[DagCallback] | None = None,
+        deadline: timedelta | None = None,
+        on_sla_miss_callback: DagCallback | Sequence[DagCallback] | None = None,
         is_paused_upon_creation: bool | None = None,
         fileloc: str | None = None,
     ) -> None:
@@ -96,6 +98,14 @@ class DAG:
         self.template_searchpath = list(template_searchpath or [])
         self.on_success_callback = on_success_callback
         self.on_failure_callback = on_failure_callback
+        if deadline is not None and (not isinstance(deadline, timedelta)
+                                     or deadline <= timedelta(0)):
+            raise DagDefinitionError(f"DAG {dag_id!r}: deadline must be a timedelta > 0, "
+                                     f"got {deadline!r}")
+        #: a run should finish this long after it started (checked by the scheduler)
+        self.deadline = deadline
+        #: called once per missed task ``sla`` or run ``deadline``
+        self.on_sla_miss_callback = on_sla_miss_callback
         self.fileloc = fileloc or sys._getframe(1).f_code.co_filename
         self.task_dict: dict[str, BaseOperator] = {}
         self.task_group = TaskGroup(None, dag=self)

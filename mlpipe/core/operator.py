@@ -126,6 +126,7 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         do_xcom_push: bool = True,
         multiple_outputs: bool = False,
         cache: bool = False,
+        sla: timedelta | float | None = None,
         dag: DAG | None = None,
         task_group: TaskGroup | None = None,
     ) -> None:
@@ -160,6 +161,8 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         self.multiple_outputs = multiple_outputs
         #: reuse recorded outputs when operator, arguments and input artifacts are unchanged
         self.cache = cache
+        #: the task should have succeeded this long after its run's data interval ended
+        self.sla = _positive_duration(self.task_id, "sla", sla) if sla is not None else None
         self._dag: DAG | None = dag if dag is not None else ctx.current_dag()
         self._upstream: dict[str, BaseOperator] = {}
         self._downstream: dict[str, BaseOperator] = {}
@@ -324,6 +327,16 @@ def _path_between(start: BaseOperator, goal: BaseOperator) -> list[BaseOperator]
 
 def _as_timedelta(value: timedelta | float) -> timedelta:
     return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+
+
+def _positive_duration(task_id: str, name: str, value: object) -> timedelta:
+    if isinstance(value, bool) or not isinstance(value, timedelta | int | float):
+        raise DagDefinitionError(f"task {task_id!r}: {name} must be a timedelta or seconds, "
+                                 f"got {value!r}")
+    delta = value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+    if not delta > timedelta(0):
+        raise DagDefinitionError(f"task {task_id!r}: {name} must be > 0, got {value!r}")
+    return delta
 
 
 def _non_negative_int(task_id: str, name: str, value: object) -> int:

@@ -1,6 +1,6 @@
 """TaskFlow: ``@task`` and its flavours turn plain functions into tasks.
 
-May import: mlpipe.core, mlpipe.operators, mlpipe.errors.
+May import: mlpipe.core, mlpipe.operators, mlpipe.sensors, mlpipe.errors.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from mlpipe.operators.python import (
     ShortCircuitOperator,
     determine_kwargs,
 )
+from mlpipe.sensors.python import PythonSensor
 
 __all__ = ["task"]
 
@@ -180,12 +181,15 @@ def _make(operator_class: type[BaseOperator]) -> Callable[..., Any]:
 
 
 class _TaskNamespace:
-    """``@task``, ``@task.python``, ``@task.branch``, ``@task.short_circuit``, ``@task.bash``."""
+    """``@task``, ``@task.python``, ``@task.branch``, ``@task.short_circuit``, ``@task.bash``,
+    ``@task.sensor`` (the function is a ``PythonSensor``'s poke: ``poke_interval``, ``mode``,
+    ``timeout``... as arguments)."""
 
     python = staticmethod(_make(PythonOperator))
     branch = staticmethod(_make(BranchPythonOperator))
     short_circuit = staticmethod(_make(ShortCircuitOperator))
     bash = staticmethod(_make(_BashDecoratedOperator))
+    sensor = staticmethod(_make(PythonSensor))
 
     def __call__(self, python_callable: Callable[..., Any] | None = None,
                  **kwargs: Any) -> Any:

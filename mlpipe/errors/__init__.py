@@ -28,6 +28,8 @@ The hierarchy::
     │   ├── XComError                         a value cannot be stored or found as XCom
     │   ├── TemplateRenderError               a Jinja template failed to render
     │   ├── TaskSkipped                       a task asks to be marked skipped (like Airflow's)
+    │   ├── TaskRescheduled                   a sensor ends its poke, to poke again later
+    │   ├── SensorTimeoutError                a sensor waited longer than its ``timeout``
     │   ├── ExpansionError                    a mapped task's input is not a list
     │   ├── DeployError                       a deployment failed (the alias was moved back)
     │   ├── CorruptImageError                 an image cannot be decoded (on_corrupt="fail")
@@ -47,8 +49,9 @@ The hierarchy::
     │   ├── VariableNotFoundError             no variable has that key; lists the known
     │   ├── FernetKeyError                    ``MLPIPE_FERNET_KEY`` is not a usable key
     │   ├── DecryptionError                   a stored secret cannot be decrypted
-    │   └── HookError                         a call through a hook failed
-    │       └── ConnectionFailedError             cannot connect or authenticate
+    │   ├── HookError                         a call through a hook failed
+    │   │   └── ConnectionFailedError             cannot connect or authenticate
+    │   └── NotificationError                 a notifier is misconfigured or its send failed
     ├── PipelineConfigError               a pipeline's YAML config has bad values
     ├── ConfigError                       a training config cannot be used (field paths)
     ├── DatasetError                      a data set cannot be built or read
@@ -94,6 +97,7 @@ from mlpipe.errors.connections import (
     FernetKeyError,
     HookError,
     InvalidConnectionError,
+    NotificationError,
     VariableNotFoundError,
 )
 from mlpipe.errors.engine import (
@@ -101,9 +105,11 @@ from mlpipe.errors.engine import (
     ExpansionError,
     RunExistsError,
     RunNotFoundError,
+    SensorTimeoutError,
     SettingsError,
     StoreError,
     TaskError,
+    TaskRescheduled,
     TaskSkipped,
     TaskTimeoutError,
     TemplateRenderError,
@@ -167,6 +173,7 @@ __all__ = [
     "MlpipeError",
     "ModelNotReadyError",
     "ModelRegistryError",
+    "NotificationError",
     "ParamValidationError",
     "PipelineConfigError",
     "RunExistsError",
@@ -177,6 +184,7 @@ __all__ = [
     "S3OperatorError",
     "S3UriError",
     "ScheduleError",
+    "SensorTimeoutError",
     "ServeError",
     "ServingError",
     "SettingsError",
@@ -185,6 +193,7 @@ __all__ = [
     "TaskError",
     "TaskNotFoundError",
     "TaskOutsideDagError",
+    "TaskRescheduled",
     "TaskSkipped",
     "TaskTimeoutError",
     "TemplateRenderError",

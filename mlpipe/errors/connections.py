@@ -86,3 +86,7 @@ class HookError(ConnectionsError):
 
 class ConnectionFailedError(HookError):
     """The endpoint cannot be reached, or it refused the credentials."""
+
+
+class NotificationError(ConnectionsError):
+    """A notifier cannot be built (bad URL, address) or its message could not be sent."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from mlpipe.errors.base import MlpipeError
 
@@ -55,6 +56,21 @@ class TemplateRenderError(TaskError):
 
 class TaskSkipped(TaskError):
     """Raise inside ``execute`` to end the task instance as skipped."""
+
+
+class TaskRescheduled(TaskError):
+    """Raised by a sensor in ``mode="reschedule"``: end this poke, poke again at ``at``.
+
+    Not a failure: the try is recorded ``up_for_reschedule`` and frees its slot.
+    """
+
+    def __init__(self, at: datetime) -> None:
+        self.reschedule_date = at
+        super().__init__(f"poke again at {at.isoformat()}")
+
+
+class SensorTimeoutError(TaskError):
+    """A sensor waited longer than its ``timeout`` (never retried, as in Airflow)."""
 
 
 class ExpansionError(TaskError):

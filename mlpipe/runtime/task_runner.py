@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,9 +18,16 @@ from mlpipe.core.artifact import artifact_prefix
 from mlpipe.core.operator import BaseOperator, Context
 from mlpipe.core.retries import retry_delay_for
 from mlpipe.core.states import TaskInstanceState as S
-from mlpipe.errors import TaskError, TaskSkipped, TaskTimeoutError
+from mlpipe.errors import (
+    SensorTimeoutError,
+    TaskError,
+    TaskRescheduled,
+    TaskSkipped,
+    TaskTimeoutError,
+)
 from mlpipe.masking import redact
 from mlpipe.runtime import lineage
+from mlpipe.runtime.callbacks import invoke_callbacks
 from mlpipe.runtime.context import build_context
 from mlpipe.runtime.expansion import instance_operator
 from mlpipe.runtime.log_capture import log_task_line
@@ -36,12 +43,14 @@ log = logging.getLogger("mlpipe.task")
 
 @dataclass(frozen=True, slots=True)
 class TryOutcome:
-    """How a try ended; ``retry_in`` is set when the state is ``up_for_retry``."""
+    """How a try ended; ``retry_in`` is set when the state is ``up_for_retry``,
+    ``reschedule_at`` when it is ``up_for_reschedule`` (a sensor's next poke)."""
 
     state: S
     skip: Collection[str] = ()
     retry_in: timedelta | None = None
     exception: BaseException | None = None
+    reschedule_at: datetime | None = None
 
 
 def execute_try(run: DagRun, ti: TaskInstance, task: BaseOperator, mlflow_run: Any,
@@ -86,6 +95,8 @@ def execute_try(run: DagRun, ti: TaskInstance, task: BaseOperator, mlflow_run: A
     except TaskSkipped as exc:
         log.info("Skipping task: %s", exc)
         outcome = TryOutcome(S.SKIPPED)
+    except TaskRescheduled as exc:  # a sensor frees its slot until its next poke
+        outcome = TryOutcome(S.UP_FOR_RESCHEDULE, reschedule_at=exc.reschedule_date)
     except (Exception, SystemExit) as exc:  # the task's own failure: recorded, not raised
         if isinstance(exc, TaskTimeoutError):
             stop_child_processes()
@@ -124,7 +135,7 @@ def _failure(ti: TaskInstance, task: BaseOperator, exc: BaseException) -> TryOut
     else:
         log.error("Task failed with exception:\n%s", "".join(
             traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
-    if ti.try_number <= ti.max_tries:
+    if ti.try_number <= ti.max_tries and not isinstance(exc, SensorTimeoutError):
         delay = retry_delay_for(ti.try_number, retry_delay=task.retry_delay,
                                 exponential_backoff=task.retry_exponential_backoff,
                                 max_retry_delay=task.max_retry_delay)
@@ -139,6 +150,9 @@ def log_outcome(ti: TaskInstance, outcome: TryOutcome) -> None:
     if outcome.state is S.UP_FOR_RETRY:
         log.info("Marking task as UP_FOR_RETRY; try %d of %d failed, next try in %s",
                  ti.try_number, ti.max_tries + 1, outcome.retry_in)
+    elif outcome.state is S.UP_FOR_RESCHEDULE and outcome.reschedule_at is not None:
+        log.info("Marking task as UP_FOR_RESCHEDULE; next poke at %s",
+                 outcome.reschedule_at.isoformat())
     else:
         log_task_line(log, "Marking task as %s", outcome.state.value.upper())
 
@@ -161,8 +175,4 @@ def run_callbacks(task: BaseOperator, outcome: TryOutcome, context: Context,
     if outcome.exception is not None:
         context["exception"] = outcome.exception
     context.setdefault("ti", ti)
-    for callback in callbacks if isinstance(callbacks, Sequence) else [callbacks]:
-        try:
-            callback(context)
-        except Exception:  # a broken callback is logged, it does not change the state
-            log.exception("callback %r failed", getattr(callback, "__name__", callback))
+    invoke_callbacks(callbacks, context, what="callback", logger=log)

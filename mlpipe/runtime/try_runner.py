@@ -78,6 +78,8 @@ class TryResult:
     next_retry_at: datetime | None = None
     error: str | None = None
     exception: BaseException | None = field(default=None, compare=False)
+    #: a rescheduled sensor's next poke (state ``up_for_reschedule``)
+    reschedule_date: datetime | None = None
 
     @classmethod
     def of(cls, ti: TaskInstance, outcome: TryOutcome, xcoms: dict[str, str]) -> TryResult:
@@ -85,7 +87,8 @@ class TryResult:
         retry = ended + outcome.retry_in if outcome.retry_in is not None else None
         return cls(ti.key, ti.try_number, outcome.state, xcoms, ended,
                    ti.duration.total_seconds() if ti.duration else 0.0,
-                   tuple(sorted(outcome.skip)), retry, ti.error, outcome.exception)
+                   tuple(sorted(outcome.skip)), retry, ti.error, outcome.exception,
+                   outcome.reschedule_at)
 
     def row_values(self) -> dict[str, Any]:
         """The task-instance columns this result sets (besides the state)."""
@@ -93,6 +96,8 @@ class TryResult:
                                   "next_retry_at": self.next_retry_at, "error": self.error}
         if self.skip:  # only a branch's success sets it (clearing the instance resets it)
             values["skip_downstream"] = json.dumps(list(self.skip))
+        if self.reschedule_date is not None:  # only a rescheduled sensor's poke sets it
+            values["reschedule_date"] = self.reschedule_date
         return values
 
 

@@ -29,6 +29,7 @@ from mlpipe.executors.base import Executor, TaskEvent, Workload
 from mlpipe.runtime.models import DagRun
 from mlpipe.runtime.try_runner import TryResult
 from mlpipe.scheduler.run_admission import AdmissionMixin
+from mlpipe.scheduler.run_deadlines import DeadlineMixin
 from mlpipe.scheduler.run_end import RunEndMixin
 from mlpipe.scheduler.run_expansion import ExpansionMixin
 from mlpipe.scheduler.run_liveness import LivenessMixin
@@ -40,13 +41,13 @@ log = logging.getLogger("mlpipe.scheduler")
 ProgressFn = Callable[[TIKey, str], None]
 
 
-class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin):
+class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin, DeadlineMixin):
     """Runs (or resumes) one DAG run with ``executor`` until every instance has finished."""
 
     def __init__(self, store: DriverStore, dag: DAG, run_id: str, executor: Executor, *,
                  heartbeat_timeout: float = 30.0, skip_retry_delays: bool = False,
                  xcom_max_bytes: int = 48 * 1024, on_progress: ProgressFn | None = None,
-                 cache_xcoms: bool = False,
+                 cache_xcoms: bool = False, check_deadlines: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.dag = dag
@@ -55,6 +56,10 @@ class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin):
         self.skip_retry_delays = skip_retry_delays
         self.on_progress = on_progress
         self.clock = clock
+        #: record missed task SLAs and the DAG's deadline (the scheduler's runs)
+        self.check_deadlines = check_deadlines
+        self._sla_due: dict[str, datetime] = {}
+        self._run_deadline: datetime | None = None
         record = store.get_run(dag.dag_id, run_id)
         self.run = DagRun.from_record(record, dag, store, xcom_max_bytes=xcom_max_bytes)
         if cache_xcoms:  # the caller vouches that the store started empty (dag.test())
@@ -76,6 +81,8 @@ class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin):
         #: instances this driver created by expanding a mapped task: known to be ``none``
         self._created: set[tuple[str, int]] = set()
         self._retries: list[tuple[float, int, TIKey]] = []
+        #: sensors in up_for_reschedule, by when they poke next (they hold no slot)
+        self._reschedules: list[tuple[float, int, TIKey]] = []
         self._seq = itertools.count()
         self._inflight: dict[TIKey, int] = {}  # submitted to our executor: key -> attempt
         self._adopted: set[TIKey] = set()  # running elsewhere (found after a restart)
@@ -143,6 +150,7 @@ class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin):
         if any(state == S.QUEUED for _, _, state in states):
             states = self.store.ti_states(self.dag.dag_id, self.run.run_id)
         self._states = {(task_id, map_index): state for task_id, map_index, state in states}
+        self._watch_deadlines()
         self._ready.extend(self.planner.start())
         self._next_check = self.clock() + self._check_interval()
         self._drain()
@@ -159,7 +167,8 @@ class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin):
     @property
     def done(self) -> bool:
         return self._done or self.planner.complete or not (
-            self._inflight or self._adopted or self._retries or self._waiting
+            self._inflight or self._adopted or self._retries or self._reschedules
+            or self._waiting
             or self._outbox or self._deferred)
 
     def wait_time(self) -> float:
@@ -171,6 +180,8 @@ class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin):
             due = min(due, self.clock() + self.waiting_poll)
         if self._adopted:
             due = min(due, self._next_adopted_check)
+        if self._sla_due or self._run_deadline is not None:
+            due = min(due, self.clock() + self._deadline_wait())
         return max(0.0, due - self.clock())
 
     def on_event(self, event: TaskEvent) -> None:
@@ -192,6 +203,8 @@ class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin):
             self._next_adopted_check = now + 0.5
         if now >= self._next_check:
             self._periodic(now)
+        if (self._sla_due or self._run_deadline is not None) and self._deadline_wait() <= 0:
+            self._check_deadlines()
         self._drain()
 
     def _periodic(self, now: float) -> None:
@@ -351,6 +364,8 @@ class DagRunDriver(AdmissionMixin, LivenessMixin, ExpansionMixin, RunEndMixin):
         self._progress(key, state.value)
         if state is S.UP_FOR_RETRY:
             self._schedule_retry(key, record.next_retry_at if record else None)
+        elif state is S.UP_FOR_RESCHEDULE:
+            self._schedule_poke(key, record.reschedule_date if record else None)
         elif state in FINISHED_STATES:
             self._finished(key, state)
 

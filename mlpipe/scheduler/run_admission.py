@@ -22,11 +22,17 @@ log = logging.getLogger("mlpipe.scheduler")
 class AdmissionMixin:
     """The admission steps of ``DagRunDriver`` (they use its state; see there)."""
 
+    #: rescheduled sensors by due time (``DagRunDriver._reschedules``)
+    _reschedules: list[tuple[float, int, TIKey]]
+
     def _admit(self, now: float) -> None:
         """Queue due retries, then waiting instances in order, until a gate refuses."""
         while self._retries and (self.skip_retry_delays or self._retries[0][0] <= now):
             _, _, key = heapq.heappop(self._retries)
             self._queue_or_wait(key, S.UP_FOR_RETRY)
+        while self._reschedules and self._reschedules[0][0] <= now:  # never skipped
+            _, _, key = heapq.heappop(self._reschedules)
+            self._queue_or_wait(key, S.UP_FOR_RESCHEDULE)
         kept: list[tuple[TIKey, str]] = []
         for _ in range(len(self._waiting)):
             if self._dag_full:
@@ -53,6 +59,9 @@ class AdmissionMixin:
         elif state is S.UP_FOR_RETRY:
             record = self.store.get_ti(key)
             self._schedule_retry(key, record.next_retry_at if record is not None else None)
+        elif state is S.UP_FOR_RESCHEDULE:  # a sensor waiting for its next poke
+            record = self.store.get_ti(key)
+            self._schedule_poke(key, record.reschedule_date if record is not None else None)
         else:
             self._queue_or_wait(key, state.value)
 
@@ -111,7 +120,17 @@ class AdmissionMixin:
         wait = (at - datetime.now(UTC)).total_seconds() if at is not None else 0.0
         heapq.heappush(self._retries, (self.clock() + max(0.0, wait), next(self._seq), key))
 
+    def _schedule_poke(self, key: TIKey, at: datetime | None) -> None:
+        """A rescheduled sensor: queue it again at ``at`` (its ``reschedule_date``).
+
+        The due time is kept here, read once from the store, so a waiting sensor costs the
+        database nothing until it is due (no polling query per sensor).
+        """
+        wait = (at - datetime.now(UTC)).total_seconds() if at is not None else 0.0
+        heapq.heappush(self._reschedules, (self.clock() + max(0.0, wait), next(self._seq), key))
+
     def _next_retry_due(self) -> float:
+        poke = self._reschedules[0][0] if self._reschedules else float("inf")
         if not self._retries:
-            return float("inf")
-        return 0.0 if self.skip_retry_delays else self._retries[0][0]
+            return poke
+        return 0.0 if self.skip_retry_delays else min(poke, self._retries[0][0])

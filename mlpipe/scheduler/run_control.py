@@ -68,7 +68,8 @@ def matching(store: MetadataStore, dag: DAG, *, run_id: str | None, task_regex: 
 def clearable(record: TaskInstanceRecord, *, stop_running: bool) -> bool:
     """Whether ``clear`` resets this instance (finished or waiting for a retry; running and
     queued ones only when told to stop them)."""
-    return (S(record.state) in FINISHED_STATES or record.state == S.UP_FOR_RETRY
+    return (S(record.state) in FINISHED_STATES
+            or record.state in (S.UP_FOR_RETRY, S.UP_FOR_RESCHEDULE)
             or (stop_running and record.state in (S.RUNNING, S.QUEUED)))
 
 

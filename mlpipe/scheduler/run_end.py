@@ -5,10 +5,12 @@ parent run ended.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from mlpipe.core.states import FINISHED_STATES, DagRunState
 from mlpipe.core.states import TaskInstanceState as S
+from mlpipe.runtime.callbacks import invoke_callbacks
 from mlpipe.runtime.models import DagRun
 from mlpipe.tracking.task_runs import end_parent_run
 
@@ -17,6 +19,11 @@ log = logging.getLogger("mlpipe.scheduler")
 
 class RunEndMixin:
     """The end steps of ``DagRunDriver`` (they use its state; see there)."""
+
+    # from DeadlineMixin (annotations only: the driver's MRO provides them)
+    _sla_due: dict[str, datetime]
+    _run_deadline: datetime | None
+    _check_deadlines: Callable[..., None]
 
     def finish(self) -> DagRun:
         """Record the run's final state (and call the DAG's callback)."""
@@ -39,6 +46,8 @@ class RunEndMixin:
         if marked in (DagRunState.SUCCESS, DagRunState.FAILED):  # marked by hand meanwhile
             state = DagRunState(marked)
         ended = datetime.now(UTC)
+        if self._sla_due or self._run_deadline is not None:
+            self._check_deadlines(ended=ended)  # deadlines passed since the last step
         self.store.end_run(self.dag.dag_id, self.run.run_id, state.value, ended)
         self.run.state, self.run.end_date = state, ended
         env = self.executor.env
@@ -49,13 +58,12 @@ class RunEndMixin:
                        env.tracking if env is not None else None, state.value)
         callback = (self.dag.on_success_callback if state is DagRunState.SUCCESS
                     else self.dag.on_failure_callback)
-        if callback is not None:
+        if callback:
             reason = "success" if state is DagRunState.SUCCESS else "task_failure"
-            try:
-                callback({"dag": self.dag, "dag_run": self.run, "run_id": self.run.run_id,
-                          "reason": reason, "params": self.run.params})
-            except Exception:
-                log.exception("DAG callback failed")
+            invoke_callbacks(callback, {"dag": self.dag, "dag_run": self.run,
+                                        "run_id": self.run.run_id, "reason": reason,
+                                        "params": self.run.params},
+                             what="DAG callback", logger=log)
         if self.run.xcom_read_through:  # handed to the caller: read the store from now on
             self.run.xcom_cache, self.run.xcom_read_through = None, False
         return self.run

@@ -14,13 +14,16 @@ from pathlib import Path
 from mlpipe.core.retries import retry_delay_for
 from mlpipe.core.states import FINISHED_STATES
 from mlpipe.core.states import TaskInstanceState as S
-from mlpipe.store.entities import TaskInstanceRecord
+from mlpipe.store.entities import TaskInstanceRecord, TIKey
 
 log = logging.getLogger("mlpipe.scheduler")
 
 
 class LivenessMixin:
     """The liveness steps of ``DagRunDriver`` (they use its state; see there)."""
+
+    #: rescheduled sensors by due time (``DagRunDriver._reschedules``)
+    _reschedules: list[tuple[float, int, TIKey]]
 
     def _check_run_timeout(self) -> None:
         timeout = self.dag.dagrun_timeout
@@ -41,6 +44,7 @@ class LivenessMixin:
         self._inflight.clear()
         self._adopted.clear()
         self._retries.clear()
+        self._reschedules.clear()
         self._waiting.clear()
         self._outbox.clear()
         self._deferred.clear()

@@ -258,7 +258,7 @@ class Scheduler:
             driver = DagRunDriver(self.store, dag, record.run_id, self.executor,
                                   heartbeat_timeout=self.engine.settings.task_lease_s,
                                   xcom_max_bytes=self.engine.settings.xcom_max_bytes,
-                                  on_progress=self.on_progress)
+                                  on_progress=self.on_progress, check_deadlines=True)
             self.drivers[key] = driver
             driver.start()
 

@@ -65,10 +65,25 @@ class TaskInstanceRecord:
     error: str | None
     #: JSON list of the downstream task ids a branching try skipped (None: none)
     skip_downstream: str | None = None
+    #: when a sensor waiting in ``up_for_reschedule`` pokes next (migration 0008)
+    reschedule_date: datetime | None = None
 
     @property
     def key(self) -> TIKey:
         return TIKey(self.dag_id, self.run_id, self.task_id, self.map_index)
+
+
+@dataclass(frozen=True, slots=True)
+class SlaMissRecord:
+    """A deadline a run or task instance missed: ``kind`` is ``task_sla`` or
+    ``dag_deadline`` (then ``task_id`` is None)."""
+
+    dag_id: str
+    run_id: str
+    task_id: str | None
+    kind: str
+    deadline_at: datetime
+    recorded_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,7 +152,10 @@ INSERT_TI = HotStatement(
     ":max_tries, :state, :try_number, :pool)"
 )
 CLAIM = HotStatement(
-    "UPDATE task_instance SET state = 'running', try_number = try_number + 1, "
+    # A sensor resuming from up_for_reschedule (reschedule_date set) keeps its try number.
+    "UPDATE task_instance SET state = 'running', "
+    "try_number = try_number + CASE WHEN reschedule_date IS NULL THEN 1 ELSE 0 END, "
+    "reschedule_date = NULL, "
     "start_date = :start_date, heartbeat_at = :start_date, pid = :pid, hostname = :hostname, "
     "log_path = :log_path, end_date = NULL, error = NULL, duration = NULL, "
     f"next_retry_at = NULL WHERE {KEY_SQL} AND state = 'queued' "

@@ -43,6 +43,13 @@ class TryStore(Protocol):
     def heartbeat(self, key: TIKey, pid: int) -> bool:
         ...
 
+    def try_pokes(self, key: TIKey, try_number: int) -> tuple[datetime | None, int]:
+        ...
+
+    def external_states(self, dag_id: str, logical_date: datetime,
+                        task_id: str | None = None) -> list[str] | None:
+        ...
+
     def push_xcoms(self, key: TIKey, values: dict[str, str],
                    conn: Any = None) -> None:
         ...
@@ -117,6 +124,10 @@ class DriverStore(TryStore, Protocol):
 
     def previous_ti_states(self, dag_id: str, logical_date: datetime,
                            task_id: str) -> list[str] | None:
+        ...
+
+    def record_sla_miss(self, dag_id: str, run_id: str, task_id: str | None, *, kind: str,
+                        deadline_at: datetime, recorded_at: datetime) -> bool:
         ...
 
 class SchedulerStore(DriverStore, Protocol):

@@ -137,6 +137,26 @@ class TaskInstanceRow(Base):
     pool: Mapped[str | None] = mapped_column(String(250))
     #: JSON list of downstream task ids a branching try chose to skip (migration 0007)
     skip_downstream: Mapped[str | None] = mapped_column(Text)
+    #: when a sensor in ``up_for_reschedule`` pokes next (migration 0008)
+    reschedule_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SlaMissRow(Base):
+    """A missed deadline, recorded once: a task's ``sla`` or the DAG's ``deadline``
+    (``task_id`` is ``""`` for the run's own deadline, so the key stays unique)."""
+
+    __tablename__ = "sla_misses"
+    __table_args__ = (
+        ForeignKeyConstraint(["dag_id", "run_id"], ["dag_run.dag_id", "dag_run.run_id"],
+                             ondelete="CASCADE"),
+    )
+
+    dag_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    task_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class PoolRow(Base):

@@ -17,8 +17,8 @@ from mlpipe.store.metadata_store import MetadataStore
 from mlpipe.store.rows import Base
 
 TABLES = {"api_token", "artifact", "artifact_input", "connection", "dag", "dag_run",
-          "import_error", "pool", "state_transition", "task_instance", "variable", "web_user",
-          "xcom"}
+          "import_error", "pool", "sla_misses", "state_transition", "task_instance", "variable",
+          "web_user", "xcom"}
 
 
 @pytest.fixture

@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     bindparam,
     delete,
+    func,
     insert,
     select,
     text,
@@ -169,7 +170,8 @@ class TaskInstanceRepository(XComRepository):
                 busy = set() if stop_running else {S.RUNNING, S.QUEUED}
                 if self.transition(key, ALL_STATES - {S.NONE, *busy}, S.NONE,
                                    conn, max_tries=max_tries, end_date=None,
-                                   next_retry_at=None, pid=None, skip_downstream=None):
+                                   next_retry_at=None, pid=None, skip_downstream=None,
+                                   reschedule_date=None):
                     hot.DELETE_XCOMS.run(conn, key._asdict())
                     cleared.append(key)
         return cleared
@@ -249,6 +251,37 @@ class TaskInstanceRepository(XComRepository):
         with self.engine.connect() as conn:
             return [record_of(TaskInstanceRecord, r) for r in conn.execute(query).all()]
 
+    def try_pokes(self, key: TIKey, try_number: int) -> tuple[datetime | None, int]:
+        """When try ``try_number`` of ``key`` first ran and how often it started: a sensor
+        rescheduled between pokes keeps its try number, so this is its first poke and its
+        poke count."""
+        query = select(func.min(TRANSITION.c.at), func.count()).where(
+            TRANSITION.c.dag_id == key.dag_id, TRANSITION.c.run_id == key.run_id,
+            TRANSITION.c.task_id == key.task_id, TRANSITION.c.map_index == key.map_index,
+            TRANSITION.c.try_number == try_number, TRANSITION.c.to_state == S.RUNNING.value)
+        with self.engine.connect() as conn:
+            first, count = conn.execute(query).one()
+        if first is not None and not isinstance(first, datetime):
+            first = datetime.fromisoformat(str(first))  # SQLite's min() loses the type
+        return _aware(first), int(count)
+
+    def external_states(self, dag_id: str, logical_date: datetime,
+                        task_id: str | None = None) -> list[str] | None:
+        """States in the newest run of ``dag_id`` at ``logical_date``: of ``task_id``'s
+        instances, or the run's own state when ``task_id`` is None. None: no such run."""
+        with self.engine.connect() as conn:
+            run = conn.execute(
+                select(RUN.c.run_id, RUN.c.state).where(RUN.c.dag_id == dag_id,
+                                                         RUN.c.logical_date == logical_date)
+                .order_by(RUN.c.id.desc()).limit(1)).first()
+            if run is None:
+                return None
+            if task_id is None:
+                return [run.state]
+            return list(conn.execute(select(TI.c.state).where(
+                TI.c.dag_id == dag_id, TI.c.run_id == run.run_id,
+                TI.c.task_id == task_id)).scalars())
+
     def transitions(self, dag_id: str, run_id: str) -> list[StateTransition]:
         query = select(TRANSITION).where(TRANSITION.c.dag_id == dag_id,
                                           TRANSITION.c.run_id == run_id
@@ -284,6 +317,12 @@ class TaskInstanceRepository(XComRepository):
                 yield conn
         except OperationalError as exc:
             raise StoreError(f"cannot record the end of {key}: {exc.orig}") from None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
 
 
 _SELECT_TI = select(TI).where(
