@@ -57,6 +57,13 @@ def matching(store: MetadataStore, dag: DAG, *, run_id: str | None, task_regex: 
     return found
 
 
+def clearable(record: TaskInstanceRecord, *, stop_running: bool) -> bool:
+    """Whether ``clear`` resets this instance (finished or waiting for a retry; running and
+    queued ones only when told to stop them)."""
+    return (S(record.state) in FINISHED_STATES or record.state == S.UP_FOR_RETRY
+            or (stop_running and record.state in (S.RUNNING, S.QUEUED)))
+
+
 def clear(store: MetadataStore, dag: DAG, *, run_id: str | None = None,
           task_regex: str | None = None, downstream: bool = True, only_failed: bool = False,
           stop_running: bool = False) -> list[TIKey]:
@@ -68,9 +75,7 @@ def clear(store: MetadataStore, dag: DAG, *, run_id: str | None = None,
     for rid in dict.fromkeys(r.run_id for r in records):
         keys = store.clear_tis(
             [(r.key, r.try_number + dag.get_task(r.task_id).retries) for r in records
-             if r.run_id == rid and (S(r.state) in FINISHED_STATES
-                                     or r.state == S.UP_FOR_RETRY
-                                     or (stop_running and r.state in (S.RUNNING, S.QUEUED)))],
+             if r.run_id == rid and clearable(r, stop_running=stop_running)],
             mapped=mapped, stop_running=stop_running)
         if keys:
             store.set_run_state(dag.dag_id, rid, DagRunState.QUEUED, end_date=None)
@@ -78,18 +83,22 @@ def clear(store: MetadataStore, dag: DAG, *, run_id: str | None = None,
     return cleared
 
 
-def mark_run(store: MetadataStore, dag: DAG, run_id: str, state: str) -> list[TIKey]:
-    """Set the run to ``success`` or ``failed`` and its unfinished instances with it."""
+def mark_run_changes(store: MetadataStore, dag: DAG, run_id: str, state: str
+                     ) -> list[tuple[TaskInstanceRecord, str]]:
+    """What marking the run ``state`` would do: each unfinished instance and its new state."""
     if state not in _MARK:
         known = sorted(s.value for s in _MARK)
         raise DagDefinitionError(f"a run can be marked {known}, not {state!r}")
     store.get_run(dag.dag_id, run_id)  # RunNotFoundError names the known runs
+    return [(record, _MARK[state][S.RUNNING if record.state == S.RUNNING else "other"])
+            for record in store.list_tis(dag.dag_id, run_id) if record.state in _UNFINISHED]
+
+
+def mark_run(store: MetadataStore, dag: DAG, run_id: str, state: str) -> list[TIKey]:
+    """Set the run to ``success`` or ``failed`` and its unfinished instances with it."""
     now = datetime.now(UTC)
     changed: list[TIKey] = []
-    for record in store.list_tis(dag.dag_id, run_id):
-        if record.state not in _UNFINISHED:
-            continue
-        target = _MARK[state][S.RUNNING if record.state == S.RUNNING else "other"]
+    for record, target in mark_run_changes(store, dag, run_id, state):
         if store.transition(record.key, [record.state], target, end_date=now):
             changed.append(record.key)
     store.set_run_state(dag.dag_id, run_id, state, end_date=now)
