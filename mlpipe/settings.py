@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     dag_parse_timeout_s: float = Field(default=30.0, gt=0)
     #: new DAGs start paused (``is_paused_upon_creation=`` on a DAG overrides it)
     dags_paused_at_creation: bool = False
+    #: signs the web UI's session cookies; generated into ``$MLPIPE_HOME`` when unset
+    webserver_secret_key: str | None = Field(default=None, repr=False)
     #: MLflow's own variable, as MLflow users set it
     mlflow_tracking_uri: str | None = Field(
         default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri"))
@@ -80,6 +82,12 @@ class Settings(BaseSettings):
     def fernet_key_file(self) -> Path:
         """``$MLPIPE_HOME/fernet.key``: the key used when ``MLPIPE_FERNET_KEY`` is unset."""
         return self.home.resolve() / "fernet.key"
+
+    @property
+    def webserver_secret_key_file(self) -> Path:
+        """``$MLPIPE_HOME/webserver_secret.key``: used when ``MLPIPE_WEBSERVER_SECRET_KEY``
+        is unset (made once, mode 0600)."""
+        return self.home.resolve() / "webserver_secret.key"
 
     @property
     def database(self) -> str:

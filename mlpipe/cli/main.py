@@ -17,6 +17,7 @@ from mlpipe.cli import (
     serve,
     tasks,
     ui,
+    users,
     variables,
 )
 from mlpipe.cli.output import State, console
@@ -49,6 +50,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(scheduling.pools_app, name="pools")
 app.add_typer(connections.app, name="connections")
 app.add_typer(variables.app, name="variables")
+app.add_typer(users.app, name="users")
 app.command("scheduler")(scheduling.scheduler)
 app.command("ui")(ui.ui)
 app.command("lineage")(lineage.lineage)

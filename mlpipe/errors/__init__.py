@@ -21,7 +21,8 @@ The hierarchy::
     ├── SettingsError                     a setting has a value that cannot be used
     ├── StoreError                        the metadata database cannot be used as asked
     │   ├── RunNotFoundError                  no DAG run with that id
-    │   └── RunExistsError                    a DAG run with that id exists already
+    │   ├── RunExistsError                    a DAG run with that id exists already
+    │   └── UserError                         a web user is unknown, exists, or has a bad role
     ├── TaskError                         raised inside a running task instance
     │   ├── TaskTimeoutError                  ``execution_timeout`` ran out
     │   ├── XComError                         a value cannot be stored or found as XCom
@@ -106,6 +107,7 @@ from mlpipe.errors.engine import (
     TaskSkipped,
     TaskTimeoutError,
     TemplateRenderError,
+    UserError,
     XComError,
 )
 from mlpipe.errors.ml import (
@@ -187,6 +189,7 @@ __all__ = [
     "TaskTimeoutError",
     "TemplateRenderError",
     "UnknownSchemeError",
+    "UserError",
     "VariableNotFoundError",
     "WeightsError",
     "XComError",

@@ -63,3 +63,11 @@ class ExpansionError(TaskError):
 
 class ArtifactNotRecordedError(MlpipeError):
     """No task recorded an artifact at that URI."""
+
+
+class UserError(StoreError):
+    """A web user cannot be created, found or used as asked; ``.name`` names the user."""
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        self.name = name
+        super().__init__(message)

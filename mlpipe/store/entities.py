@@ -81,3 +81,13 @@ class StateTransition:
     from_state: str
     to_state: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A web user: ``password_hash`` is an argon2 hash, never the password."""
+
+    name: str
+    role: str
+    password_hash: str
+    created_at: datetime

@@ -17,12 +17,15 @@ from mlpipe.store.repositories.dags import DagRepository
 from mlpipe.store.repositories.pools import PoolRepository
 from mlpipe.store.repositories.run_leases import RunLeaseRepository
 from mlpipe.store.repositories.runs import RunRepository
+from mlpipe.store.repositories.stats import StatsRepository
 from mlpipe.store.repositories.task_instances import TaskInstanceRepository
 from mlpipe.store.repositories.tracking_links import TrackingLinkRepository
+from mlpipe.store.repositories.users import UserRepository
 
 
 class MetadataStore(DagRepository, RunRepository, RunLeaseRepository, TaskInstanceRepository,
-                    ArtifactRepository, PoolRepository, TrackingLinkRepository):
+                    ArtifactRepository, PoolRepository, TrackingLinkRepository,
+                    UserRepository, StatsRepository):
     """The metadata database behind one URL (SQLite or PostgreSQL), every repository in one.
 
     The scheduler and the runtime type against the repositories' protocols

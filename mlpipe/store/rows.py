@@ -243,3 +243,28 @@ class ArtifactInputRow(Base):
     etag: Mapped[str | None] = mapped_column(String(200))
     version_id: Mapped[str | None] = mapped_column(String(200))
     size: Mapped[int | None] = mapped_column(Integer)
+
+
+class UserRow(Base):
+    """A user of the web UI and REST API: a role and an argon2 hash, never a password."""
+
+    __tablename__ = "web_user"
+
+    name: Mapped[str] = mapped_column(ID, primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApiTokenRow(Base):
+    """An API token of a user, stored as its SHA-256 (a token is 256 random bits)."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (
+        ForeignKeyConstraint(["user_name"], ["web_user.name"], ondelete="CASCADE"),
+        Index("ix_api_token_user", "user_name"),
+    )
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(ID)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -16,8 +16,9 @@ from mlpipe.store import database
 from mlpipe.store.metadata_store import MetadataStore
 from mlpipe.store.rows import Base
 
-TABLES = {"artifact", "artifact_input", "connection", "dag", "dag_run", "import_error", "pool",
-          "state_transition", "task_instance", "variable", "xcom"}
+TABLES = {"api_token", "artifact", "artifact_input", "connection", "dag", "dag_run",
+          "import_error", "pool", "state_transition", "task_instance", "variable", "web_user",
+          "xcom"}
 
 
 @pytest.fixture

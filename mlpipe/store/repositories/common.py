@@ -12,6 +12,7 @@ from mlpipe.core.states import DagRunState, TaskInstanceState
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.store.entities import TIKey
 from mlpipe.store.rows import (
+    ApiTokenRow,
     ArtifactInputRow,
     ArtifactRow,
     DagRow,
@@ -20,6 +21,7 @@ from mlpipe.store.rows import (
     PoolRow,
     StateTransitionRow,
     TaskInstanceRow,
+    UserRow,
     XComRow,
 )
 
@@ -34,6 +36,8 @@ IMPORT_ERROR = ImportErrorRow.__table__
 POOL = PoolRow.__table__
 ARTIFACT = ArtifactRow.__table__
 ARTIFACT_INPUT = ArtifactInputRow.__table__
+USER = UserRow.__table__
+API_TOKEN = ApiTokenRow.__table__
 
 #: every task-instance state, as stored
 ALL_STATES = frozenset(s.value for s in TaskInstanceState)
