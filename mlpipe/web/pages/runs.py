@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mlpipe.core.states import TaskInstanceState as S
-from mlpipe.errors import StoreError, TaskNotFoundError
+from mlpipe.errors import TaskNotFoundError
 from mlpipe.masking import redact
 from mlpipe.runtime.lineage_report import lineage_tree
 from mlpipe.store.entities import TaskInstanceRecord, TIKey
@@ -95,8 +95,9 @@ def task_page(request: Request, user: Viewer, dag_id: str, run_id: str, task_id:
                 if r.map_index >= 0]
     shown = try_number or record.try_number
     if record.try_number and not 1 <= shown <= record.try_number:
-        raise StoreError(f"{record.key} has tries 1..{record.try_number}; there is no try "
-                         f"{shown}")
+        return render(request, "pages/error.html", user, 404,
+                      message=f"{record.key} has tries 1..{record.try_number}; there is no "
+                              f"try {shown}")
     writing = shown == record.try_number and record.state in _WRITING
     piece = read_piece(log_file(ctx.engine.logs_root, record, shown), 0, writing=writing, tail=True)
     artifacts = _artifacts(ctx, dag_id, run_id, task_id=task_id, map_index=map_index)

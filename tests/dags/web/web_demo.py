@@ -20,18 +20,16 @@ with DAG("web_demo", tags=["web", "demo"], description="The web UI's test pipeli
     def start(params=None) -> int:
         secret = get_connection("web_secret").password
         print("connecting with password", secret)
-        sys.stdout.write("\x1b[1;32mcoloured OK\x1b[0m epochs=%s\n" % params["epochs"])
+        sys.stdout.write(f"\x1b[1;32mcoloured OK\x1b[0m epochs={params['epochs']}\n")
         return int(params["epochs"])
 
-    with TaskGroup("prep"):
+    @task
+    def clean(n: int) -> list[int]:
+        return list(range(n))
 
-        @task
-        def clean(n: int) -> list[int]:
-            return list(range(n))
-
-        @task
-        def report(values: list[int]) -> int:
-            return len(values)
+    @task
+    def report(values: list[int]) -> int:
+        return len(values)
 
     @task
     def shard(x: int) -> int:
@@ -50,6 +48,9 @@ with DAG("web_demo", tags=["web", "demo"], description="The web UI's test pipeli
             time.sleep(0.2)
         raise RuntimeError("the gate never opened")
 
-    values = clean(start())
-    report(values) >> wait_for_gate()
+    first = start()
+    with TaskGroup("prep"):
+        values = clean(first)
+        counted = report(values)
+    counted >> wait_for_gate()
     shard.expand(x=values)
