@@ -302,22 +302,16 @@ def next_execution(dag_id: str,
                                                     help="How many to show")] = 1,
                    dags_folder: DagsFolder = None) -> None:
     """The logical dates of the next scheduled runs (after the latest one that exists)."""
-    from datetime import timedelta
+    from mlpipe.scheduler.runs import is_scheduled, next_logical_dates
 
     engine = open_engine(dags_folder)
     dag = engine.get_dag(dag_id)
-    if dag.start_date is None or not (dag.timetable.periodic or dag.schedule == "@once"):
+    if not is_scheduled(dag):
         console.print(f"DAG {dag_id} has no schedule: runs are only triggered", markup=False)
         return
     latest = engine.store.latest_scheduled_run(dag_id)
-    begin = dag.start_date if latest is None else \
-        latest.logical_date + timedelta(microseconds=1)
-    for _ in range(num):
-        interval = dag.timetable.interval_starting_at_or_after(begin)
-        if interval is None or (dag.end_date is not None and interval.start > dag.end_date):
-            break
+    for interval in next_logical_dates(dag, latest.logical_date if latest else None, num):
         typer.echo(interval.start.isoformat())
-        begin = interval.start + timedelta(microseconds=1)
 
 
 @app.command("delete")

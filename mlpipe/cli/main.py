@@ -19,6 +19,7 @@ from mlpipe.cli import (
     ui,
     users,
     variables,
+    web,
 )
 from mlpipe.cli.output import State, console
 
@@ -56,6 +57,8 @@ app.command("ui")(ui.ui)
 app.command("lineage")(lineage.lineage)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+app.command("webserver")(web.webserver)
+app.command("standalone")(web.standalone)
 
 
 def _version(value: bool) -> None:

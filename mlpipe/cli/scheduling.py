@@ -25,6 +25,9 @@ def scheduler(
                                                   help="Stop after N loops")] = None,
     grace_period: Annotated[float, typer.Option(help="Seconds running tasks get on SIGTERM")
                             ] = 30.0,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", min=0, max=65535,
+        help="Serve Prometheus metrics on 127.0.0.1:PORT (0 picks a free port)")] = None,
 ) -> None:
     """Run the scheduler: create due runs, run their tasks, until SIGTERM or Ctrl-C."""
     from mlpipe.scheduler.scheduler_job import Scheduler
@@ -35,6 +38,13 @@ def scheduler(
     console.print(f"scheduler {job.id}: dags {engine.settings.dags_folder}, executor "
                   f"{engine.settings.executor}, database "
                   f"{engine.store.engine.url.render_as_string(hide_password=True)}")
+    if metrics_port is not None:
+        from mlpipe.web.metrics import SchedulerMetrics
+
+        metrics = SchedulerMetrics(engine.store)
+        job.on_loop = metrics.observe_loop
+        console.print(f"metrics: http://127.0.0.1:{metrics.serve(metrics_port)}/metrics",
+                      markup=False)
     with _scheduler_log_on_stderr():
         job.run(max_loops=num_loops)
 

@@ -53,7 +53,7 @@ for sig in (signal.SIGTERM, signal.SIGKILL):
 """
 
 
-def _die_with(parent: int) -> Callable[[], None]:
+def die_with(parent: int) -> Callable[[], None]:
     """A ``preexec_fn``: SIGTERM this child when ``parent`` dies (Linux), even if it already
     has. libc is loaded here, before the fork: the child only calls into it."""
     load_prctl()  # libc is loaded before the fork: the child only calls into it
@@ -76,7 +76,7 @@ def run_in_group(argv: list[str], env: dict[str, str]) -> int:
     SIGTERM and SIGINT (KeyboardInterrupt) of this process end the group first.
     """
     child = subprocess.Popen(argv, env=env, start_new_session=True,
-                             preexec_fn=_die_with(os.getpid()))
+                             preexec_fn=die_with(os.getpid()))
     watchdog = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(child.pid), str(GRACE_S)],
                                 stdin=subprocess.PIPE, start_new_session=True)
     previous = signal.signal(signal.SIGTERM, _raise_exit)
@@ -91,7 +91,7 @@ def run_in_group(argv: list[str], env: dict[str, str]) -> int:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -106,7 +106,7 @@ def ui(port: Annotated[int, typer.Option(help="0 picks a free port")] = 5000,
         console.print(f"MLflow runs on a tracking server: open {tracking.tracking_uri}")
         return
     if port == 0:
-        port = _free_port(host)
+        port = free_port(host)
     bin_dir = Path(sys.executable).parent
     mlflow = bin_dir / "mlflow"
     if not mlflow.exists():

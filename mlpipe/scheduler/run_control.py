@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import socket
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import psutil
@@ -29,8 +30,10 @@ _UNFINISHED = (S.NONE, S.SCHEDULED, S.QUEUED, S.RUNNING, S.UP_FOR_RETRY, S.UP_FO
 
 
 def matching(store: MetadataStore, dag: DAG, *, run_id: str | None, task_regex: str | None,
-             downstream: bool, only_failed: bool = False) -> list[TaskInstanceRecord]:
-    """The task instances a clear with these options would touch (any state)."""
+             downstream: bool, only_failed: bool = False,
+             run_ids: Iterable[str] | None = None) -> list[TaskInstanceRecord]:
+    """The task instances a clear with these options would look at (any state); ``run_ids``
+    limits them to those runs when no single ``run_id`` is given."""
     try:
         pattern = re.compile(task_regex) if task_regex else None
     except re.error as exc:
@@ -46,10 +49,15 @@ def matching(store: MetadataStore, dag: DAG, *, run_id: str | None, task_regex: 
     if downstream:
         for t in selected:
             task_ids.update(d.task_id for d in t.get_descendants())
-    runs = [store.get_run(dag.dag_id, run_id)] if run_id else store.list_runs(dag.dag_id)
+    if run_id:
+        runs = [store.get_run(dag.dag_id, run_id).run_id]
+    elif run_ids is not None:
+        runs = list(run_ids)
+    else:
+        runs = [r.run_id for r in store.list_runs(dag.dag_id)]
     found: list[TaskInstanceRecord] = []
-    for run in runs:
-        records = store.list_tis(dag.dag_id, run.run_id, task_ids=task_ids)
+    for rid in runs:
+        records = store.list_tis(dag.dag_id, rid, task_ids=task_ids)
         if only_failed:
             bad = {r.task_id for r in records if r.state in (S.FAILED, S.UPSTREAM_FAILED)}
             records = [r for r in records if r.task_id in bad]
@@ -57,19 +65,19 @@ def matching(store: MetadataStore, dag: DAG, *, run_id: str | None, task_regex: 
     return found
 
 
-def clearable(record: TaskInstanceRecord, *, stop_running: bool) -> bool:
-    """Whether ``clear`` resets this instance (finished or waiting for a retry; running and
-    queued ones only when told to stop them)."""
+def clearable(record: TaskInstanceRecord, *, stop_running: bool = False) -> bool:
+    """True if a clear resets this instance: finished or waiting to retry (and running or
+    queued ones too with ``stop_running``)."""
     return (S(record.state) in FINISHED_STATES or record.state == S.UP_FOR_RETRY
             or (stop_running and record.state in (S.RUNNING, S.QUEUED)))
 
 
 def clear(store: MetadataStore, dag: DAG, *, run_id: str | None = None,
           task_regex: str | None = None, downstream: bool = True, only_failed: bool = False,
-          stop_running: bool = False) -> list[TIKey]:
+          stop_running: bool = False, run_ids: Iterable[str] | None = None) -> list[TIKey]:
     """Reset the matching instances so they run again; see ``Engine.clear``."""
     records = matching(store, dag, run_id=run_id, task_regex=task_regex,
-                       downstream=downstream, only_failed=only_failed)
+                       downstream=downstream, only_failed=only_failed, run_ids=run_ids)
     mapped = {r.task_id for r in records if dag.get_task(r.task_id).is_mapped}
     cleared: list[TIKey] = []
     for rid in dict.fromkeys(r.run_id for r in records):
@@ -83,22 +91,18 @@ def clear(store: MetadataStore, dag: DAG, *, run_id: str | None = None,
     return cleared
 
 
-def mark_run_changes(store: MetadataStore, dag: DAG, run_id: str, state: str
-                     ) -> list[tuple[TaskInstanceRecord, str]]:
-    """What marking the run ``state`` would do: each unfinished instance and its new state."""
+def mark_run(store: MetadataStore, dag: DAG, run_id: str, state: str) -> list[TIKey]:
+    """Set the run to ``success`` or ``failed`` and its unfinished instances with it."""
     if state not in _MARK:
         known = sorted(s.value for s in _MARK)
         raise DagDefinitionError(f"a run can be marked {known}, not {state!r}")
     store.get_run(dag.dag_id, run_id)  # RunNotFoundError names the known runs
-    return [(record, _MARK[state][S.RUNNING if record.state == S.RUNNING else "other"])
-            for record in store.list_tis(dag.dag_id, run_id) if record.state in _UNFINISHED]
-
-
-def mark_run(store: MetadataStore, dag: DAG, run_id: str, state: str) -> list[TIKey]:
-    """Set the run to ``success`` or ``failed`` and its unfinished instances with it."""
     now = datetime.now(UTC)
     changed: list[TIKey] = []
-    for record, target in mark_run_changes(store, dag, run_id, state):
+    for record in store.list_tis(dag.dag_id, run_id):
+        if record.state not in _UNFINISHED:
+            continue
+        target = _MARK[state][S.RUNNING if record.state == S.RUNNING else "other"]
         if store.transition(record.key, [record.state], target, end_date=now):
             changed.append(record.key)
     store.set_run_state(dag.dag_id, run_id, state, end_date=now)

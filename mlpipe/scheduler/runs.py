@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlpipe.core.dag import DAG
@@ -71,3 +71,24 @@ def record_dags(store: MetadataStore, dags: Iterable[DAG], *, paused_by_default:
         groups[paused_by_default if paused is None else paused][dag.dag_id] = dag.fileloc
     for paused, files in groups.items():
         store.sync_dags(files, paused_on_creation=paused)
+
+
+def is_scheduled(dag: DAG) -> bool:
+    """False for a DAG whose runs are only triggered."""
+    return dag.start_date is not None and (dag.timetable.periodic or dag.schedule == "@once")
+
+
+def next_logical_dates(dag: DAG, latest: datetime | None, num: int = 1) -> list[DataInterval]:
+    """The data intervals of the next ``num`` scheduled runs after the automated run at
+    ``latest`` (None: none yet); empty for a DAG that is only triggered."""
+    if not is_scheduled(dag) or dag.start_date is None:
+        return []
+    begin = dag.start_date if latest is None else latest + timedelta(microseconds=1)
+    found: list[DataInterval] = []
+    for _ in range(num):
+        interval = dag.timetable.interval_starting_at_or_after(begin)
+        if interval is None or (dag.end_date is not None and interval.start > dag.end_date):
+            break
+        found.append(interval)
+        begin = interval.start + timedelta(microseconds=1)
+    return found

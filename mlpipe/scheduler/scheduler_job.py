@@ -110,6 +110,8 @@ class Scheduler:
         self._next_renew = 0.0
         self._stop = threading.Event()
         self.loops = 0
+        #: called with each loop's working time (its wait for events left out): metrics
+        self.on_loop: Callable[[float], None] | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -186,7 +188,12 @@ class Scheduler:
                 driver.finish()
                 del self.drivers[key]
                 self.store.release_runs(self.id, [key])
-        self._dispatch(self.executor.poll(self._sleep_time()))
+        worked = time.monotonic() - clock
+        events = self.executor.poll(self._sleep_time())
+        dispatched = time.monotonic()
+        self._dispatch(events)
+        if self.on_loop is not None:
+            self.on_loop(worked + time.monotonic() - dispatched)
 
     def _scan(self) -> None:
         if self.watcher.refresh():

@@ -3,6 +3,7 @@ HTTP client (``requests``) for the web tests."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
@@ -50,16 +51,24 @@ class WebServer:
         self.thread.join(timeout=10)
 
 
-def start_server(settings: Settings) -> WebServer:
+def add_users(store: Any) -> dict[str, str]:
+    """A user of each role (named after it) and a token for each: role -> token."""
+    tokens = {}
+    for role, password in PASSWORDS.items():
+        create_user(store, role, role, password)
+        tokens[role] = issue_token(store, role)
+    return tokens
+
+
+def start_server(settings: Settings, tokens: dict[str, str] | None = None) -> WebServer:
+    """Serve ``create_app(settings)``; with no ``tokens``, add the users first."""
     import uvicorn
 
     from mlpipe.web.app import create_app
 
     app = create_app(settings)
-    tokens = {}
-    for role, password in PASSWORDS.items():
-        create_user(app.state.store, role, role, password)
-        tokens[role] = issue_token(app.state.store, role)
+    if tokens is None:
+        tokens = add_users(app.state.store)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -87,9 +96,25 @@ def web_settings(isolated_env: Path, dags_folder: Path) -> Settings:
     return load_settings(dags_folder=dags_folder, executor="sequential")
 
 
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A migrated SQLite metadata DB with the users, made once and copied into each test's
+    home (migrating and hashing three passwords per test would dominate the tests' time)."""
+    from mlpipe.store.metadata_store import MetadataStore
+
+    path = tmp_path_factory.mktemp("web_template") / "mlpipe.db"
+    store = MetadataStore.open(f"sqlite:///{path}")
+    tokens = add_users(store)
+    store.dispose()
+    return path, tokens
+
+
 @pytest.fixture
-def web(web_settings: Settings) -> Iterator[WebServer]:
-    server = start_server(web_settings)
+def web(web_settings: Settings, template_db: tuple[Path, dict[str, str]]
+        ) -> Iterator[WebServer]:
+    template, tokens = template_db
+    shutil.copy(template, web_settings.home / "mlpipe.db")
+    server = start_server(web_settings, tokens)
     yield server
     server.stop()
 

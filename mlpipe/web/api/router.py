@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mlpipe.web.api import health, monitoring
+from mlpipe.web.api import dag_runs, dags, health, logs, monitoring, task_instances, users
 
 
 def build_router() -> APIRouter:
     router = APIRouter()
-    router.include_router(health.router())
-    router.include_router(monitoring.router())
+    for module in (health, monitoring, dags, dag_runs, task_instances, logs, users):
+        router.include_router(module.router())
     return router

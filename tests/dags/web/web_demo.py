@@ -1,56 +1,30 @@
-"""The DAG the web page and browser tests show: params, a group, a mapped task, ANSI logs,
-a secret read from a connection, and a task that waits for a file before it ends (to watch
-a running try's log tail)."""
+"""``web_demo``: extract >> check >> load, with a ``rows`` param. ``extract`` prints the rows
+and a secret variable's value; ``check`` fails when the conf says ``fail``."""
 
-import os
-import sys
-import time
-from pathlib import Path
+from __future__ import annotations
 
-from mlpipe import DAG, Param, TaskGroup, task
-from mlpipe.connections import get_connection
+from mlpipe import DAG, Param
+from mlpipe.operators import PythonOperator
 
-with DAG("web_demo", tags=["web", "demo"], description="The web UI's test pipeline",
-         params={"epochs": Param(2, type="integer", minimum=1, maximum=50,
-                                 description="How many epochs to train"),
-                 "model": Param("cnn", enum=["cnn", "resnet18"], description="Model family"),
-                 "note": Param("hello", type="string")}) as dag:
 
-    @task
-    def start(params=None) -> int:
-        secret = get_connection("web_secret").password
-        print("connecting with password", secret)
-        sys.stdout.write(f"\x1b[1;32mcoloured OK\x1b[0m epochs={params['epochs']}\n")
-        return int(params["epochs"])
+def extract(params, conf):
+    print(f"extracting {params['rows']} rows")
+    if conf.get("token"):
+        from mlpipe.masking import mask_secret
 
-    @task
-    def clean(n: int) -> list[int]:
-        return list(range(n))
+        mask_secret(conf["token"])
+        print(f"using token {conf['token']}")
+    return params["rows"]
 
-    @task
-    def report(values: list[int]) -> int:
-        return len(values)
 
-    @task
-    def shard(x: int) -> int:
-        return x * 2
+def check(conf):
+    if conf.get("fail"):
+        raise ValueError("asked to fail")
+    return "checked"
 
-    @task
-    def wait_for_gate() -> None:
-        gate = os.environ.get("WEB_DEMO_GATE")
-        if not gate:
-            return
-        for i in range(600):
-            print(f"waiting for the gate, line {i}", flush=True)
-            if Path(gate).exists():
-                print("gate open")
-                return
-            time.sleep(0.2)
-        raise RuntimeError("the gate never opened")
 
-    first = start()
-    with TaskGroup("prep"):
-        values = clean(first)
-        counted = report(values)
-    counted >> wait_for_gate()
-    shard.expand(x=values)
+with DAG("web_demo", description="the web API's test DAG", tags=["web", "test"],
+         params={"rows": Param(3, type="integer", minimum=1)}) as dag:
+    PythonOperator(task_id="extract", python_callable=extract) >> \
+        PythonOperator(task_id="check", python_callable=check) >> \
+        PythonOperator(task_id="load", python_callable=lambda: "loaded")

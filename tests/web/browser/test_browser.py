@@ -33,7 +33,7 @@ from mlpipe.web.accounts import create_user
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-DEMO_DAG = Path(__file__).resolve().parents[2] / "dags" / "web" / "web_demo.py"
+DEMO_DAG = Path(__file__).resolve().parents[2] / "dags" / "web_pages" / "pages_demo.py"
 SECRET = "s3cr3t-browser-password"
 PASSWORDS = {"op": "op-password-1", "viewer": "viewer-password-1"}
 WAIT_S = 60.0
@@ -77,10 +77,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     env = {**os.environ, "MLPIPE_HOME": str(tmp_path / "home"),
            "MLPIPE_DAGS_FOLDER": str(tmp_path / "dags"), "MLPIPE_EXECUTOR": "local",
            "MLPIPE_PARALLELISM": "2", "MLPIPE_CONN_WEB_SECRET": f"http://u:{SECRET}@x.invalid",
-           "WEB_DEMO_GATE": str(gate), "MLFLOW_DISABLE_TELEMETRY": "true"}
+           "PAGES_DEMO_GATE": str(gate), "MLFLOW_DISABLE_TELEMETRY": "true"}
     settings = load_settings(home=tmp_path / "home", dags_folder=tmp_path / "dags")
     engine = Engine.from_settings(settings)
-    record_dags(engine.store, [engine.get_dag("web_demo")], paused_by_default=False)
+    record_dags(engine.store, [engine.get_dag("pages_demo")], paused_by_default=False)
     app = create_app(settings)
     for name, password in PASSWORDS.items():
         create_user(app.state.store, name, name, password)
@@ -167,23 +167,23 @@ def test_an_op_triggers_watches_reads_logs_clears_and_logs_out(
 
     url, store, shots = site["url"], site["engine"].store, _shots_dir(tmp_path)
     _log_in(chrome, url, "op")
-    assert "web_demo" in _text(chrome, By.ID, "dag-list")
+    assert "pages_demo" in _text(chrome, By.ID, "dag-list")
     chrome.save_screenshot(str(shots / "dag-list.png"))
 
-    chrome.find_element(By.CSS_SELECTOR, 'a[href="/dags/web_demo/trigger"]').click()
+    chrome.find_element(By.CSS_SELECTOR, 'a[href="/dags/pages_demo/trigger"]').click()
     epochs = _until(lambda: chrome.find_element(By.ID, "param-epochs"), "the trigger form")
     epochs.clear()
     epochs.send_keys("4")
     chrome.save_screenshot(str(shots / "trigger-form.png"))
     chrome.find_element(By.ID, "trigger-submit").click()
     _until(lambda: "/grid?triggered=" in chrome.current_url, "the grid after triggering")
-    [run] = store.list_runs("web_demo")
+    [run] = store.list_runs("pages_demo")
     assert run.conf["epochs"] == 4
 
     # the gate holds wait_for_gate running: its log grows on the page while we watch
     _until(lambda: _state(store, run.run_id, "wait_for_gate") == "running",
            "wait_for_gate to run")
-    chrome.get(f"{url}/dags/web_demo/runs/{run.run_id}/tasks/wait_for_gate")
+    chrome.get(f"{url}/dags/pages_demo/runs/{run.run_id}/tasks/wait_for_gate")
     first = _until(lambda: _text(chrome, By.ID, "log").count("waiting for the gate"),
                    "the running task's log")
     _until(lambda: _text(chrome, By.ID, "log").count("waiting for the gate") > first + 3,
@@ -193,26 +193,26 @@ def test_an_op_triggers_watches_reads_logs_clears_and_logs_out(
     _until(lambda: "gate open" in _text(chrome, By.ID, "log"), "the end of the log")
     _until(lambda: chrome.find_elements(By.ID, "log-end"), "the tail to stop polling")
 
-    chrome.get(f"{url}/dags/web_demo/grid")
+    chrome.get(f"{url}/dags/pages_demo/grid")
     _until(lambda: chrome.find_element(
         By.CSS_SELECTOR, f'th[data-run-id="{run.run_id}"] a').get_attribute("title")
         .endswith(": success"), "the grid to turn green", timeout=90)
     shard = chrome.find_element(By.CSS_SELECTOR, 'tr[data-node="shard"] .cell-mapped .cell')
     assert "4 success" in shard.get_attribute("title")
     chrome.save_screenshot(str(shots / "grid.png"))
-    chrome.get(f"{url}/dags/web_demo/graph")
+    chrome.get(f"{url}/dags/pages_demo/graph")
     assert chrome.find_element(By.CSS_SELECTOR, 'g[data-task="start"]').get_attribute(
         "data-state") == "success"
     chrome.save_screenshot(str(shots / "graph.png"))
 
-    chrome.get(f"{url}/dags/web_demo/runs/{run.run_id}/tasks/start")
+    chrome.get(f"{url}/dags/pages_demo/runs/{run.run_id}/tasks/start")
     log = chrome.find_element(By.ID, "log")
     assert "connecting with password ***" in log.text and SECRET not in chrome.page_source
     coloured = log.find_element(By.CSS_SELECTOR, "span.ansi-fg-green")
     assert coloured.text == "coloured OK"
     chrome.save_screenshot(str(shots / "task-log.png"))
 
-    chrome.get(f"{url}/dags/web_demo/runs/{run.run_id}/tasks/prep.report")
+    chrome.get(f"{url}/dags/pages_demo/runs/{run.run_id}/tasks/prep.report")
     chrome.find_element(By.ID, "clear-task").click()
     listed = _until(lambda: chrome.find_elements(By.CSS_SELECTOR, "#affected tr[data-task]"),
                     "the confirmation list")
@@ -222,7 +222,7 @@ def test_an_op_triggers_watches_reads_logs_clears_and_logs_out(
     _until(lambda: "cleared=2" in chrome.current_url, "the run page after clearing")
     assert "Cleared 2 task instance(s)" in chrome.page_source
     _until(lambda: _state(store, run.run_id, "prep.report") == "success"
-           and store.get_run("web_demo", run.run_id).state == "success",
+           and store.get_run("pages_demo", run.run_id).state == "success",
            "the scheduler to run the cleared tasks again")
 
     chrome.find_element(By.ID, "logout").click()
@@ -234,7 +234,7 @@ def test_an_op_triggers_watches_reads_logs_clears_and_logs_out(
 def _state(store: Any, run_id: str, task_id: str) -> str | None:
     from mlpipe.store.entities import TIKey
 
-    record = store.get_ti(TIKey("web_demo", run_id, task_id))
+    record = store.get_ti(TIKey("pages_demo", run_id, task_id))
     return None if record is None else str(record.state)
 
 
@@ -243,15 +243,15 @@ def test_a_viewer_sees_no_trigger_button_and_the_server_refuses(
     from selenium.webdriver.common.by import By
 
     url = site["url"]
-    runs = len(site["engine"].store.list_runs("web_demo"))
+    runs = len(site["engine"].store.list_runs("pages_demo"))
     chrome.delete_all_cookies()
     _log_in(chrome, url, "viewer")
-    assert "web_demo" in _text(chrome, By.ID, "dag-list")
-    assert not chrome.find_elements(By.CSS_SELECTOR, 'a[href="/dags/web_demo/trigger"]')
+    assert "pages_demo" in _text(chrome, By.ID, "dag-list")
+    assert not chrome.find_elements(By.CSS_SELECTOR, 'a[href="/dags/pages_demo/trigger"]')
     assert not chrome.find_elements(By.CSS_SELECTOR, "button.toggle")
-    chrome.get(url + "/dags/web_demo/trigger")
+    chrome.get(url + "/dags/pages_demo/trigger")
     assert "this needs" in chrome.page_source and "op" in chrome.page_source
-    api = requests.post(url + "/api/v1/dags/web_demo/dagRuns", json={"conf": {}},
+    api = requests.post(url + "/api/v1/dags/pages_demo/dagRuns", json={"conf": {}},
                         auth=("viewer", PASSWORDS["viewer"]), timeout=30)
     assert api.status_code == 403
-    assert len(site["engine"].store.list_runs("web_demo")) == runs
+    assert len(site["engine"].store.list_runs("pages_demo")) == runs

@@ -1,4 +1,4 @@
-"""One web server per test module on the ``web_demo`` DAG (tests/dags/web) with one finished
+"""One web server per test module on the ``pages_demo`` DAG (tests/dags/web) with one finished
 run, and browser-like sessions (session cookie, CSRF token) of a viewer and an op.
 
 The server is shared by the module's tests (starting one costs seconds: migrations and
@@ -26,7 +26,7 @@ from mlpipe.settings import Settings, load_settings
 from mlpipe.web.accounts import create_user
 from mlpipe.web.sessions import COOKIE
 
-DEMO_DAG = Path(__file__).resolve().parents[2] / "dags" / "web" / "web_demo.py"
+DEMO_DAG = Path(__file__).resolve().parents[2] / "dags" / "web_pages" / "pages_demo.py"
 SECRET = "s3cr3t-web-demo-password"
 USERS = {"viewer": "viewer", "op": "op"}  # name -> role
 
@@ -82,8 +82,8 @@ class DemoSite:
         return browser
 
     def new_run(self, **conf: Any) -> str:
-        """A new finished run of ``web_demo`` (for tests that change a run)."""
-        dag = self.engine.get_dag("web_demo")
+        """A new finished run of ``pages_demo`` (for tests that change a run)."""
+        dag = self.engine.get_dag("pages_demo")
         record = self.engine.trigger(dag, conf=conf or {"epochs": 3})
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("MLPIPE_CONN_WEB_SECRET", f"http://user:{SECRET}@example.invalid")
@@ -113,13 +113,13 @@ def serve(app: Any) -> tuple[str, Any, threading.Thread]:
 def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
     from mlpipe.web.app import create_app
 
-    root = tmp_path_factory.mktemp("web_demo")
+    root = tmp_path_factory.mktemp("pages_demo")
     (root / "dags").mkdir()
     shutil.copy(DEMO_DAG, root / "dags" / DEMO_DAG.name)
     settings = load_settings(home=root / "home", dags_folder=root / "dags",
                              executor="sequential")
     engine = Engine.from_settings(settings)
-    record_dags(engine.store, [engine.get_dag("web_demo")], paused_by_default=False)
+    record_dags(engine.store, [engine.get_dag("pages_demo")], paused_by_default=False)
     app = create_app(settings)
     for name, role in USERS.items():
         create_user(app.state.store, name, role, f"{name}-password")

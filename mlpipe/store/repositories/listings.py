@@ -1,0 +1,93 @@
+"""Paged listings for the web server and REST API: runs and task instances a page at a time
+with their total, and the latest runs of many DAGs in one query."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from mlpipe.store.database import Database
+from mlpipe.store.entities import DagRunRecord, TaskInstanceRecord
+from mlpipe.store.repositories.common import RUN, TI, record_of
+
+#: what runs may be ordered by (a leading ``-``: descending)
+RUN_ORDER = {"id": RUN.c.id, "dag_run_id": RUN.c.run_id, "run_id": RUN.c.run_id,
+             "execution_date": RUN.c.logical_date, "logical_date": RUN.c.logical_date,
+             "start_date": RUN.c.start_date, "end_date": RUN.c.end_date, "state": RUN.c.state,
+             "dag_id": RUN.c.dag_id}
+TI_ORDER = {"task_id": TI.c.task_id, "map_index": TI.c.map_index, "state": TI.c.state,
+            "start_date": TI.c.start_date, "end_date": TI.c.end_date,
+            "duration": TI.c.duration, "try_number": TI.c.try_number}
+
+
+def _ordering(columns: dict[str, Any], order_by: str, tie: Any) -> list[Any]:
+    name = order_by.removeprefix("-")
+    column = columns[name]  # callers validate the name against the keys
+    return [column.desc() if order_by.startswith("-") else column.asc(),
+            tie.desc() if order_by.startswith("-") else tie.asc()]
+
+
+class ListingRepository(Database):
+    """Pages of runs and task instances, and per-DAG summaries, for the API."""
+
+    def page_runs(self, dag_id: str | None, *, limit: int, offset: int = 0,
+                  states: Sequence[str] = (), order_by: str = "id",
+                  logical_gte: datetime | None = None, logical_lte: datetime | None = None
+                  ) -> tuple[list[DagRunRecord], int]:
+        """One page of runs (of one DAG, or all with None) and how many match in all."""
+        where = []
+        if dag_id is not None:
+            where.append(RUN.c.dag_id == dag_id)
+        if states:
+            where.append(RUN.c.state.in_(list(states)))
+        if logical_gte is not None:
+            where.append(RUN.c.logical_date >= logical_gte)
+        if logical_lte is not None:
+            where.append(RUN.c.logical_date <= logical_lte)
+        query = (select(RUN).where(*where).order_by(*_ordering(RUN_ORDER, order_by, RUN.c.id))
+                 .limit(limit).offset(offset))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            total = conn.execute(select(func.count()).select_from(RUN).where(*where)).scalar_one()
+        return [record_of(DagRunRecord, r) for r in rows], int(total)
+
+    def page_tis(self, dag_id: str, run_id: str, *, limit: int, offset: int = 0,
+                 states: Sequence[str] = (), task_ids: Iterable[str] | None = None,
+                 order_by: str = "task_id") -> tuple[list[TaskInstanceRecord], int]:
+        """One page of a run's task instances and how many match in all."""
+        where = [TI.c.dag_id == dag_id, TI.c.run_id == run_id]
+        if states:
+            where.append(TI.c.state.in_(list(states)))
+        if task_ids is not None:
+            where.append(TI.c.task_id.in_(list(task_ids)))
+        order = [*_ordering(TI_ORDER, order_by, TI.c.task_id), TI.c.map_index]
+        query = select(TI).where(*where).order_by(*order).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            total = conn.execute(select(func.count()).select_from(TI).where(*where)).scalar_one()
+        return [record_of(TaskInstanceRecord, r) for r in rows], int(total)
+
+    def latest_runs(self, dag_ids: Sequence[str]) -> dict[str, DagRunRecord]:
+        """The newest run (by creation) of each of ``dag_ids`` that has one."""
+        if not dag_ids:
+            return {}
+        newest = (select(func.max(RUN.c.id).label("id")).where(RUN.c.dag_id.in_(list(dag_ids)))
+                  .group_by(RUN.c.dag_id).subquery())
+        query = select(RUN).join(newest, RUN.c.id == newest.c.id)
+        with self.engine.connect() as conn:
+            return {r.dag_id: record_of(DagRunRecord, r) for r in conn.execute(query).all()}
+
+    def latest_scheduled_dates(self, dag_ids: Sequence[str]) -> dict[str, datetime]:
+        """The newest logical date of an automated (scheduled or backfill) run, per DAG."""
+        if not dag_ids:
+            return {}
+        query = (select(RUN.c.dag_id, func.max(RUN.c.logical_date))
+                 .where(RUN.c.dag_id.in_(list(dag_ids)),
+                        RUN.c.run_type.in_(("scheduled", "backfill")))
+                 .group_by(RUN.c.dag_id))
+        with self.engine.connect() as conn:
+            # max() keeps the column's type: the values come back as aware datetimes
+            return {d: v for d, v in conn.execute(query).all() if v is not None}
