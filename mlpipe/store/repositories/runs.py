@@ -73,17 +73,6 @@ class RunRepository(Database):
         with self.engine.connect() as conn:
             return [record_of(DagRunRecord, r) for r in conn.execute(query).all()]
 
-    def runs_page(self, dag_id: str, *, offset: int = 0, limit: int = 25
-                  ) -> tuple[list[DagRunRecord], int]:
-        """One page of a DAG's runs, newest (by logical date) first, and how many there are."""
-        query = (select(RUN).where(RUN.c.dag_id == dag_id)
-                 .order_by(RUN.c.logical_date.desc(), RUN.c.id.desc())
-                 .offset(max(offset, 0)).limit(max(limit, 0)))
-        with self.engine.connect() as conn:
-            total = int(conn.execute(select(func.count()).select_from(RUN)
-                                     .where(RUN.c.dag_id == dag_id)).scalar_one())
-            return [record_of(DagRunRecord, r) for r in conn.execute(query).all()], total
-
     def latest_run(self, dag_id: str) -> DagRunRecord | None:
         query = select(RUN).where(RUN.c.dag_id == dag_id).order_by(RUN.c.id.desc()).limit(1)
         with self.engine.connect() as conn:

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Form, Query
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from mlpipe.core.dag import DAG
 from mlpipe.errors import DagDefinitionError
-from mlpipe.web.context import WebContext
-from mlpipe.web.pages.common import Op, Viewer, bounded, page_errors, render, web
+from mlpipe.web.api.dags import dags_page
+from mlpipe.web.pages.common import Op, Viewer, page_errors, render, web
 from mlpipe.web.views.dag_list import PAGE_SIZE, Page, dag_rows
 
 
@@ -32,30 +31,14 @@ def dag_list(request: Request, user: Viewer,
              q: Annotated[str | None, Query(max_length=200)] = None) -> Response:
     """Every parsed DAG: pause toggle, schedule, last run, next run, tags; import errors."""
     ctx = web(request)
-    bag = ctx.dags.bag()
-    dags = sorted(bag.dags.values(), key=lambda d: d.dag_id)
-    if tag:
-        dags = [d for d in dags if tag in d.tags]
-    if q:
-        dags = [d for d in dags if q.lower() in d.dag_id.lower()]
-    page = Page(bounded(offset, 0, max(len(dags) - 1, 0)), PAGE_SIZE, len(dags))
-    shown = dags[page.offset:page.offset + page.limit]
-    store = ctx.store
-    recorded = {d.dag_id: d.is_paused for d in store.list_dags()}
-    paused = {d.dag_id: recorded.get(d.dag_id, _paused_at_creation(ctx, d))
-              for d in shown}
-    last = {d.dag_id: store.latest_run(d.dag_id) for d in shown}
-    scheduled = {d.dag_id: store.latest_scheduled_run(d.dag_id) for d in shown
-                 if d.schedule is not None}
-    errors = dict(bag.import_errors) or store.import_errors()
-    return render(request, "pages/dags.html", user, rows=dag_rows(shown, paused, last, scheduled),
-                  page=page, tag=tag, q=q, import_errors=sorted(errors.items()))
-
-
-def _paused_at_creation(ctx: WebContext, dag: DAG) -> bool:
-    """What a DAG no scheduler recorded yet will start as (``scheduler.runs.record_dags``)."""
-    own = dag.is_paused_upon_creation
-    return ctx.settings.dags_paused_at_creation if own is None else bool(own)
+    found = dags_page(ctx, limit=PAGE_SIZE, offset=offset, tags=[tag] if tag else None,
+                      pattern=q)
+    dags = found["dags"]
+    last = ctx.store.latest_runs([d["dag_id"] for d in dags])
+    errors = dict(ctx.dags.bag().import_errors) or ctx.store.import_errors()
+    return render(request, "pages/dags.html", user, rows=dag_rows(dags, last),
+                  page=Page(offset, PAGE_SIZE, found["total_entries"]), tag=tag, q=q,
+                  import_errors=sorted(errors.items()))
 
 
 @page_errors

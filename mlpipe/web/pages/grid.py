@@ -40,7 +40,8 @@ def grid(request: Request, user: Viewer, dag_id: str,
     ctx = web(request)
     dag = ctx.dag(dag_id)
     limit = bounded(limit, 1, MAX_GRID_RUNS)
-    runs, total = ctx.store.runs_page(dag_id, offset=offset, limit=limit)
+    runs, total = ctx.store.page_runs(dag_id, limit=limit, offset=offset,
+                                      order_by="-logical_date")
     runs.reverse()
     by_run: dict[str, list] = {r.run_id: [] for r in runs}
     for record in ctx.store.tis_of_runs(dag_id, by_run):

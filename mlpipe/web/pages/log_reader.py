@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mlpipe.errors import StoreError
+from mlpipe.runtime.models import TaskInstance
 from mlpipe.store.entities import TaskInstanceRecord
 
 #: the most one page or one poll reads of a log
@@ -30,9 +31,11 @@ class LogPiece:
 
 def log_file(logs_root: Path, record: TaskInstanceRecord, try_number: int) -> Path | None:
     """The log of try ``try_number`` of ``record`` (None before the try started)."""
-    if record.log_path is None or not 1 <= try_number <= max(record.try_number, 1):
+    if not 1 <= try_number <= max(record.try_number, 1):
         return None
-    path = Path(record.log_path) / f"attempt={try_number}.log"
+    path = TaskInstance.from_record(record, None).log_file(try_number)
+    if path is None:
+        return None
     if not path.resolve().is_relative_to(logs_root.resolve()):
         raise StoreError(f"the log of {record.task_id!r} is recorded at {str(path)!r}, outside "
                          f"the logs root {str(logs_root)!r}; it is not shown")

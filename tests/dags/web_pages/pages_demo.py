@@ -1,6 +1,6 @@
-"""``pages_demo``: the DAG the web page and browser tests show: params, a group, a mapped task, ANSI logs,
-a secret read from a connection, and a task that waits for a file before it ends (to watch
-a running try's log tail)."""
+"""``pages_demo``: the DAG the web page and browser tests show: params, a group, a mapped
+task, ANSI logs, a secret read from a connection, and a task that waits for a file before it
+ends (to watch a running try's log tail)."""
 
 import os
 import sys

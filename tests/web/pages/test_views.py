@@ -11,7 +11,7 @@ from mlpipe.masking import mask_secret
 from mlpipe.operators import EmptyOperator
 from mlpipe.store.entities import DagRunRecord, TaskInstanceRecord
 from mlpipe.web.views.ansi import ansi_to_html
-from mlpipe.web.views.dag_list import Page, next_run_date
+from mlpipe.web.views.dag_list import Page, dag_rows
 from mlpipe.web.views.graph import layout_graph
 from mlpipe.web.views.grid import build_grid
 from mlpipe.web.views.mlflow_links import link_for_uri, links_for_uris
@@ -174,13 +174,13 @@ def test_mlflow_links_for_runs_and_registered_versions() -> None:
     assert len(links_for_uris(ui, ["runs:/a/x", "runs:/a/y", "models:/m/1"])) == 2
 
 
-def test_next_run_and_paging() -> None:
-    with DAG("daily", schedule="@daily", start_date=T0) as dag:
-        EmptyOperator(task_id="t")
-    assert next_run_date(dag, None) == T0
-    with DAG("manual", start_date=T0) as manual:
-        EmptyOperator(task_id="t")
-    assert next_run_date(manual, None) is None
+def test_dag_rows_read_the_api_dag_objects_and_pages_count() -> None:
+    api_dag = {"dag_id": "daily", "is_paused": True, "timetable_description": "@daily",
+               "tags": [{"name": "ml"}], "description": None,
+               "next_dagrun": "2026-01-02T00:00:00+00:00"}
+    [row] = dag_rows([api_dag], {"daily": _run("r1")})
+    assert (row.is_paused, row.schedule, row.tags) == (True, "@daily", ("ml",))
+    assert row.next_run == datetime(2026, 1, 2, tzinfo=UTC) and row.last_run.run_id == "r1"
     page = Page(25, 25, 60)
     assert (page.previous, page.next, page.first_shown, page.last_shown) == (0, 50, 26, 50)
     assert Page(50, 25, 60).next is None
