@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mlpipe.core.states import TaskInstanceState as S
-from mlpipe.errors import TaskNotFoundError
+from mlpipe.errors import ArtifactNotRecordedError, TaskNotFoundError
 from mlpipe.masking import redact
 from mlpipe.runtime.lineage_report import lineage_tree
 from mlpipe.store.entities import TaskInstanceRecord, TIKey
@@ -130,6 +130,9 @@ def lineage_page(request: Request, user: Viewer,
                  uri: Annotated[str, Query(min_length=1, max_length=2000)]) -> Response:
     """The chain from an artifact back to its sources (``mlpipe lineage URI``)."""
     ctx = web(request)
-    tree = lineage_tree(ctx.store, uri)
+    try:
+        tree = lineage_tree(ctx.store, uri)
+    except ArtifactNotRecordedError as exc:
+        return render(request, "pages/error.html", user, 404, message=str(exc))
     return render(request, "pages/lineage.html", user, tree=tree,
                   links=links_for_uris(ctx.settings.mlflow_ui_url, [uri]))

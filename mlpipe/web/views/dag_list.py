@@ -27,7 +27,8 @@ class DagRow:
 def dag_rows(dags: Sequence[Mapping[str, Any]],
              last_runs: Mapping[str, DagRunRecord]) -> list[DagRow]:
     """One row per API ``DAG`` object, in the order given."""
-    return [DagRow(d["dag_id"], bool(d["is_paused"]), d.get("timetable_description"),
+    return [DagRow(d["dag_id"], bool(d["is_paused"]),
+                   d.get("timetable_description") if d.get("schedule_interval") else None,
                    tuple(t["name"] for t in d.get("tags") or ()), d.get("description"),
                    last_runs.get(d["dag_id"]),
                    datetime.fromisoformat(d["next_dagrun"]) if d.get("next_dagrun") else None)

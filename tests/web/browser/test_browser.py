@@ -7,7 +7,7 @@ turn green (htmx refreshes it), reads a running task's log as it grows and then 
 one's, clears a task (the confirmation lists it and its downstream), and logs out. A viewer
 sees no trigger button, and the server refuses them (403).
 
-With ``MLPIPE_SCREENSHOTS_DIR=docs/img`` the main pages are saved there as PNGs (what
+With ``WEBUI_SCREENSHOTS_DIR=docs/img`` the main pages are saved there as PNGs (what
 ``benchmarks/tools/screenshots.py`` runs); otherwise into the test's temporary folder.
 """
 
@@ -127,7 +127,7 @@ def chrome(site: dict[str, Any]) -> Iterator[Any]:
 
 
 def _shots_dir(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("MLPIPE_SCREENSHOTS_DIR") or tmp_path / "shots")
+    folder = Path(os.environ.get("WEBUI_SCREENSHOTS_DIR") or tmp_path / "shots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -168,7 +168,6 @@ def test_an_op_triggers_watches_reads_logs_clears_and_logs_out(
     url, store, shots = site["url"], site["engine"].store, _shots_dir(tmp_path)
     _log_in(chrome, url, "op")
     assert "pages_demo" in _text(chrome, By.ID, "dag-list")
-    chrome.save_screenshot(str(shots / "dag-list.png"))
 
     chrome.find_element(By.CSS_SELECTOR, 'a[href="/dags/pages_demo/trigger"]').click()
     epochs = _until(lambda: chrome.find_element(By.ID, "param-epochs"), "the trigger form")
@@ -200,6 +199,10 @@ def test_an_op_triggers_watches_reads_logs_clears_and_logs_out(
     shard = chrome.find_element(By.CSS_SELECTOR, 'tr[data-node="shard"] .cell-mapped .cell')
     assert "4 success" in shard.get_attribute("title")
     chrome.save_screenshot(str(shots / "grid.png"))
+    chrome.get(f"{url}/dags")
+    assert chrome.find_element(By.CSS_SELECTOR, '[data-dag-id="pages_demo"] .state').text \
+        == "success"
+    chrome.save_screenshot(str(shots / "dag-list.png"))
     chrome.get(f"{url}/dags/pages_demo/graph")
     assert chrome.find_element(By.CSS_SELECTOR, 'g[data-task="start"]').get_attribute(
         "data-state") == "success"

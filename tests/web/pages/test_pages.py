@@ -283,3 +283,33 @@ def test_static_files_are_served_from_the_package(demo_site: Site) -> None:
     assert htmx.status_code == 200 and "htmx" in htmx.text[:2000]
     css = requests.get(demo_site.url + "/static/mlpipe.css", timeout=30)
     assert ".state-success" in css.text
+
+
+def test_run_and_task_pages_link_mlflow_and_show_lineage_and_masked_conf(
+        demo_site: Site, browser_as: Callable[[str], Browser]) -> None:
+    from mlpipe.masking import mask_secret
+
+    token = "tok-conf-secret-4242"
+    mask_secret(token)  # what reading a sensitive variable or connection does
+    run_id = demo_site.new_run(epochs=3, api_token=token)
+    store = demo_site.engine.store
+    store.set_mlflow_run_id("pages_demo", run_id, "0123abcd")
+    store.record_artifacts(TIKey("pages_demo", run_id, "start"), 1,
+                           [{"uri": "file:///data/images.manifest", "kind": "dataset"}],
+                           [{"uri": "s3://bucket/images/", "etag": '"etag-1"'}])
+    store.record_artifacts(TIKey("pages_demo", run_id, "prep.report"), 1,
+                           [{"uri": "models:/digits/3", "kind": "model"}],
+                           [{"uri": "file:///data/images.manifest"}])
+    browser = browser_as("viewer")
+    run = browser.page(f"/dags/pages_demo/runs/{run_id}").text
+    assert 'href="http://127.0.0.1:5000/#/runs/0123abcd"' in run
+    assert 'href="http://127.0.0.1:5000/#/models/digits/versions/3"' in run
+    assert "s3://bucket/images/" in run and "etag-1" in run
+    assert token not in run and "***" in run
+    task = browser.page(f"/dags/pages_demo/runs/{run_id}/tasks/prep.report").text
+    assert "#/models/digits/versions/3" in task and "model digits version 3" in task
+    lineage = browser.page("/lineage", params={"uri": "models:/digits/3"}).text
+    assert "file:///data/images.manifest" in lineage and "s3://bucket/images/" in lineage
+    assert f"/dags/pages_demo/runs/{run_id}/tasks/start" in lineage
+    unknown = browser.page("/lineage", params={"uri": "file:///never/made"})
+    assert unknown.status_code == 404 and "no task recorded" in unknown.text

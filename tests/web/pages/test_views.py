@@ -176,6 +176,7 @@ def test_mlflow_links_for_runs_and_registered_versions() -> None:
 
 def test_dag_rows_read_the_api_dag_objects_and_pages_count() -> None:
     api_dag = {"dag_id": "daily", "is_paused": True, "timetable_description": "@daily",
+               "schedule_interval": {"__type": "CronExpression", "value": "@daily"},
                "tags": [{"name": "ml"}], "description": None,
                "next_dagrun": "2026-01-02T00:00:00+00:00"}
     [row] = dag_rows([api_dag], {"daily": _run("r1")})
