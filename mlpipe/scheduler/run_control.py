@@ -65,9 +65,9 @@ def matching(store: MetadataStore, dag: DAG, *, run_id: str | None, task_regex: 
     return found
 
 
-def clearable(record: TaskInstanceRecord, *, stop_running: bool = False) -> bool:
-    """True if a clear resets this instance: finished or waiting to retry (and running or
-    queued ones too with ``stop_running``)."""
+def clearable(record: TaskInstanceRecord, *, stop_running: bool) -> bool:
+    """Whether ``clear`` resets this instance (finished or waiting for a retry; running and
+    queued ones only when told to stop them)."""
     return (S(record.state) in FINISHED_STATES or record.state == S.UP_FOR_RETRY
             or (stop_running and record.state in (S.RUNNING, S.QUEUED)))
 

@@ -1,21 +1,17 @@
-"""A real uvicorn server of ``create_app`` on 127.0.0.1 (port 0), users of each role, and an
-HTTP client (``requests``) for the web tests."""
+"""A real uvicorn server of ``create_app`` on 127.0.0.1 (port 0) with a user of each role, and
+an HTTP client (``requests``) for it: what the API tests share."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
-from mlpipe.settings import Settings, load_settings
+from mlpipe.settings import Settings
 from mlpipe.web.accounts import create_user, issue_token
 
 PASSWORDS = {"viewer": "viewer-pass-1", "op": "op-pass-12", "admin": "admin-pass-1"}
@@ -82,51 +78,3 @@ def start_server(settings: Settings, tokens: dict[str, str] | None = None) -> We
             raise RuntimeError("the web server did not start")
         time.sleep(0.02)
     return WebServer(f"http://127.0.0.1:{port}", app, server, thread, tokens)
-
-
-@pytest.fixture
-def dags_folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "dags"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def web_settings(isolated_env: Path, dags_folder: Path) -> Settings:
-    return load_settings(dags_folder=dags_folder, executor="sequential")
-
-
-@pytest.fixture(scope="session")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """A migrated SQLite metadata DB with the users, made once and copied into each test's
-    home (migrating and hashing three passwords per test would dominate the tests' time)."""
-    from mlpipe.store.metadata_store import MetadataStore
-
-    path = tmp_path_factory.mktemp("web_template") / "mlpipe.db"
-    store = MetadataStore.open(f"sqlite:///{path}")
-    tokens = add_users(store)
-    store.dispose()
-    return path, tokens
-
-
-@pytest.fixture
-def web(web_settings: Settings, template_db: tuple[Path, dict[str, str]]
-        ) -> Iterator[WebServer]:
-    template, tokens = template_db
-    shutil.copy(template, web_settings.home / "mlpipe.db")
-    server = start_server(web_settings, tokens)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def make_web() -> Iterator[Callable[[Settings], WebServer]]:
-    started: list[WebServer] = []
-
-    def make(settings: Settings) -> WebServer:
-        started.append(start_server(settings))
-        return started[-1]
-
-    yield make
-    for server in started:
-        server.stop()

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from conftest import WebServer
+from api_support import WebServer
 
 from mlpipe.web.auth import OPEN_PATHS
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import requests
-from conftest import PASSWORDS, WebServer
+from api_support import PASSWORDS, WebServer
 from fastapi import Depends
 from starlette.responses import HTMLResponse
 

@@ -17,12 +17,12 @@ import psutil
 import pytest
 import requests
 
-DAGS = Path(__file__).resolve().parents[1] / "dags" / "web"
+DAGS = Path(__file__).resolve().parents[2] / "dags" / "web_api"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 def env_for(home: Path, dags: Path) -> dict[str, str]:
-    shutil.copy(DAGS / "web_demo.py", dags)
+    shutil.copy(DAGS / "api_demo.py", dags)
     return {**os.environ, "MLPIPE_HOME": str(home), "MLPIPE_DAGS_FOLDER": str(dags),
             "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1"}
 
@@ -116,7 +116,7 @@ def test_standalone_logs_in_with_the_shown_password_and_ends_every_child(
             proc.kill()
 
     assert login.status_code == 303 and "mlpipe_session=" in login.headers["set-cookie"]
-    assert [d["dag_id"] for d in dags_seen.json()["dags"]] == ["web_demo"]
+    assert [d["dag_id"] for d in dags_seen.json()["dags"]] == ["api_demo"]
     assert len(children) >= 4  # scheduler, web server, mlpipe ui, mlflow and its workers
     _gone, alive = psutil.wait_procs(children, timeout=20)
     assert alive == [], [p.pid for p in alive]

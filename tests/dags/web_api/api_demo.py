@@ -1,4 +1,4 @@
-"""``web_demo``: extract >> check >> load, with a ``rows`` param. ``extract`` prints the rows
+"""``api_demo``: extract >> check >> load, with a ``rows`` param. ``extract`` prints the rows
 and a secret variable's value; ``check`` fails when the conf says ``fail``."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def check(conf):
     return "checked"
 
 
-with DAG("web_demo", description="the web API's test DAG", tags=["web", "test"],
+with DAG("api_demo", description="the web API's test DAG", tags=["web", "test"],
          params={"rows": Param(3, type="integer", minimum=1)}) as dag:
     PythonOperator(task_id="extract", python_callable=extract) >> \
         PythonOperator(task_id="check", python_callable=check) >> \

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WebServer
+from api_support import WebServer
 
 from mlpipe.masking import MASK
 
-DAGS = Path(__file__).resolve().parents[1] / "dags" / "web"
+DAGS = Path(__file__).resolve().parents[2] / "dags" / "web_api"
 DAG_FIELDS = {"dag_id", "dag_display_name", "root_dag_id", "is_paused", "is_active",
               "is_subdag", "last_parsed_time", "last_pickled", "last_expired",
               "scheduler_lock", "pickle_id", "default_view", "fileloc", "file_token",
@@ -28,29 +28,29 @@ ERROR_FIELDS = {"detail", "status", "title", "type"}
 
 
 @pytest.fixture(autouse=True)
-def web_demo(dags_folder: Path) -> Path:
-    return Path(shutil.copy(DAGS / "web_demo.py", dags_folder))
+def api_demo(dags_folder: Path) -> Path:
+    return Path(shutil.copy(DAGS / "api_demo.py", dags_folder))
 
 
 def trigger(web: WebServer, **body: Any) -> dict[str, Any]:
-    response = web.call("POST", "/api/v1/dags/web_demo/dagRuns", "op", json=body)
+    response = web.call("POST", "/api/v1/dags/api_demo/dagRuns", "op", json=body)
     assert response.status_code == 200, response.text
     return dict(response.json())
 
 
 def run_to_end(web: WebServer, run_id: str) -> None:
     ctx = web.app.state.ctx
-    ctx.engine.run(ctx.dag("web_demo"), run_id)
+    ctx.engine.run(ctx.dag("api_demo"), run_id)
 
 
 def states(web: WebServer, run_id: str) -> dict[str, str | None]:
-    body = web.get(f"/api/v1/dags/web_demo/dagRuns/{run_id}/taskInstances").json()
+    body = web.get(f"/api/v1/dags/api_demo/dagRuns/{run_id}/taskInstances").json()
     return {t["task_id"]: t["state"] for t in body["task_instances"]}
 
 
 def test_the_dag_list_and_one_dag_have_airflows_fields(web: WebServer) -> None:
     listing = web.get("/api/v1/dags").json()
-    one = web.get("/api/v1/dags/web_demo").json()
+    one = web.get("/api/v1/dags/api_demo").json()
 
     assert listing["total_entries"] == 1
     assert set(listing["dags"][0]) == DAG_FIELDS
@@ -61,25 +61,25 @@ def test_the_dag_list_and_one_dag_have_airflows_fields(web: WebServer) -> None:
 
 
 def test_an_unknown_or_illegal_dag_id_gets_airflows_error_body(web: WebServer) -> None:
-    unknown = web.get("/api/v1/dags/web_dem")
+    unknown = web.get("/api/v1/dags/api_dem")
     illegal = web.get("/api/v1/dags/bad%20id%3B")
-    traversal = web.get("/api/v1/dags/web_demo/dagRuns/..%2F..%2Fetc/taskInstances")
+    traversal = web.get("/api/v1/dags/api_demo/dagRuns/..%2F..%2Fetc/taskInstances")
 
     assert unknown.status_code == 404
     assert set(unknown.json()) == ERROR_FIELDS
-    assert "did you mean 'web_demo'" in unknown.json()["detail"]
+    assert "did you mean 'api_demo'" in unknown.json()["detail"]
     assert illegal.status_code == 400 and "dag_id" in illegal.json()["detail"]
     assert traversal.status_code in (400, 404)
     assert "etc" not in traversal.text or traversal.status_code == 400
 
 
 def test_pausing_takes_an_update_mask_and_an_op(web: WebServer) -> None:
-    by_viewer = web.call("PATCH", "/api/v1/dags/web_demo", "viewer", json={"is_paused": True})
-    wrong_mask = web.call("PATCH", "/api/v1/dags/web_demo?update_mask=description", "op",
+    by_viewer = web.call("PATCH", "/api/v1/dags/api_demo", "viewer", json={"is_paused": True})
+    wrong_mask = web.call("PATCH", "/api/v1/dags/api_demo?update_mask=description", "op",
                           json={"is_paused": True})
-    extra_field = web.call("PATCH", "/api/v1/dags/web_demo", "op",
+    extra_field = web.call("PATCH", "/api/v1/dags/api_demo", "op",
                            json={"is_paused": True, "owners": ["x"]})
-    paused = web.call("PATCH", "/api/v1/dags/web_demo?update_mask=is_paused", "op",
+    paused = web.call("PATCH", "/api/v1/dags/api_demo?update_mask=is_paused", "op",
                       json={"is_paused": True})
 
     assert by_viewer.status_code == 403
@@ -87,16 +87,16 @@ def test_pausing_takes_an_update_mask_and_an_op(web: WebServer) -> None:
     assert extra_field.status_code == 400
     assert paused.status_code == 200 and paused.json()["is_paused"] is True
     assert web.get("/api/v1/dags?paused=true").json()["total_entries"] == 1
-    assert web.store.get_dag("web_demo").is_paused
+    assert web.store.get_dag("api_demo").is_paused
 
 
 def test_a_triggered_run_with_conf_runs_and_lists_its_task_instances(web: WebServer) -> None:
     run = trigger(web, conf={"rows": 5}, dag_run_id="api_run_1")
     run_to_end(web, "api_run_1")
 
-    got = web.get("/api/v1/dags/web_demo/dagRuns/api_run_1").json()
-    tis = web.get("/api/v1/dags/web_demo/dagRuns/api_run_1/taskInstances").json()
-    one = web.get("/api/v1/dags/web_demo/dagRuns/api_run_1/taskInstances/check").json()
+    got = web.get("/api/v1/dags/api_demo/dagRuns/api_run_1").json()
+    tis = web.get("/api/v1/dags/api_demo/dagRuns/api_run_1/taskInstances").json()
+    one = web.get("/api/v1/dags/api_demo/dagRuns/api_run_1/taskInstances/check").json()
     assert set(run) == RUN_FIELDS and run["state"] == "queued" and run["conf"] == {"rows": 5}
     assert got["state"] == "success" and got["external_trigger"] is True
     assert tis["total_entries"] == 3
@@ -107,31 +107,31 @@ def test_a_triggered_run_with_conf_runs_and_lists_its_task_instances(web: WebSer
 
 def test_bad_triggers_are_refused_with_the_reason(web: WebServer) -> None:
     trigger(web, dag_run_id="taken")
-    bad_param = web.call("POST", "/api/v1/dags/web_demo/dagRuns", "op",
+    bad_param = web.call("POST", "/api/v1/dags/api_demo/dagRuns", "op",
                          json={"conf": {"rows": 0}})
-    taken = web.call("POST", "/api/v1/dags/web_demo/dagRuns", "op", json={"dag_run_id": "taken"})
-    bad_id = web.call("POST", "/api/v1/dags/web_demo/dagRuns", "op",
+    taken = web.call("POST", "/api/v1/dags/api_demo/dagRuns", "op", json={"dag_run_id": "taken"})
+    bad_id = web.call("POST", "/api/v1/dags/api_demo/dagRuns", "op",
                       json={"dag_run_id": "../escape"})
-    not_object = web.call("POST", "/api/v1/dags/web_demo/dagRuns", "op", json={"conf": [1]})
-    by_viewer = web.call("POST", "/api/v1/dags/web_demo/dagRuns", "viewer", json={})
+    not_object = web.call("POST", "/api/v1/dags/api_demo/dagRuns", "op", json={"conf": [1]})
+    by_viewer = web.call("POST", "/api/v1/dags/api_demo/dagRuns", "viewer", json={})
 
     assert bad_param.status_code == 400 and "rows" in bad_param.json()["detail"]
     assert taken.status_code == 409
     assert bad_id.status_code == 400 and "run_id" in bad_id.json()["detail"]
     assert not_object.status_code == 400
     assert by_viewer.status_code == 403
-    assert web.get("/api/v1/dags/web_demo/dagRuns").json()["total_entries"] == 1
+    assert web.get("/api/v1/dags/api_demo/dagRuns").json()["total_entries"] == 1
 
 
 def test_runs_are_paged_with_limit_offset_and_order(web: WebServer) -> None:
     for i in range(7):
         trigger(web, dag_run_id=f"run_{i}", logical_date=f"2024-01-0{i + 1}T00:00:00+00:00")
 
-    page = web.get("/api/v1/dags/web_demo/dagRuns?limit=3&offset=3").json()
-    newest = web.get("/api/v1/dags/web_demo/dagRuns?limit=2&order_by=-execution_date").json()
+    page = web.get("/api/v1/dags/api_demo/dagRuns?limit=3&offset=3").json()
+    newest = web.get("/api/v1/dags/api_demo/dagRuns?limit=2&order_by=-execution_date").json()
     everywhere = web.get("/api/v1/dags/~/dagRuns?limit=1").json()
-    bad_order = web.get("/api/v1/dags/web_demo/dagRuns?order_by=password")
-    too_big = web.get("/api/v1/dags/web_demo/dagRuns?limit=100000")
+    bad_order = web.get("/api/v1/dags/api_demo/dagRuns?order_by=password")
+    too_big = web.get("/api/v1/dags/api_demo/dagRuns?limit=100000")
 
     assert page["total_entries"] == 7
     assert [r["dag_run_id"] for r in page["dag_runs"]] == ["run_3", "run_4", "run_5"]
@@ -144,7 +144,7 @@ def test_runs_are_paged_with_limit_offset_and_order(web: WebServer) -> None:
 def test_a_tries_log_comes_as_text_or_json_with_a_continuation_token(web: WebServer) -> None:
     trigger(web, dag_run_id="logged", conf={"rows": 4, "token": "s3cr3t-value-42"})
     run_to_end(web, "logged")
-    base = "/api/v1/dags/web_demo/dagRuns/logged/taskInstances/extract/logs"
+    base = "/api/v1/dags/api_demo/dagRuns/logged/taskInstances/extract/logs"
 
     text = web.get(f"{base}/1", headers={"Accept": "text/plain"})
     first = web.get(f"{base}/1").json()
@@ -166,10 +166,10 @@ def test_clear_lists_what_it_would_reset_then_resets_it(web: WebServer) -> None:
     assert states(web, "failing") == {"extract": "success", "check": "failed",
                                       "load": "upstream_failed"}
 
-    dry = web.call("POST", "/api/v1/dags/web_demo/clearTaskInstances", "op",
+    dry = web.call("POST", "/api/v1/dags/api_demo/clearTaskInstances", "op",
                    json={"dag_run_id": "failing"})
     after_dry = states(web, "failing")
-    done = web.call("POST", "/api/v1/dags/web_demo/clearTaskInstances", "op",
+    done = web.call("POST", "/api/v1/dags/api_demo/clearTaskInstances", "op",
                     json={"dag_run_id": "failing", "dry_run": False})
 
     listed = sorted(t["task_id"] for t in dry.json()["task_instances"])
@@ -179,17 +179,17 @@ def test_clear_lists_what_it_would_reset_then_resets_it(web: WebServer) -> None:
     assert after_dry["check"] == "failed"
     assert sorted(t["task_id"] for t in done.json()["task_instances"]) == listed
     assert states(web, "failing") == {"extract": "success", "check": None, "load": None}
-    assert web.get("/api/v1/dags/web_demo/dagRuns/failing").json()["state"] == "queued"
+    assert web.get("/api/v1/dags/api_demo/dagRuns/failing").json()["state"] == "queued"
 
 
 def test_clear_of_chosen_tasks_with_downstream_and_unknown_task(web: WebServer) -> None:
     trigger(web, dag_run_id="fine")
     run_to_end(web, "fine")
 
-    dry = web.call("POST", "/api/v1/dags/web_demo/clearTaskInstances", "op",
+    dry = web.call("POST", "/api/v1/dags/api_demo/clearTaskInstances", "op",
                    json={"task_ids": ["check"], "include_downstream": True,
                          "only_failed": False})
-    unknown = web.call("POST", "/api/v1/dags/web_demo/clearTaskInstances", "op",
+    unknown = web.call("POST", "/api/v1/dags/api_demo/clearTaskInstances", "op",
                        json={"task_ids": ["chek"]})
 
     assert sorted(t["task_id"] for t in dry.json()["task_instances"]) == ["check", "load"]
@@ -199,7 +199,7 @@ def test_clear_of_chosen_tasks_with_downstream_and_unknown_task(web: WebServer) 
 def test_marking_a_task_instance_failed_then_success(web: WebServer) -> None:
     trigger(web, dag_run_id="marked")
     run_to_end(web, "marked")
-    path = "/api/v1/dags/web_demo/dagRuns/marked/taskInstances/load"
+    path = "/api/v1/dags/api_demo/dagRuns/marked/taskInstances/load"
 
     failed = web.call("PATCH", path, "op", json={"new_state": "failed"})
     bad = web.call("PATCH", path, "op", json={"new_state": "running"})
@@ -226,11 +226,11 @@ def test_import_errors_are_listed_masked(web: WebServer) -> None:
 def test_a_body_above_the_limit_is_refused_before_it_is_read(web: WebServer) -> None:
     big = {"conf": {"blob": "x" * (2 * 1024 * 1024)}}
 
-    response = web.call("POST", "/api/v1/dags/web_demo/dagRuns", "op", json=big)
+    response = web.call("POST", "/api/v1/dags/api_demo/dagRuns", "op", json=big)
 
     assert response.status_code == 413
     assert set(response.json()) == ERROR_FIELDS
-    assert web.get("/api/v1/dags/web_demo/dagRuns").json()["total_entries"] == 0
+    assert web.get("/api/v1/dags/api_demo/dagRuns").json()["total_entries"] == 0
 
 
 def test_health_is_open_and_openapi_lists_the_routes(web: WebServer) -> None:
