@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from mlpipe.core.states import TaskInstanceState as S
 from mlpipe.errors import ArtifactNotRecordedError, TaskNotFoundError
@@ -90,9 +90,12 @@ def task_page(request: Request, user: Viewer, dag_id: str, run_id: str, task_id:
               ) -> Response:
     """One task instance: its tries, the chosen try's log (tailed while it runs), links."""
     ctx = web(request)
-    record = _instance(ctx, dag_id, run_id, task_id, map_index)
     siblings = [r for r in ctx.store.list_tis(dag_id, run_id, task_ids=[task_id])
                 if r.map_index >= 0]
+    if map_index == -1 and siblings:  # a mapped task: open its first instance
+        return RedirectResponse(f"{request.url.path}?map_index={siblings[0].map_index}",
+                                status_code=303)
+    record = _instance(ctx, dag_id, run_id, task_id, map_index)
     shown = try_number or record.try_number
     if record.try_number and not 1 <= shown <= record.try_number:
         return render(request, "pages/error.html", user, 404,

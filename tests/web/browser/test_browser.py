@@ -188,14 +188,15 @@ def test_an_op_triggers_watches_reads_logs_clears_and_logs_out(
     _until(lambda: _text(chrome, By.ID, "log").count("waiting for the gate") > first + 3,
            "the live tail to show new lines")
     chrome.save_screenshot(str(shots / "task-log-live.png"))
+    chrome.get(f"{url}/dags/pages_demo/grid")  # still running: the grid refreshes itself
+    header = f'th[data-run-id="{run.run_id}"] a'
+    assert chrome.find_element(By.CSS_SELECTOR, header).get_attribute("title") \
+        .endswith(": running")
+    chrome.execute_script("window.mlpipeNotReloaded = true")
     site["gate"].write_text("open")
-    _until(lambda: "gate open" in _text(chrome, By.ID, "log"), "the end of the log")
-    _until(lambda: chrome.find_elements(By.ID, "log-end"), "the tail to stop polling")
-
-    chrome.get(f"{url}/dags/pages_demo/grid")
-    _until(lambda: chrome.find_element(
-        By.CSS_SELECTOR, f'th[data-run-id="{run.run_id}"] a').get_attribute("title")
-        .endswith(": success"), "the grid to turn green", timeout=90)
+    _until(lambda: chrome.find_element(By.CSS_SELECTOR, header).get_attribute("title")
+           .endswith(": success"), "the grid to turn green", timeout=90)
+    assert chrome.execute_script("return window.mlpipeNotReloaded") is True  # htmx, no reload
     shard = chrome.find_element(By.CSS_SELECTOR, 'tr[data-node="shard"] .cell-mapped .cell')
     assert "4 success" in shard.get_attribute("title")
     chrome.save_screenshot(str(shots / "grid.png"))
@@ -227,6 +228,17 @@ def test_an_op_triggers_watches_reads_logs_clears_and_logs_out(
     _until(lambda: _state(store, run.run_id, "prep.report") == "success"
            and store.get_run("pages_demo", run.run_id).state == "success",
            "the scheduler to run the cleared tasks again")
+
+    chrome.get(f"{url}/dags/pages_demo/runs/{run.run_id}/tasks/wait_for_gate")
+    assert "gate open" in _text(chrome, By.ID, "log") and chrome.find_elements(By.ID, "log-end")
+
+    chrome.get(f"{url}/dags")  # the pause toggle posts through htmx with the CSRF header
+    chrome.find_element(By.ID, "pause-pages_demo").click()
+    _until(lambda: _text(chrome, By.ID, "pause-pages_demo") == "paused", "the toggle to flip")
+    assert store.get_dag("pages_demo").is_paused
+    chrome.find_element(By.ID, "pause-pages_demo").click()
+    _until(lambda: _text(chrome, By.ID, "pause-pages_demo") == "active", "the toggle back")
+    assert not store.get_dag("pages_demo").is_paused
 
     chrome.find_element(By.ID, "logout").click()
     _until(lambda: "/login" in chrome.current_url, "the login page")

@@ -313,3 +313,15 @@ def test_run_and_task_pages_link_mlflow_and_show_lineage_and_masked_conf(
     assert f"/dags/pages_demo/runs/{run_id}/tasks/start" in lineage
     unknown = browser.page("/lineage", params={"uri": "file:///never/made"})
     assert unknown.status_code == 404 and "no task recorded" in unknown.text
+
+
+def test_a_mapped_task_opens_its_first_instance_which_links_the_others(
+        demo_site: Site, browser_as: Callable[[str], Browser]) -> None:
+    browser = browser_as("viewer")
+    path = f"/dags/pages_demo/runs/{demo_site.run_id}/tasks/shard"
+    response = browser.page(path)
+    assert response.status_code == 303 and response.headers["location"].endswith(
+        "?map_index=0")
+    first = browser.page(path + "?map_index=0").text
+    assert 'href="?map_index=2"' in first and "shard [0]" in first
+
