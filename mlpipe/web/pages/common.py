@@ -32,8 +32,9 @@ def render(request: Request, name: str, user: User | None, status: int = 200,
     if "state_label" not in env.filters:
         env.filters.update(state_label=label, state_class=css_class, when=when,
                            seconds=seconds, masked=redact)
-    return templates().TemplateResponse(request, name, {"user": user, **data},
-                                        status_code=status)
+    response: Response = templates().TemplateResponse(request, name, {"user": user, **data},
+                                                      status_code=status)
+    return response
 
 
 def page_errors(handler: F) -> F:

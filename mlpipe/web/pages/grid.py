@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from mlpipe.core.states import DagRunState
+from mlpipe.store.entities import TaskInstanceRecord
 from mlpipe.web.pages.common import Viewer, bounded, page_errors, render, web
 from mlpipe.web.views.dag_list import Page
 from mlpipe.web.views.graph import layout_graph
@@ -43,7 +44,7 @@ def grid(request: Request, user: Viewer, dag_id: str,
     runs, total = ctx.store.page_runs(dag_id, limit=limit, offset=offset,
                                       order_by="-logical_date")
     runs.reverse()
-    by_run: dict[str, list] = {r.run_id: [] for r in runs}
+    by_run: dict[str, list[TaskInstanceRecord]] = {r.run_id: [] for r in runs}
     for record in ctx.store.tis_of_runs(dag_id, by_run):
         by_run[record.run_id].append(record)
     collapsed = {g for g in collapse.split(",") if g}

@@ -78,12 +78,8 @@ def _apply_sgr(style: _Style, params: str) -> _Style:
         code = codes[i]
         if code == 0:
             style = _PLAIN
-        elif code in (1, 2, 3, 4):
-            style = replace(style, **{_FLAG[code]: True})
-        elif code == 22:
-            style = replace(style, bold=False, dim=False)
-        elif code in (23, 24):
-            style = replace(style, **{_FLAG[code - 20]: False})
+        elif code in (1, 2, 3, 4, 22, 23, 24):
+            style = _flags(style, code)
         elif 30 <= code <= 37 or 90 <= code <= 97:
             style = replace(style, fg=_basic(code - 30 if code < 90 else code - 90, code >= 90))
         elif 40 <= code <= 47 or 100 <= code <= 107:
@@ -97,12 +93,24 @@ def _apply_sgr(style: _Style, params: str) -> _Style:
             colour, used = _extended(codes[i + 1:])
             i += used
             if colour is not None:
-                style = replace(style, **{"fg" if code == 38 else "bg": colour})
+                style = replace(style, fg=colour) if code == 38 else replace(style, bg=colour)
         i += 1
     return style
 
 
-_FLAG = {1: "bold", 2: "dim", 3: "italic", 4: "underline"}
+def _flags(style: _Style, code: int) -> _Style:
+    """Bold (1), dim (2), italic (3), underline (4) on; 22, 23, 24 off again."""
+    if code == 1:
+        return replace(style, bold=True)
+    if code == 2:
+        return replace(style, dim=True)
+    if code == 3:
+        return replace(style, italic=True)
+    if code == 4:
+        return replace(style, underline=True)
+    if code == 22:
+        return replace(style, bold=False, dim=False)
+    return replace(style, italic=False) if code == 23 else replace(style, underline=False)
 
 
 def _basic(index: int, bright: bool) -> str:

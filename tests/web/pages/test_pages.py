@@ -325,3 +325,20 @@ def test_a_mapped_task_opens_its_first_instance_which_links_the_others(
     first = browser.page(path + "?map_index=0").text
     assert 'href="?map_index=2"' in first and "shard [0]" in first
 
+
+
+def test_mark_a_run_success_lists_its_unfinished_instances_first(
+        demo_site: Site, browser_as: Callable[[str], Browser]) -> None:
+    dag = demo_site.engine.get_dag("pages_demo")
+    record = demo_site.engine.trigger(dag, conf={"epochs": 2})  # queued, nothing ran
+    browser = browser_as("op")
+    confirm = browser.page(f"/dags/pages_demo/runs/{record.run_id}/mark/success")
+    assert confirm.status_code == 200
+    assert sorted(re.findall(r'<tr data-task="([\w.]+)"', confirm.text)) == sorted(dag.task_dict)
+    done = browser.post_form(f"/dags/pages_demo/runs/{record.run_id}/mark/success", {})
+    assert done.status_code == 303
+    store = demo_site.engine.store
+    assert store.get_run("pages_demo", record.run_id).state == "success"
+    assert {r.state for r in store.list_tis("pages_demo", record.run_id)} == {"success"}
+    bad = browser.page(f"/dags/pages_demo/runs/{record.run_id}/mark/running")
+    assert bad.status_code == 400 and "can mark" in bad.text
