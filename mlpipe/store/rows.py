@@ -77,6 +77,8 @@ class DagRunRow(Base):
     __table_args__ = (
         UniqueConstraint("dag_id", "run_id", name="uq_dag_run_dag_id_run_id"),
         Index("ix_dag_run_state", "dag_id", "state"),
+        # the newest automated run of each DAG (its next run, in the DAG list) by seeks
+        Index("ix_dag_run_type_date", "dag_id", "run_type", "logical_date"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

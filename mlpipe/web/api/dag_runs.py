@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from mlpipe.core.states import DagRunState
 from mlpipe.scheduler import run_control
@@ -60,7 +61,7 @@ def router() -> APIRouter:
                   offset: Offset = 0, order_by: str = "id",
                   state: Annotated[list[str] | None, Query(max_length=20)] = None,
                   execution_date_gte: datetime | None = None,
-                  execution_date_lte: datetime | None = None) -> dict[str, Any]:
+                  execution_date_lte: datetime | None = None) -> Response:
         ctx = context(request)
         wanted = None if dag_id == "~" else dag_id_of(dag_id)
         unknown = sorted(set(state or ()) - set(RUN_STATES))
@@ -70,10 +71,10 @@ def router() -> APIRouter:
             wanted, limit=limit, offset=offset, states=state or (),
             order_by=order_key(order_by, RUN_ORDER), logical_gte=execution_date_gte,
             logical_lte=execution_date_lte)
-        return {"dag_runs": [run_shape(r) for r in runs], "total_entries": total}
+        return JSONResponse({"dag_runs": [run_shape(r) for r in runs], "total_entries": total})
 
     @found.post("/dags/{dag_id}/dagRuns", summary="Trigger a new DAG run")
-    def trigger(request: Request, dag_id: str, body: DagRunCreate, _user: Op) -> dict[str, Any]:
+    def trigger(request: Request, dag_id: str, body: DagRunCreate, _user: Op) -> Response:
         ctx = context(request)
         dag = ctx.dag(dag_id_of(dag_id))
         if body.logical_date and body.execution_date and \
@@ -81,18 +82,18 @@ def router() -> APIRouter:
             raise HTTPException(400, "logical_date and execution_date differ; send one")
         record = ctx.engine.trigger(dag, conf=body.conf, run_id=body.dag_run_id,
                                     logical_date=body.logical_date or body.execution_date)
-        return run_shape(record)
+        return JSONResponse(run_shape(record))
 
     @found.get("/dags/{dag_id}/dagRuns/{dag_run_id}", summary="Get a DAG run")
     def get_run(request: Request, dag_id: str, dag_run_id: str, _user: Viewer
-                ) -> dict[str, Any]:
-        return run_shape(context(request).store.get_run(dag_id_of(dag_id),
-                                                        run_id_of(dag_run_id)))
+                ) -> Response:
+        return JSONResponse(run_shape(context(request).store.get_run(dag_id_of(dag_id),
+                                                        run_id_of(dag_run_id))))
 
     @found.patch("/dags/{dag_id}/dagRuns/{dag_run_id}",
                  summary="Mark a DAG run success or failed, or queue it again")
     def set_run_state(request: Request, dag_id: str, dag_run_id: str, body: DagRunStateUpdate,
-                      _user: Op) -> dict[str, Any]:
+                      _user: Op) -> Response:
         ctx = context(request)
         dag = ctx.dag(dag_id_of(dag_id))
         run_id = run_id_of(dag_run_id)
@@ -100,6 +101,6 @@ def router() -> APIRouter:
             run_control.clear(ctx.store, dag, run_id=run_id, only_failed=False)
         else:
             run_control.mark_run(ctx.store, dag, run_id, body.state)
-        return run_shape(ctx.store.get_run(dag.dag_id, run_id))
+        return JSONResponse(run_shape(ctx.store.get_run(dag.dag_id, run_id)))
 
     return found

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from mlpipe.errors import DagNotFoundError
 from mlpipe.masking import redact
@@ -94,19 +95,19 @@ def router() -> APIRouter:
                   tags: Annotated[list[str] | None, Query(max_length=50)] = None,
                   only_active: bool = True, paused: bool | None = None,
                   dag_id_pattern: Annotated[str | None, Query(max_length=250)] = None
-                  ) -> dict[str, Any]:
-        return dags_page(context(request), limit=limit, offset=offset,
+                  ) -> Response:
+        return JSONResponse(dags_page(context(request), limit=limit, offset=offset,
                          order_by=order_key(order_by, DAG_ORDER), tags=tags, paused=paused,
-                         only_active=only_active, pattern=dag_id_pattern)
+                         only_active=only_active, pattern=dag_id_pattern))
 
     @found.get("/dags/{dag_id}", summary="Get basic information about a DAG")
-    def get_dag(request: Request, dag_id: str, _user: Viewer) -> dict[str, Any]:
-        return one_dag(context(request), dag_id_of(dag_id))
+    def get_dag(request: Request, dag_id: str, _user: Viewer) -> Response:
+        return JSONResponse(one_dag(context(request), dag_id_of(dag_id)))
 
     @found.patch("/dags/{dag_id}", summary="Pause or unpause a DAG")
     def patch_dag(request: Request, dag_id: str, body: DagPatch, _user: Op,
                   update_mask: Annotated[list[str] | None, Query(max_length=10)] = None
-                  ) -> dict[str, Any]:
+                  ) -> Response:
         ctx = context(request)
         dag_id = dag_id_of(dag_id)
         fields = [f for mask in (update_mask or ["is_paused"]) for f in mask.split(",")]
@@ -115,18 +116,18 @@ def router() -> APIRouter:
                                      f"{sorted(set(fields) - {'is_paused'})}")
         one_dag(ctx, dag_id)  # 404 naming the known DAGs
         ctx.store.set_paused(dag_id, body.is_paused)
-        return one_dag(ctx, dag_id)
+        return JSONResponse(one_dag(ctx, dag_id))
 
     @found.get("/importErrors", summary="List import errors", tags=["ImportError"])
     def import_errors(request: Request, _user: Viewer, limit: Limit = DEFAULT_LIMIT,
-                      offset: Offset = 0) -> dict[str, Any]:
+                      offset: Offset = 0) -> Response:
         ctx = context(request)
         errors = sorted(ctx.store.import_errors().items())
         page = errors[offset:offset + limit]
-        return {"import_errors": [
+        return JSONResponse({"import_errors": [
             {"import_error_id": offset + i + 1, "timestamp": None, "filename": name,
              "stack_trace": redact(error)} for i, (name, error) in enumerate(page)],
-            "total_entries": len(errors)}
+            "total_entries": len(errors)})
 
     return found
 

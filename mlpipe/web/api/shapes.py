@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,11 +26,30 @@ def schedule_interval(dag: DAG | None) -> dict[str, Any] | None:
     return {"__type": "CronExpression", "value": str(schedule)}
 
 
+#: the next run of each parsed DAG after its newest automated run: a cron timetable costs
+#: milliseconds to evaluate, and both only change when a run is made or the file re-parsed
+_NEXT_RUNS: weakref.WeakKeyDictionary[DAG, tuple[datetime | None, list[Any]]] = \
+    weakref.WeakKeyDictionary()
+_NEXT_LOCK = threading.Lock()
+
+
+def next_run(dag: DAG, latest_scheduled: datetime | None) -> list[Any]:
+    """``next_logical_dates(dag, latest_scheduled)``, remembered per DAG object."""
+    with _NEXT_LOCK:
+        cached = _NEXT_RUNS.get(dag)
+    if cached is not None and cached[0] == latest_scheduled:
+        return cached[1]
+    upcoming = next_logical_dates(dag, latest_scheduled)
+    with _NEXT_LOCK:
+        _NEXT_RUNS[dag] = (latest_scheduled, upcoming)
+    return upcoming
+
+
 def dag_shape(dag_id: str, record: DagRecord | None, dag: DAG | None, *,
               has_import_errors: bool = False,
               latest_scheduled: datetime | None = None) -> dict[str, Any]:
     """A ``DAG`` object; ``dag`` (parsed) may be None when its file is gone or not parsed."""
-    upcoming = next_logical_dates(dag, latest_scheduled) if dag is not None else []
+    upcoming = next_run(dag, latest_scheduled) if dag is not None else []
     tasks = list(dag.task_dict.values()) if dag is not None else []
     return {
         "dag_id": dag_id,

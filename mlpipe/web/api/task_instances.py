@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from mlpipe.core.states import TaskInstanceState
 from mlpipe.errors import TaskNotFoundError
@@ -127,7 +128,7 @@ def router() -> APIRouter:
     def list_tis(request: Request, dag_id: str, dag_run_id: str, _user: Viewer,
                  limit: Limit = DEFAULT_LIMIT, offset: Offset = 0, order_by: str = "task_id",
                  state: Annotated[list[str] | None, Query(max_length=20)] = None
-                 ) -> dict[str, Any]:
+                 ) -> Response:
         ctx = context(request)
         run = ctx.store.get_run(dag_id_of(dag_id), run_id_of(dag_run_id))
         unknown = sorted(set(state or ()) - set(TI_STATES))
@@ -137,23 +138,23 @@ def router() -> APIRouter:
                                             states=state or (),
                                             order_by=order_key(order_by, TI_ORDER))
         dag = ctx.dags.get(run.dag_id)
-        return {"task_instances": [ti_shape(r, run, dag) for r in records],
-                "total_entries": total}
+        return JSONResponse({"task_instances": [ti_shape(r, run, dag) for r in records],
+                "total_entries": total})
 
     @found.get("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
                summary="Get a task instance")
     def get_ti(request: Request, dag_id: str, dag_run_id: str, task_id: str, _user: Viewer,
-               map_index: Annotated[int, Query(ge=-1)] = -1) -> dict[str, Any]:
+               map_index: Annotated[int, Query(ge=-1)] = -1) -> Response:
         ctx = context(request)
         run = ctx.store.get_run(dag_id_of(dag_id), run_id_of(dag_run_id))
         record = find_ti(ctx, TIKey(run.dag_id, run.run_id, task_id_of(task_id), map_index))
-        return ti_shape(record, run, ctx.dags.get(run.dag_id))
+        return JSONResponse(ti_shape(record, run, ctx.dags.get(run.dag_id)))
 
     @found.patch("/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
                  summary="Mark a task instance success, failed or skipped")
     def set_ti_state(request: Request, dag_id: str, dag_run_id: str, task_id: str,
                      body: UpdateTaskInstance, _user: Op,
-                     map_index: Annotated[int, Query(ge=-1)] = -1) -> dict[str, Any]:
+                     map_index: Annotated[int, Query(ge=-1)] = -1) -> Response:
         ctx = context(request)
         dag = ctx.dag(dag_id_of(dag_id))
         run = ctx.store.get_run(dag.dag_id, run_id_of(dag_run_id))
@@ -161,12 +162,12 @@ def router() -> APIRouter:
         record = find_ti(ctx, key)
         if not body.dry_run:
             run_control.set_task_state(ctx.store, dag, key, body.new_state)
-        return ti_reference(record, run)
+        return JSONResponse(ti_reference(record, run))
 
     @found.post("/dags/{dag_id}/clearTaskInstances", summary="Clear task instances")
     def clear(request: Request, dag_id: str, body: ClearTaskInstances, _user: Op
-              ) -> dict[str, Any]:
-        return clear_task_instances(context(request), dag_id_of(dag_id), body)
+              ) -> Response:
+        return JSONResponse(clear_task_instances(context(request), dag_id_of(dag_id), body))
 
     return found
 

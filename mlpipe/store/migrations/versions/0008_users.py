@@ -41,9 +41,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('token_sha256', name=op.f('pk_api_token')),
     )
     op.create_index('ix_api_token_user', 'api_token', ['user_name'], unique=False)
+    op.create_index('ix_dag_run_type_date', 'dag_run', ['dag_id', 'run_type', 'logical_date'],
+                    unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_dag_run_type_date', table_name='dag_run')
     op.drop_index('ix_api_token_user', table_name='api_token')
     op.drop_table('api_token')
     op.drop_table('web_user')
