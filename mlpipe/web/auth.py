@@ -187,8 +187,9 @@ def login_router() -> APIRouter:
 
     @router.get("/login")
     def login_form(request: Request, next: str = "/") -> Response:
-        return templates().TemplateResponse(request, "login.html",
-                                            {"next": safe_next(next), "error": None})
+        page: Response = templates().TemplateResponse(
+            request, "login.html", {"next": safe_next(next), "error": None})
+        return page
 
     @router.post("/login")
     def login(request: Request, username: Annotated[str, Form(max_length=200)],
@@ -224,6 +225,7 @@ def _form_error(request: Request, next_url: str, message: str, status: int,
                 headers: dict[str, str] | None = None) -> Response:
     from mlpipe.web.templating import templates
 
-    return templates().TemplateResponse(request, "login.html",
-                                        {"next": safe_next(next_url), "error": message},
-                                        status_code=status, headers=headers)
+    page: Response = templates().TemplateResponse(
+        request, "login.html", {"next": safe_next(next_url), "error": message},
+        status_code=status, headers=headers)
+    return page

@@ -54,7 +54,7 @@ def store_registry(store: MetadataStore) -> Any:
     from prometheus_client import CollectorRegistry
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(store))  # type: ignore[arg-type]
+    registry.register(StoreCollector(store))
     return registry
 
 

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from mlpipe.store.database import Database
-from mlpipe.store.entities import DagRunRecord, TaskInstanceRecord
-from mlpipe.store.repositories.common import DAG_TABLE, RUN, TI, record_of
+from mlpipe.store.entities import DagRecord, DagRunRecord, TaskInstanceRecord
+from mlpipe.store.repositories.common import DAG_TABLE, IMPORT_ERROR, RUN, TI, record_of
 
 #: what runs may be ordered by (a leading ``-``: descending)
 RUN_ORDER = {"id": RUN.c.id, "dag_run_id": RUN.c.run_id, "run_id": RUN.c.run_id,
@@ -96,27 +96,25 @@ class ListingRepository(Database):
                                 {f"d{i}": d for i, d in enumerate(wanted)}).all()
         return {r.dag_id: record_of(DagRunRecord, r) for r in rows}
 
-    def latest_scheduled_dates(self, dag_ids: Sequence[str]) -> dict[str, datetime]:
-        """The newest logical date of an automated (scheduled or backfill) run, per DAG.
-
-        Two correlated ``max()`` per DAG row, each an index seek on
-        ``ix_dag_run_type_date`` (a GROUP BY would read every run of every DAG).
-        """
-        if not dag_ids:
-            return {}
-
-        def newest(run_type: str) -> Any:
-            return (select(func.max(RUN.c.logical_date))
-                    .where(RUN.c.dag_id == DAG_TABLE.c.dag_id, RUN.c.run_type == run_type)
-                    .scalar_subquery())
-
-        query = select(DAG_TABLE.c.dag_id, newest("scheduled"), newest("backfill")).where(
-            DAG_TABLE.c.dag_id.in_(list(dag_ids)))
+    def dag_overview(self) -> tuple[dict[str, tuple[DagRecord, datetime | None]], set[str]]:
+        """Every recorded DAG with the newest logical date of its automated runs, and the
+        files with import errors: what the DAG list needs, in one connection and two
+        statements (each round trip counts on a remote database)."""
+        query = select(DAG_TABLE, _newest("scheduled").label("newest_scheduled"),
+                       _newest("backfill").label("newest_backfill"))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        found = {}
-        for dag_id, scheduled, backfill in rows:
-            dates = [d for d in (scheduled, backfill) if d is not None]
-            if dates:
-                found[dag_id] = max(dates)
-        return found
+            failed = {r[0] for r in conn.execute(select(IMPORT_ERROR.c.filename)).all()}
+        overview = {}
+        for row in rows:
+            dates = [d for d in (row.newest_scheduled, row.newest_backfill) if d is not None]
+            overview[row.dag_id] = (record_of(DagRecord, row), max(dates) if dates else None)
+        return overview, failed
+
+
+def _newest(run_type: str) -> Any:
+    """The newest logical date of a DAG row's runs of ``run_type``: one seek on
+    ``ix_dag_run_type_date``."""
+    return (select(func.max(RUN.c.logical_date))
+            .where(RUN.c.dag_id == DAG_TABLE.c.dag_id, RUN.c.run_type == run_type)
+            .scalar_subquery())

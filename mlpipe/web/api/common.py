@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Annotated
 
@@ -39,7 +40,7 @@ def task_id_of(value: str) -> str:
     return validate_id("task_id", value)
 
 
-def order_key(value: str, known: dict[str, object] | set[str]) -> str:
+def order_key(value: str, known: Collection[str]) -> str:
     """An ``order_by`` value (a leading ``-`` for descending) checked against ``known``."""
     if value.removeprefix("-") not in known:
         raise HTTPException(400, f"cannot order by {value!r}; valid: {sorted(known)}")

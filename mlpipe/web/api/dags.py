@@ -33,17 +33,13 @@ class DagPatch(BaseModel):
     is_paused: bool
 
 
-def known_dag_ids(ctx: WebContext) -> tuple[dict[str, Any], dict[str, Any]]:
-    """DAG ids the store knows or the folder defines: (records, parsed DAGs)."""
-    records = {r.dag_id: r for r in ctx.store.list_dags()}
-    return records, dict(ctx.dags.bag().dags)
-
-
 def dags_page(ctx: WebContext, *, limit: int, offset: int, order_by: str = "dag_id",
               tags: list[str] | None = None, paused: bool | None = None,
               only_active: bool = True, pattern: str | None = None) -> dict[str, Any]:
     """One page of DAGs in Airflow's ``DAGCollection`` shape."""
-    records, parsed = known_dag_ids(ctx)
+    overview, failed_files = ctx.store.dag_overview()
+    records = {d: record for d, (record, _) in overview.items()}
+    parsed = dict(ctx.dags.bag().dags)
     ids = set(parsed) if only_active else set(parsed) | set(records)
     if pattern:
         needle = pattern.lower()
@@ -52,38 +48,33 @@ def dags_page(ctx: WebContext, *, limit: int, offset: int, order_by: str = "dag_
         ids = {d for d in ids if (records[d].is_paused if d in records else False) == paused}
     if tags:
         ids = {d for d in ids if d in parsed and set(tags) & set(parsed[d].tags)}
-    descending = order_by.startswith("-")
-    field = order_by.removeprefix("-")
+    field = {"last_parsed_time": "last_parsed_at"}.get(order_by.removeprefix("-"),
+                                                       order_by.removeprefix("-"))
 
     def sort_key(dag_id: str) -> Any:
-        record = records.get(dag_id)
-        value = getattr(record, {"last_parsed_time": "last_parsed_at"}.get(field, field), None) \
-            if field != "dag_id" else dag_id
+        value = dag_id if field == "dag_id" else getattr(records.get(dag_id), field, None)
         return (value is None, value if value is not None else "", dag_id)
 
-    ordered = sorted(ids, key=sort_key, reverse=descending)
-    page = ordered[offset:offset + limit]
-    failed_files = set(ctx.store.import_errors())
-    latest = ctx.store.latest_scheduled_dates(page)
-    return {"dags": [dag_shape(d, records.get(d), parsed.get(d),
-                               has_import_errors=_file_failed(records.get(d), failed_files),
-                               latest_scheduled=latest.get(d)) for d in page],
+    ordered = sorted(ids, key=sort_key, reverse=order_by.startswith("-"))
+    return {"dags": [_shape(d, overview, parsed, failed_files)
+                     for d in ordered[offset:offset + limit]],
             "total_entries": len(ordered)}
 
 
-def _file_failed(record: Any, failed_files: set[str]) -> bool:
-    return bool(record is not None and record.fileloc and record.fileloc in failed_files)
+def _shape(dag_id: str, overview: dict[str, Any], parsed: dict[str, Any],
+           failed_files: set[str]) -> dict[str, Any]:
+    record, newest = overview.get(dag_id, (None, None))
+    failed = bool(record is not None and record.fileloc and record.fileloc in failed_files)
+    return dag_shape(dag_id, record, parsed.get(dag_id), has_import_errors=failed,
+                     latest_scheduled=newest)
 
 
 def one_dag(ctx: WebContext, dag_id: str) -> dict[str, Any]:
-    records, parsed = known_dag_ids(ctx)
-    if dag_id not in records and dag_id not in parsed:
-        raise DagNotFoundError(dag_id, sorted(set(records) | set(parsed)))
-    latest = ctx.store.latest_scheduled_dates([dag_id])
-    return dag_shape(dag_id, records.get(dag_id), parsed.get(dag_id),
-                     has_import_errors=_file_failed(records.get(dag_id),
-                                                    set(ctx.store.import_errors())),
-                     latest_scheduled=latest.get(dag_id))
+    overview, failed_files = ctx.store.dag_overview()
+    parsed = dict(ctx.dags.bag().dags)
+    if dag_id not in overview and dag_id not in parsed:
+        raise DagNotFoundError(dag_id, sorted(set(overview) | set(parsed)))
+    return _shape(dag_id, overview, parsed, failed_files)
 
 
 def router() -> APIRouter:

@@ -107,8 +107,9 @@ def clear_task_instances(ctx: WebContext, dag_id: str, body: ClearTaskInstances
     regex = _task_ids(ctx, dag, body)
     run_id = run_id_of(body.dag_run_id) if body.dag_run_id else None
     run_ids = _run_ids(ctx, dag.dag_id, body)
-    options = {"run_id": run_id, "task_regex": regex, "downstream": body.include_downstream,
-               "only_failed": body.only_failed, "run_ids": run_ids}
+    options: dict[str, Any] = {"run_id": run_id, "task_regex": regex,
+                               "downstream": body.include_downstream,
+                               "only_failed": body.only_failed, "run_ids": run_ids}
     records = [r for r in run_control.matching(ctx.store, dag, **options)
                if run_control.clearable(r, stop_running=body.only_running)
                and (not body.only_running or r.state in ("running", "queued"))]
