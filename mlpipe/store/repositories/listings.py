@@ -100,8 +100,8 @@ class ListingRepository(Database):
         """Every recorded DAG with the newest logical date of its automated runs, and the
         files with import errors: what the DAG list needs, in one connection and two
         statements (each round trip counts on a remote database)."""
-        query = select(DAG_TABLE, _newest("scheduled").label("newest_scheduled"),
-                       _newest("backfill").label("newest_backfill"))
+        query = select(DAG_TABLE, _newest_automated("scheduled").label("newest_scheduled"),
+                       _newest_automated("backfill").label("newest_backfill"))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
             failed = {r[0] for r in conn.execute(select(IMPORT_ERROR.c.filename)).all()}
@@ -112,7 +112,7 @@ class ListingRepository(Database):
         return overview, failed
 
 
-def _newest(run_type: str) -> Any:
+def _newest_automated(run_type: str) -> Any:
     """The newest logical date of a DAG row's runs of ``run_type``: one seek on
     ``ix_dag_run_type_date``."""
     return (select(func.max(RUN.c.logical_date))
