@@ -15,7 +15,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --progress-bar off -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# The browser tests drive Debian's headless Chromium through its chromedriver (apt-get, through
+# sudo unless root); nothing downloads a browser or a driver.
+BROWSER_PKGS := /usr/bin/chromium /usr/bin/chromedriver
+$(BROWSER_PKGS):
+	@if [ "$$(id -u)" = 0 ]; then apt-get install -y chromium chromium-driver; \
+	else sudo apt-get install -y chromium chromium-driver; fi
+
+install: $(STAMP) $(BROWSER_PKGS)
 
 lint: install
 	$(BIN)/ruff check mlpipe tests benchmarks examples pipelines notebooks

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     #: MLflow's own variable, as MLflow users set it
     mlflow_tracking_uri: str | None = Field(
         default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri"))
+    #: where the web UI's links to MLflow runs and model versions point (``mlpipe ui``)
+    mlflow_ui_url: str = "http://127.0.0.1:5000"
 
     @field_validator("executor")
     @classmethod

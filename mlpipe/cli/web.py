@@ -130,7 +130,8 @@ def standalone(
     try:
         children.start("scheduler", [*mlpipe, "scheduler", "--grace-period", "10"], env)
         children.start("webserver", [*mlpipe, "webserver", "--host", host, "--port",
-                                     str(port)], env)
+                                     str(port)],
+                       {**env, "MLPIPE_MLFLOW_UI_URL": f"http://{host}:{ui_port}"})
         children.start("ui", [*mlpipe, "ui", "--host", host, "--port", str(ui_port)], env)
         console.print(f"web UI:    http://{host}:{port}\nMLflow UI: http://{host}:{ui_port}",
                       markup=False)

@@ -92,18 +92,23 @@ def clear(store: MetadataStore, dag: DAG, *, run_id: str | None = None,
     return cleared
 
 
-def mark_run(store: MetadataStore, dag: DAG, run_id: str, state: str) -> list[TIKey]:
-    """Set the run to ``success`` or ``failed`` and its unfinished instances with it."""
+def mark_run_changes(store: MetadataStore, dag: DAG, run_id: str, state: str
+                     ) -> list[tuple[TaskInstanceRecord, str]]:
+    """What marking the run ``state`` would do: each unfinished instance and its new state
+    (the web UI lists them before asking to confirm)."""
     if state not in _MARK:
         known = sorted(s.value for s in _MARK)
         raise DagDefinitionError(f"a run can be marked {known}, not {state!r}")
     store.get_run(dag.dag_id, run_id)  # RunNotFoundError names the known runs
+    return [(record, _MARK[state][S.RUNNING if record.state == S.RUNNING else "other"])
+            for record in store.list_tis(dag.dag_id, run_id) if record.state in _UNFINISHED]
+
+
+def mark_run(store: MetadataStore, dag: DAG, run_id: str, state: str) -> list[TIKey]:
+    """Set the run to ``success`` or ``failed`` and its unfinished instances with it."""
     now = datetime.now(UTC)
     changed: list[TIKey] = []
-    for record in store.list_tis(dag.dag_id, run_id):
-        if record.state not in _UNFINISHED:
-            continue
-        target = _MARK[state][S.RUNNING if record.state == S.RUNNING else "other"]
+    for record, target in mark_run_changes(store, dag, run_id, state):
         if store.transition(record.key, [record.state], target, end_date=now):
             changed.append(record.key)
     store.set_run_state(dag.dag_id, run_id, state, end_date=now)

@@ -79,6 +79,8 @@ class DagRunRow(Base):
         Index("ix_dag_run_state", "dag_id", "state"),
         # the newest automated run of each DAG (its next run, in the DAG list) by seeks
         Index("ix_dag_run_type_date", "dag_id", "run_type", "logical_date"),
+        # the newest run of each DAG (the DAG list's last run) by one seek each
+        Index("ix_dag_run_newest", "dag_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

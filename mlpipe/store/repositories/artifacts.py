@@ -71,6 +71,13 @@ class ArtifactRepository(Database):
             row = conn.execute(query).first()
         return dict(row._mapping) if row else None
 
+    def run_artifacts(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every artifact the tries of one run recorded, oldest first (the run's lineage)."""
+        query = (select(ARTIFACT).where(ARTIFACT.c.dag_id == dag_id, ARTIFACT.c.run_id == run_id)
+                 .order_by(ARTIFACT.c.id))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query).all()]
+
     def artifact_inputs(self, artifact_id: int) -> list[dict[str, Any]]:
         query = (select(ARTIFACT_INPUT).where(ARTIFACT_INPUT.c.artifact_id == artifact_id)
                  .order_by(ARTIFACT_INPUT.c.id))

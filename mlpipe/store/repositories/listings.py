@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from mlpipe.store.database import Database
 from mlpipe.store.entities import DagRecord, DagRunRecord, TaskInstanceRecord
@@ -28,6 +29,17 @@ def _ordering(columns: dict[str, Any], order_by: str, tie: Any) -> list[Any]:
     column = columns[name]  # callers validate the name against the keys
     return [column.desc() if order_by.startswith("-") else column.asc(),
             tie.desc() if order_by.startswith("-") else tie.asc()]
+
+
+@cache
+def _newest_runs(count: int) -> Any:
+    """The newest run of ``count`` DAGs (``:d0``, ``:d1``...): one ``max(id)`` seek on
+    ``ix_dag_run_newest`` per DAG. Textual and built once per count: composing the same with
+    SQLAlchemy's expression objects cost more than the query (~10 ms for 25 DAGs)."""
+    seeks = ", ".join(f"(SELECT max(id) FROM dag_run WHERE dag_id = :d{i})"
+                      for i in range(count))
+    names = ", ".join(c.name for c in RUN.c)  # in RUN's order: matched by position
+    return text(f"SELECT {names} FROM dag_run WHERE id IN ({seeks})").columns(*RUN.c)
 
 
 class ListingRepository(Database):
@@ -71,39 +83,18 @@ class ListingRepository(Database):
         return [record_of(TaskInstanceRecord, r) for r in rows], int(total)
 
     def latest_runs(self, dag_ids: Sequence[str]) -> dict[str, DagRunRecord]:
-        """The newest run (by creation) of each of ``dag_ids`` that has one."""
-        if not dag_ids:
-            return {}
-        newest = (select(func.max(RUN.c.id).label("id")).where(RUN.c.dag_id.in_(list(dag_ids)))
-                  .group_by(RUN.c.dag_id).subquery())
-        query = select(RUN).join(newest, RUN.c.id == newest.c.id)
-        with self.engine.connect() as conn:
-            return {r.dag_id: record_of(DagRunRecord, r) for r in conn.execute(query).all()}
+        """The newest run (by creation) of each of ``dag_ids`` that has one.
 
-    def latest_scheduled_dates(self, dag_ids: Sequence[str]) -> dict[str, datetime]:
-        """The newest logical date of an automated (scheduled or backfill) run, per DAG.
-
-        Two correlated ``max()`` per DAG row, each an index seek on
-        ``ix_dag_run_type_date`` (a GROUP BY would read every run of every DAG).
+        One ``max(id)`` per DAG, each an index seek on ``ix_dag_run_newest`` (a GROUP BY
+        would read every run of every DAG asked for).
         """
         if not dag_ids:
             return {}
-
-        def newest(run_type: str) -> Any:
-            return (select(func.max(RUN.c.logical_date))
-                    .where(RUN.c.dag_id == DAG_TABLE.c.dag_id, RUN.c.run_type == run_type)
-                    .scalar_subquery())
-
-        query = select(DAG_TABLE.c.dag_id, newest("scheduled"), newest("backfill")).where(
-            DAG_TABLE.c.dag_id.in_(list(dag_ids)))
+        wanted = list(dict.fromkeys(dag_ids))
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        found = {}
-        for dag_id, scheduled, backfill in rows:
-            dates = [d for d in (scheduled, backfill) if d is not None]
-            if dates:
-                found[dag_id] = max(dates)
-        return found
+            rows = conn.execute(_newest_runs(len(wanted)),
+                                {f"d{i}": d for i, d in enumerate(wanted)}).all()
+        return {r.dag_id: record_of(DagRunRecord, r) for r in rows}
 
     def dag_overview(self) -> tuple[dict[str, tuple[DagRecord, datetime | None]], set[str]]:
         """Every recorded DAG with the newest logical date of its automated runs, and the
