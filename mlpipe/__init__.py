@@ -9,6 +9,7 @@ from typing import Any
 
 from mlpipe.core import engine_port
 from mlpipe.core.dag import DAG, dag
+from mlpipe.core.datasets import Asset, Dataset, DatasetAll, DatasetAny
 from mlpipe.core.dependencies import chain
 from mlpipe.core.params import Param
 from mlpipe.core.task_group import TaskGroup, task_group
@@ -30,6 +31,10 @@ engine_port.install_dag_tester(_test_dag)
 
 __all__ = [
     "DAG",
+    "Asset",
+    "Dataset",
+    "DatasetAll",
+    "DatasetAny",
     "Param",
     "TaskGroup",
     "TriggerRule",

@@ -81,3 +81,29 @@ class StateTransition:
     from_state: str
     to_state: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetEventRecord:
+    """One update of a dataset (``extra``: for an S3 change, the keys)."""
+
+    id: int
+    uri: str
+    extra: dict[str, Any]
+    source_dag_id: str | None
+    source_task_id: str | None
+    source_run_id: str | None
+    source_map_index: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetSummary:
+    """A dataset as ``mlpipe datasets list`` shows it."""
+
+    uri: str
+    extra: dict[str, Any]
+    last_update: datetime | None
+    events: int
+    producing_tasks: list[str]
+    consuming_dags: list[str]

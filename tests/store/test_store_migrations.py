@@ -17,7 +17,8 @@ from mlpipe.store.metadata_store import MetadataStore
 from mlpipe.store.rows import Base
 
 TABLES = {"artifact", "artifact_input", "connection", "dag", "dag_run", "import_error", "pool",
-          "state_transition", "task_instance", "variable", "xcom"}
+          "state_transition", "task_instance", "variable", "xcom",
+          "dataset", "dataset_event", "dataset_object", "dataset_reference", "dataset_watermark"}
 
 
 @pytest.fixture
