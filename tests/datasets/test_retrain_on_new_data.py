@@ -21,7 +21,7 @@ import yaml
 from mlpipe.store.metadata_store import MetadataStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scheduler"))
-from scheduler_procs import SchedulerLauncher, stop, wait_until  # noqa: E402
+from scheduler_procs import SchedulerLauncher, stop, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 POLL_S = 0.5
