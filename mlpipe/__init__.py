@@ -30,8 +30,8 @@ def _test_dag(dag: DAG, **kwargs: Any) -> Any:
 engine_port.install_dag_tester(_test_dag)
 
 __all__ = [
-    "DAG",
     "Asset",
+    "DAG",
     "Dataset",
     "DatasetAll",
     "DatasetAny",
