@@ -149,3 +149,26 @@ def test_the_conf_lists_each_event_with_its_keys() -> None:
                      "source_dag_id": None, "source_task_id": None, "source_run_id": None,
                      "keys_added": ["a/3"], "keys_changed": [], "keys_deleted": [],
                      "counts": {"added": 1, "changed": 0, "deleted": 0}, "truncated": False}
+
+
+def test_two_schedulers_applying_the_same_change_record_one_event(
+        store_url: str, store: MetadataStore) -> None:
+    t0 = datetime.now(UTC)
+    store.apply_listing(A, {}, {}, listed_at=t0)
+    others = [MetadataStore.open(store_url) for _ in range(4)]
+    start = threading.Barrier(len(others))
+    listing = {"a/new.png": ("e", 1)}
+
+    def apply(own: MetadataStore, n: int) -> None:
+        start.wait()
+        own.apply_listing(A, {}, listing, listed_at=t0 + timedelta(seconds=1 + n))
+
+    threads = [threading.Thread(target=apply, args=(s, i)) for i, s in enumerate(others)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for other in others:
+        other.dispose()
+    assert len(store.dataset_events(A)) == 1
+    assert store.stored_listing(A) == listing
