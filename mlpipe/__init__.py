@@ -29,7 +29,7 @@ def _test_dag(dag: DAG, **kwargs: Any) -> Any:
 
 engine_port.install_dag_tester(_test_dag)
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted() order, as tests/core/test_public_api.py locks it
     "Asset",
     "DAG",
     "Dataset",
