@@ -61,3 +61,13 @@ def test_a_missing_dags_folder_is_one_line_and_exit_1(tmp_path: Path) -> None:
     done = mlpipe(tmp_path, "datasets", "list")
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0 and "does not exist" in done.stderr
+
+
+def test_dags_list_shows_a_dataset_schedule_by_its_uris(tmp_path: Path) -> None:
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "dags" / "pipes.py").write_text(PIPES)
+    done = mlpipe(tmp_path, "dags", "list", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    schedules = {d["dag_id"]: d["schedule"] for d in json.loads(done.stdout)}
+    assert schedules == {"ingest": None,
+                         "train": "datasets: s3://lake/raw/ and file:///labels.csv"}
