@@ -46,11 +46,12 @@ def consumed_datasets(dags: Iterable[DAG]) -> dict[str, Dataset]:
     return found
 
 
-def record_dataset_references(store: MetadataStore, dags: Iterable[DAG]) -> None:
+def record_dataset_references(store: MetadataStore, dags: Iterable[DAG], *,
+                              removed: Iterable[str] = ()) -> None:
     """Store which DAGs consume and which tasks produce which datasets (for the trigger
-    and ``mlpipe datasets list``)."""
-    consumers: dict[str, dict[str, dict[str, Any]]] = {}
-    producers: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+    and ``mlpipe datasets list``); the ``removed`` DAG ids lose theirs."""
+    consumers: dict[str, dict[str, dict[str, Any]]] = {d: {} for d in removed}
+    producers: dict[str, list[tuple[str, str, dict[str, Any]]]] = {d: [] for d in removed}
     for dag in dags:
         consumers[dag.dag_id] = {}
         if isinstance(dag.timetable, DatasetTimetable):

@@ -119,6 +119,8 @@ class Scheduler:
         #: lists the consumed ``s3://`` datasets every ``MLPIPE_DATASET_POLL_S``
         self.poller = DatasetPoller(engine.settings.dataset_poll_s)
         self._datasets_seen: tuple[Any, ...] = ()
+        #: DAG ids of the last scan (a DAG gone from the folder loses its dataset references)
+        self._seen_dag_ids: set[str] = set()
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -211,7 +213,9 @@ class Scheduler:
             self._logged_errors = dict(bag.import_errors)
             self._next_due = {}
             self.engine._bag = bag  # children of the local executor look DAGs up here
-            record_dataset_references(self.store, bag.dags.values())
+            record_dataset_references(self.store, bag.dags.values(),
+                                      removed=self._seen_dag_ids - set(bag.dags))
+            self._seen_dag_ids = set(bag.dags)
             self.poller.set_targets(consumed_datasets(bag.dags.values()))
 
     def _create_due_runs(self, paused: set[str]) -> None:

@@ -172,3 +172,10 @@ def test_two_schedulers_applying_the_same_change_record_one_event(
         other.dispose()
     assert len(store.dataset_events(A)) == 1
     assert store.stored_listing(A) == listing
+
+
+def test_a_removed_dag_loses_its_references(store: MetadataStore) -> None:
+    record_dataset_references(store, [_consumer(), _producer()])
+    record_dataset_references(store, [_producer()], removed=["consumer"])
+    listed = {d.uri: d for d in store.list_datasets()}
+    assert listed[A].consuming_dags == [] and listed[A].producing_tasks == ["producer.write_a"]
