@@ -119,11 +119,12 @@ class DatasetRepository(Database):
                     for d, uris in consumers.items() for u in uris]
             rows += [{"dag_id": d, "task_id": t, "dataset_id": ids[u]}
                      for d, items in producers.items() for t, u in {(t, u) for t, u, _ in items}]
-            if rows:
-                conn.execute(insert(REFERENCE), rows)
-            newest = conn.execute(select(func.coalesce(func.max(EVENT.c.id), 0))).scalar_one()
             upsert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)
-            starting = [{"dag_id": d, "last_event_id": newest} for d in consumers]
+            if rows:  # another scheduler syncing the same DAGs at once inserts the same rows
+                conn.execute(upsert(REFERENCE).on_conflict_do_nothing(), rows)
+            newest = conn.execute(select(func.coalesce(func.max(EVENT.c.id), 0))).scalar_one()
+            starting = [{"dag_id": d, "last_event_id": newest}
+                        for d, uris in consumers.items() if uris]
             if starting:
                 conn.execute(upsert(WATERMARK).on_conflict_do_nothing(
                     index_elements=["dag_id"]), starting)
