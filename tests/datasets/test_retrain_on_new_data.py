@@ -179,6 +179,10 @@ def test_new_images_start_one_retrain_and_a_restart_neither_misses_nor_repeats(
     assert len(second.conf["triggering_dataset_events"]) == 1, second.conf
     [event] = second.conf["triggering_dataset_events"]
     assert event["keys_added"] == more and event["keys_deleted"] == []
+    [download] = [t for t in store.list_tis("retrain_on_new_data", second.run_id)
+                  if t.task_id == "download"]
+    log = (Path(str(download.log_path)) / "attempt=1.log").read_text()
+    assert "downloaded 1, skipped 16 (unchanged)" in log  # incremental: only the new image
 
     # A restart repeats nothing: the new scheduler diffs against the stored listing.
     assert stop(proc) == 0
