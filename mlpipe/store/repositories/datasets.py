@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -35,11 +35,11 @@ from mlpipe.store.rows import (
     DatasetWatermarkRow,
 )
 
-DATASET = DatasetRow.__table__
-EVENT = DatasetEventRow.__table__
-REFERENCE = DatasetReferenceRow.__table__
-WATERMARK = DatasetWatermarkRow.__table__
-OBJECT = DatasetObjectRow.__table__
+DATASET = cast(Table, DatasetRow.__table__)
+EVENT = cast(Table, DatasetEventRow.__table__)
+REFERENCE = cast(Table, DatasetReferenceRow.__table__)
+WATERMARK = cast(Table, DatasetWatermarkRow.__table__)
+OBJECT = cast(Table, DatasetObjectRow.__table__)
 
 #: an S3 listing: key -> (ETag, size)
 Listing = Mapping[str, tuple[str, int]]
