@@ -9,6 +9,7 @@ from typing import Any
 
 from mlpipe.core import engine_port
 from mlpipe.core.dag import DAG, dag
+from mlpipe.core.datasets import Asset, Dataset, DatasetAll, DatasetAny
 from mlpipe.core.dependencies import chain
 from mlpipe.core.params import Param
 from mlpipe.core.task_group import TaskGroup, task_group
@@ -28,8 +29,12 @@ def _test_dag(dag: DAG, **kwargs: Any) -> Any:
 
 engine_port.install_dag_tester(_test_dag)
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted() order, as tests/core/test_public_api.py locks it
+    "Asset",
     "DAG",
+    "Dataset",
+    "DatasetAll",
+    "DatasetAny",
     "Param",
     "TaskGroup",
     "TriggerRule",

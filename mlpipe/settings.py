@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     task_lease_s: float = Field(default=60.0, gt=0)
     #: a DAG file that takes longer to import is an import error
     dag_parse_timeout_s: float = Field(default=30.0, gt=0)
+    #: seconds between two listings of each polled ``s3://`` dataset (data-aware scheduling)
+    dataset_poll_s: float = Field(default=60.0, gt=0)
     #: new DAGs start paused (``is_paused_upon_creation=`` on a DAG overrides it)
     dags_paused_at_creation: bool = False
     #: signs the web UI's session cookies; generated into ``$MLPIPE_HOME`` when unset

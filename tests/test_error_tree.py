@@ -41,4 +41,4 @@ def test_every_error_derives_from_the_root_and_is_drawn_in_the_tree() -> None:
         cls = getattr(errors, name)
         assert inspect.isclass(cls) and issubclass(cls, errors.MlpipeError), name
         assert re.search(rf"^    [│├└─ ]*{name}\b", doc, re.M), f"{name} is not drawn in the tree"
-    assert len(ERROR_NAMES) == 60
+    assert len(ERROR_NAMES) == 61

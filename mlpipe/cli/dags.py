@@ -19,7 +19,12 @@ app = typer.Typer(help="List, inspect and run DAGs.", no_args_is_help=True)
 
 
 def _schedule_text(schedule: Any) -> str | None:
-    return None if schedule is None else str(schedule)
+    from mlpipe.core.datasets import dataset_condition, describe
+
+    if schedule is None:
+        return None
+    condition = dataset_condition(schedule)  # a DAG that parsed has a valid one
+    return f"datasets: {describe(condition)}" if condition is not None else str(schedule)
 
 
 @app.command("list")

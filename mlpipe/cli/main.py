@@ -10,6 +10,7 @@ from mlpipe import __version__
 from mlpipe.cli import (
     connections,
     dags,
+    datasets,
     db,
     demo,
     lineage,
@@ -52,6 +53,7 @@ app.add_typer(scheduling.pools_app, name="pools")
 app.add_typer(connections.app, name="connections")
 app.add_typer(variables.app, name="variables")
 app.add_typer(users.app, name="users")
+app.add_typer(datasets.app, name="datasets")
 app.command("scheduler")(scheduling.scheduler)
 app.command("ui")(ui.ui)
 app.command("lineage")(lineage.lineage)

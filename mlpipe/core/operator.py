@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlpipe.core import authoring_context as ctx
+from mlpipe.core.datasets import Dataset
 from mlpipe.core.dependencies import DependencyMixin
 from mlpipe.core.ids import validate_id
 from mlpipe.core.trigger_rule import TriggerRule
@@ -15,6 +16,7 @@ from mlpipe.core.xcom_arg import MappedArgument, XComArg, find_references
 from mlpipe.errors import (
     CycleError,
     DagDefinitionError,
+    InvalidDatasetError,
     InvalidOperatorArgumentError,
     InvalidTriggerRuleError,
 )
@@ -127,6 +129,7 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         multiple_outputs: bool = False,
         cache: bool = False,
         sla: timedelta | float | None = None,
+        outlets: Iterable[Dataset] | Dataset = (),
         dag: DAG | None = None,
         task_group: TaskGroup | None = None,
     ) -> None:
@@ -163,6 +166,8 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         self.cache = cache
         #: the task should have succeeded this long after its run's data interval ended
         self.sla = _positive_duration(self.task_id, "sla", sla) if sla is not None else None
+        #: datasets this task updates: each gets an event when a try succeeds
+        self.outlets: list[Dataset] = _outlets(self.task_id, outlets)
         self._dag: DAG | None = dag if dag is not None else ctx.current_dag()
         self._upstream: dict[str, BaseOperator] = {}
         self._downstream: dict[str, BaseOperator] = {}
@@ -344,3 +349,20 @@ def _non_negative_int(task_id: str, name: str, value: object) -> int:
         raise DagDefinitionError(f"task {task_id!r}: {name} must be a whole number >= 0, "
                                  f"got {value!r}")
     return value
+
+
+def _outlets(task_id: str, outlets: Iterable[Dataset] | Dataset | None) -> list[Dataset]:
+    """``outlets=`` as a list of datasets, each once; anything else names the task."""
+    if outlets is None:
+        return []
+    items = [outlets] if isinstance(outlets, Dataset) else outlets
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise InvalidDatasetError(outlets, f"task {task_id!r}: outlets must be a list of "
+                                           "Dataset objects")
+    found = list(items)
+    for item in found:
+        if not isinstance(item, Dataset):
+            raise InvalidDatasetError(item, f"task {task_id!r}: outlets must hold Dataset "
+                                            f"objects, got {type(item).__name__}; wrap a URI "
+                                            "in Dataset(...)")
+    return list(dict.fromkeys(found))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+from mlpipe.core.datasets import DatasetCondition, dataset_condition, describe
 from mlpipe.errors import ScheduleError
 
 PRESETS: dict[str, str] = {
@@ -82,6 +83,25 @@ class OnceTimetable(Timetable):
 
     def interval_starting_at_or_after(self, moment: datetime) -> DataInterval | None:
         return DataInterval(moment, moment)
+
+
+class DatasetTimetable(Timetable):
+    """``schedule=[ds, ...]`` (or a ``DatasetAny``/``DatasetAll``): runs when the datasets
+    are updated, never by the clock. The scheduler, not the timetable, decides when."""
+
+    periodic = False
+
+    def __init__(self, condition: DatasetCondition) -> None:
+        self.condition = condition
+        self.description = f"datasets: {describe(condition)}"
+
+    @property
+    def uris(self) -> list[str]:
+        """The URIs of the datasets the schedule names, each once."""
+        return self.condition.uris
+
+    def interval_starting_at_or_after(self, moment: datetime) -> DataInterval | None:
+        return None
 
 
 class DeltaTimetable(Timetable):
@@ -198,13 +218,16 @@ def make_timetable(schedule: Any, *, start_date: datetime | None) -> Timetable:
         return schedule
     if isinstance(schedule, timedelta):
         return DeltaTimetable(schedule, start_date or datetime(1970, 1, 1, tzinfo=UTC))
+    condition = dataset_condition(schedule)
+    if condition is not None:
+        return DatasetTimetable(condition)
     if isinstance(schedule, str):
         if schedule == "@once":
             return OnceTimetable()
         return CronTimetable(schedule, zone)
     raise ScheduleError(
         f"schedule {schedule!r} of type {type(schedule).__name__} is not supported; use None, "
-        "a preset like '@daily', a cron string, a timedelta or a Timetable"
+        "a preset like '@daily', a cron string, a timedelta, a Timetable or a list of Datasets"
     )
 
 

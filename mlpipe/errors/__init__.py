@@ -13,7 +13,8 @@ The hierarchy::
     │   ├── TaskAlreadyInDagError         one task object used in two DAGs
     │   ├── TaskOutsideDagError           a ``@task`` called with no DAG around it
     │   ├── ParamValidationError          a ``Param`` default or a run's conf fails its schema
-    │   └── ScheduleError                 a schedule that cannot be used (bad cron string)
+    │   ├── ScheduleError                 a schedule that cannot be used (bad cron string)
+    │   └── InvalidDatasetError           a ``Dataset`` URI, extra or condition is unusable
     ├── InvalidArtifactError              an artifact reference or path part is unusable
     ├── DagNotFoundError                  no DAG with that id in the dags folder
     ├── TaskNotFoundError                 no task with that id in the DAG
@@ -77,6 +78,7 @@ from mlpipe.errors.authoring import (
     DagNotFoundError,
     DuplicateTaskIdError,
     InvalidArtifactError,
+    InvalidDatasetError,
     InvalidOperatorArgumentError,
     InvalidTaskIdError,
     InvalidTriggerRuleError,
@@ -166,6 +168,7 @@ __all__ = [
     "HookError",
     "InvalidArtifactError",
     "InvalidConnectionError",
+    "InvalidDatasetError",
     "InvalidOperatorArgumentError",
     "InvalidTaskIdError",
     "InvalidTriggerRuleError",

@@ -133,5 +133,15 @@ class ScheduleError(DagDefinitionError):
     """A schedule that cannot be used (bad cron string, unknown preset...)."""
 
 
+class InvalidDatasetError(DagDefinitionError, ValueError):
+    """A ``Dataset`` (its URI or extra) or a dataset condition that cannot be used."""
+
+    def __init__(self, uri: object, problem: str) -> None:
+        self.uri = uri
+        shown = repr(uri) if not isinstance(uri, str) or len(uri) <= 200 else \
+            repr(uri[:200] + "...")
+        super().__init__(f"dataset {shown}: {problem}")
+
+
 class InvalidArtifactError(MlpipeError, ValueError):
     """An artifact reference or artifact path component has an unusable value."""

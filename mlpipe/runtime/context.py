@@ -104,4 +104,16 @@ def build_context(run: DagRun, ti: TaskInstance, task: BaseOperator) -> Context:
         "var": VariableAccessor(run.store),
         "map_index": ti.map_index,
         "try_number": ti.try_number,
+        "triggering_dataset_events": triggering_dataset_events(run.conf),
     }
+
+
+def triggering_dataset_events(conf: Any) -> dict[str, list[dict[str, Any]]]:
+    """The events that triggered a dataset-triggered run, by dataset URI (as Airflow's
+    context key); empty for every other run."""
+    events = conf.get("triggering_dataset_events") if isinstance(conf, dict) else None
+    by_uri: dict[str, list[dict[str, Any]]] = {}
+    for event in events if isinstance(events, list) else []:
+        if isinstance(event, dict) and isinstance(event.get("uri"), str):
+            by_uri.setdefault(event["uri"], []).append(event)
+    return by_uri

@@ -188,6 +188,8 @@ class TryRunner:
             # Outside the capture: a driver's planning logs belong to the run, not this try.
             if (recorder or self.record)(result):
                 run.remember_xcoms(key.task_id, key.map_index, xcoms)
+                if result.state is S.SUCCESS and task.outlets:
+                    self._record_outlets(key, task.outlets, sink)
             else:
                 sink.write(f"task instance {key} changed state while running; outcome "
                            f"{outcome.state.value} not recorded\n")
@@ -195,6 +197,14 @@ class TryRunner:
                 with capture_task_output(sink):
                     run_callbacks(task, outcome, context, ti)
         return result
+
+    def _record_outlets(self, key: TIKey, outlets: list[Any], sink: LogFile) -> None:
+        """One dataset event per outlet of a successful try (after its result is written:
+        a crash in between loses the events, never records them for a failed try)."""
+        self.store.record_dataset_events(
+            {d.uri: d.extra for d in outlets},
+            source=(key.dag_id, key.task_id, key.run_id, key.map_index))
+        sink.write("dataset events recorded: " + ", ".join(d.uri for d in outlets) + "\n")
 
     @contextlib.contextmanager
     def _heartbeat(self, key: TIKey, on_lost: Callable[[], None] | None) -> Iterator[None]:

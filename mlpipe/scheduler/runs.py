@@ -41,6 +41,18 @@ def create_dag_run(store: MetadataStore, dag: DAG, *, logical_date: datetime | s
     A given ``run_id`` must be a legal run id (``InvalidTaskIdError`` otherwise): it
     becomes a log and artifact path segment.
     """
+    record, instances = build_dag_run(dag, logical_date=logical_date, conf=conf,
+                                      run_type=run_type, run_id=run_id,
+                                      data_interval=data_interval)
+    return store.create_run(record, instances)
+
+
+def build_dag_run(dag: DAG, *, logical_date: datetime | str | None,
+                  conf: Mapping[str, Any] | None = None, run_type: str = "manual",
+                  run_id: str | None = None, data_interval: DataInterval | None = None
+                  ) -> tuple[DagRunRecord, list[tuple[Any, ...]]]:
+    """The checked record of a new queued run and its task instances, not yet stored
+    (``create_dag_run`` stores them; the dataset trigger stores them in its transaction)."""
     if conf is not None and not isinstance(conf, Mapping):
         raise DagDefinitionError(f"conf must be a JSON object (a dict), got {type(conf).__name__}")
     conf = dict(conf or {})
@@ -59,7 +71,7 @@ def create_dag_run(store: MetadataStore, dag: DAG, *, logical_date: datetime | s
         state=DagRunState.QUEUED, created_at=now, start_date=None, end_date=None,
     )
     instances = [(t.task_id, -1, t.task_type, t.retries, t.pool) for t in dag.task_dict.values()]
-    return store.create_run(record, instances)
+    return record, instances
 
 
 def record_dags(store: MetadataStore, dags: Iterable[DAG], *, paused_by_default: bool) -> None:

@@ -25,11 +25,17 @@ from typing import Any
 
 from mlpipe.core.dag import DAG
 from mlpipe.core.states import DagRunState
-from mlpipe.core.timetables import due_intervals, next_due_at
+from mlpipe.core.timetables import DatasetTimetable, due_intervals, next_due_at
 from mlpipe.errors import RunExistsError, StoreError
 from mlpipe.executors.base import Executor
 from mlpipe.runtime.dagbag import DagFolderWatcher
 from mlpipe.scheduler.dagrun_driver import DagRunDriver, ProgressFn
+from mlpipe.scheduler.dataset_polling import DatasetPoller
+from mlpipe.scheduler.dataset_triggers import (
+    consumed_datasets,
+    create_dataset_runs,
+    record_dataset_references,
+)
 from mlpipe.scheduler.runs import create_dag_run, record_dags
 from mlpipe.scheduler.service import Engine
 
@@ -112,6 +118,11 @@ class Scheduler:
         self.loops = 0
         #: called with each loop's working time (its wait for events left out): metrics
         self.on_loop: Callable[[float], None] | None = None
+        #: lists the consumed ``s3://`` datasets every ``MLPIPE_DATASET_POLL_S``
+        self.poller = DatasetPoller(engine.settings.dataset_poll_s)
+        self._datasets_seen: tuple[Any, ...] = ()
+        #: DAG ids of the last scan (a DAG gone from the folder loses its dataset references)
+        self._seen_dag_ids: set[str] = set()
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -144,6 +155,7 @@ class Scheduler:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            self.poller.shutdown()
             self.store.release_runs(self.id)
             self.executor.shutdown()
             self.lock.release()
@@ -174,6 +186,7 @@ class Scheduler:
         paused = {d.dag_id for d in self.store.list_dags() if d.is_paused}
         if not self._stop.is_set():
             self._create_due_runs(paused)
+            self._create_dataset_runs(paused)
             self._take_runs(paused)
         if clock >= self._next_renew:
             held = self.store.renew_leases(self.id, self.lease)
@@ -207,6 +220,10 @@ class Scheduler:
             self._logged_errors = dict(bag.import_errors)
             self._next_due = {}
             self.engine._bag = bag  # children of the local executor look DAGs up here
+            record_dataset_references(self.store, bag.dags.values(),
+                                      removed=self._seen_dag_ids - set(bag.dags))
+            self._seen_dag_ids = set(bag.dags)
+            self.poller.set_targets(consumed_datasets(bag.dags.values()))
 
     def _create_due_runs(self, paused: set[str]) -> None:
         now = self.now()
@@ -242,6 +259,20 @@ class Scheduler:
         except RunExistsError:
             pass  # another scheduler created it first
 
+    def _create_dataset_runs(self, paused: set[str]) -> None:
+        """Start due listings, apply finished ones, then create the runs the dataset events
+        call for (the listing itself runs on the poller's threads)."""
+        self.poller.start_due()
+        self.poller.apply_finished(self.store)
+        dags = self.watcher.bag.dags
+        if not any(isinstance(d.timetable, DatasetTimetable) for d in dags.values()):
+            return
+        # One cheap read a loop; the deciding transaction only when something is new.
+        seen = (self.store.newest_dataset_event_id(), frozenset(paused), id(self.watcher.bag))
+        if seen != self._datasets_seen:
+            create_dataset_runs(self.store, dags.values(), paused)
+            self._datasets_seen = seen
+
     def _take_runs(self, paused: set[str]) -> None:
         dags = self.watcher.bag.dags
         wanted = [d for d in dags if d not in paused]
@@ -276,4 +307,7 @@ class Scheduler:
         now = self.now()
         waits += [(due - now).total_seconds() for due in self._next_due.values()
                   if due is not None]
+        polling = self.poller.wait_time()
+        if polling is not None:
+            waits.append(polling)
         return max(0.0, min(waits))

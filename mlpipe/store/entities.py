@@ -65,7 +65,7 @@ class TaskInstanceRecord:
     error: str | None
     #: JSON list of the downstream task ids a branching try skipped (None: none)
     skip_downstream: str | None = None
-    #: when a sensor waiting in ``up_for_reschedule`` pokes next (migration 0008)
+    #: when a sensor waiting in ``up_for_reschedule`` pokes next (migration 0009)
     reschedule_date: datetime | None = None
 
     @property
@@ -106,3 +106,29 @@ class UserRecord:
     role: str
     password_hash: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetEventRecord:
+    """One update of a dataset (``extra``: for an S3 change, the keys)."""
+
+    id: int
+    uri: str
+    extra: dict[str, Any]
+    source_dag_id: str | None
+    source_task_id: str | None
+    source_run_id: str | None
+    source_map_index: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetSummary:
+    """A dataset as ``mlpipe datasets list`` shows it."""
+
+    uri: str
+    extra: dict[str, Any]
+    last_update: datetime | None
+    events: int
+    producing_tasks: list[str]
+    consuming_dags: list[str]

@@ -14,6 +14,7 @@ from mlpipe.store import database
 from mlpipe.store import hot_sql as hot
 from mlpipe.store.repositories.artifacts import ArtifactRepository
 from mlpipe.store.repositories.dags import DagRepository
+from mlpipe.store.repositories.datasets import DatasetRepository
 from mlpipe.store.repositories.listings import ListingRepository
 from mlpipe.store.repositories.pools import PoolRepository
 from mlpipe.store.repositories.run_leases import RunLeaseRepository
@@ -28,7 +29,7 @@ from mlpipe.store.repositories.users import UserRepository
 class MetadataStore(DagRepository, RunRepository, RunLeaseRepository, TaskInstanceRepository,
                     ArtifactRepository, PoolRepository, TrackingLinkRepository,
                     UserRepository, StatsRepository, ListingRepository,
-                    SlaMissRepository):
+                    SlaMissRepository, DatasetRepository):
     """The metadata database behind one URL (SQLite or PostgreSQL), every repository in one.
 
     The scheduler and the runtime type against the repositories' protocols

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -139,7 +140,7 @@ class TaskInstanceRow(Base):
     pool: Mapped[str | None] = mapped_column(String(250))
     #: JSON list of downstream task ids a branching try chose to skip (migration 0007)
     skip_downstream: Mapped[str | None] = mapped_column(Text)
-    #: when a sensor in ``up_for_reschedule`` pokes next (migration 0008)
+    #: when a sensor in ``up_for_reschedule`` pokes next (migration 0009)
     reschedule_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
@@ -292,3 +293,74 @@ class ApiTokenRow(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_name: Mapped[str] = mapped_column(ID)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DatasetRow(Base):
+    """A dataset (``Dataset(uri)``) some DAG produces or consumes (migration 0011)."""
+
+    __tablename__ = "dataset"
+    __table_args__ = (UniqueConstraint("uri", name="uq_dataset_uri"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uri: Mapped[str] = mapped_column(String(1500))
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: when the listing stored in ``dataset_object`` began (``s3://`` only; None: never)
+    listed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DatasetEventRow(Base):
+    """One update of a dataset: a producing task succeeded, or its S3 prefix changed."""
+
+    __tablename__ = "dataset_event"
+    __table_args__ = (
+        ForeignKeyConstraint(["dataset_id"], ["dataset.id"], ondelete="CASCADE"),
+        Index("ix_dataset_event_dataset", "dataset_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[int] = mapped_column(Integer)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    source_dag_id: Mapped[str | None] = mapped_column(ID)
+    source_task_id: Mapped[str | None] = mapped_column(ID)
+    source_run_id: Mapped[str | None] = mapped_column(ID)
+    source_map_index: Mapped[int] = mapped_column(Integer, default=-1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DatasetReferenceRow(Base):
+    """A DAG consumes a dataset (``task_id`` empty) or one of its tasks produces it."""
+
+    __tablename__ = "dataset_reference"
+    __table_args__ = (
+        ForeignKeyConstraint(["dataset_id"], ["dataset.id"], ondelete="CASCADE"),
+        Index("ix_dataset_reference_dataset", "dataset_id"),
+    )
+
+    dag_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    task_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class DatasetWatermarkRow(Base):
+    """The newest dataset event a dataset-scheduled DAG has consumed (locked while a
+    scheduler decides whether to create its next run)."""
+
+    __tablename__ = "dataset_watermark"
+
+    dag_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DatasetObjectRow(Base):
+    """One object of an ``s3://`` dataset's last applied listing (key -> ETag, size)."""
+
+    __tablename__ = "dataset_object"
+    __table_args__ = (
+        ForeignKeyConstraint(["dataset_id"], ["dataset.id"], ondelete="CASCADE"),
+    )
+
+    dataset_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    etag: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)

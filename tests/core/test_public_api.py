@@ -12,7 +12,11 @@ import mlpipe
 import mlpipe.operators
 
 PUBLIC_NAMES = [
+    "Asset",
     "DAG",
+    "Dataset",
+    "DatasetAll",
+    "DatasetAny",
     "Param",
     "TaskGroup",
     "TriggerRule",

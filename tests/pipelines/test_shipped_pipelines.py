@@ -24,7 +24,8 @@ def bag() -> DagBag:
     return bag
 
 
-@pytest.mark.parametrize("dag_id", ["image_classifier", "nightly_retrain"])
+@pytest.mark.parametrize("dag_id", ["image_classifier", "nightly_retrain",
+                                    "retrain_on_new_data"])
 def test_both_pipelines_run_the_whole_ml_path(bag: DagBag, dag_id: str) -> None:
     dag = bag.get_dag(dag_id)
     assert [t.task_id for t in dag.topological_sort()] == CHAIN
@@ -71,3 +72,30 @@ def test_a_bad_config_names_the_file_and_every_bad_field(tmp_path: Path) -> None
 def test_a_missing_config_file_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(PipelineConfigError, match="cannot read the config"):
         load_pipeline_config(tmp_path / "nope.yaml")
+
+
+def test_retrain_on_new_data_is_scheduled_on_the_training_images(bag: DagBag) -> None:
+    from mlpipe import Dataset, DatasetAll
+    from mlpipe.core.timetables import DatasetTimetable
+
+    dag = bag.get_dag("retrain_on_new_data")
+    config = load_pipeline_config(REPO / "configs" / "image_classifier.yaml")
+    assert isinstance(dag.timetable, DatasetTimetable)
+    assert dag.timetable.condition == DatasetAll(Dataset(config.source))
+    [images] = dag.timetable.condition.iter_datasets()
+    assert images.aws_conn_id == config.aws_conn_id
+    assert dag.max_active_runs == 1 and dag.get_task("download").incremental is True
+
+
+def test_retrain_on_new_data_refuses_uploads_under_the_watched_prefix(tmp_path: Path) -> None:
+    import shutil
+
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "configs").mkdir()
+    shutil.copy(REPO / "pipelines" / "retrain_on_new_data.py", tmp_path / "pipelines")
+    data = yaml.safe_load((REPO / "configs" / "image_classifier.yaml").read_text())
+    data["upload_to"] = data["source"] + "processed/"
+    (tmp_path / "configs" / "image_classifier.yaml").write_text(yaml.safe_dump(data))
+    bag = load_dagbag(tmp_path / "pipelines")
+    [error] = bag.import_errors.values()
+    assert "is inside source" in error and "trigger retraining forever" in error

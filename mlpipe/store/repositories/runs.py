@@ -42,13 +42,9 @@ class RunRepository(Database):
 
         Each instance is ``(task_id, map_index, operator, max_tries[, pool])``.
         """
-        values = {f.name: getattr(record, f.name) for f in fields(DagRunRecord)}
         try:
             with self.writer.begin() as conn:
-                hot.INSERT_RUN.run(conn, values)
-                rows = [ti_row(record.dag_id, record.run_id, *ti) for ti in task_instances]
-                if rows:
-                    hot.INSERT_TI.run_many(conn, rows)
+                insert_run(conn, record, task_instances)
         except IntegrityError:
             raise RunExistsError(record.dag_id, record.run_id) from None
         return record
@@ -129,3 +125,12 @@ class RunRepository(Database):
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return record_of(DagRunRecord, row) if row else None
+
+
+def insert_run(conn: Any, record: DagRunRecord,
+               task_instances: Iterable[tuple[Any, ...]]) -> None:
+    """Insert a run and its task instances in the caller's transaction ``conn``."""
+    hot.INSERT_RUN.run(conn, {f.name: getattr(record, f.name) for f in fields(DagRunRecord)})
+    rows = [ti_row(record.dag_id, record.run_id, *ti) for ti in task_instances]
+    if rows:
+        hot.INSERT_TI.run_many(conn, rows)
