@@ -36,6 +36,7 @@ from mlpipe.executors.local_worker import (
     NOT_CLAIMED,
     RETIRED,
     LineReader,
+    TryLimits,
     send_command,
     try_command,
     worker_main,
@@ -53,6 +54,11 @@ __all__ = ["NOT_CLAIMED", "RETIRED", "WORKER_IDLE", "LocalExecutor"]
 WORKER_IDLE = 30.0
 #: seconds past a try's own timeout before its process group is killed from outside
 HARD_KILL_GRACE = 30.0
+#: how tries share a worker: ``fork`` (a fresh child per try) or ``reuse`` (run by the worker
+#: itself, restored after each try, the worker retired when a try leaked)
+ISOLATIONS = ("fork", "reuse")
+#: put in the event queue by the reaper: a worker ended and tries wait for a new one
+_WAKE = TaskEvent(TIKey("", "", ""), attempt=-1)
 
 
 @dataclass(eq=False)
@@ -87,8 +93,14 @@ class LocalExecutor(Executor):
     sentinels); it dispatches to idle workers but never forks.
     """
 
-    def __init__(self, parallelism: int = 0) -> None:
+    def __init__(self, parallelism: int = 0, isolation: str = "reuse",
+                 limits: TryLimits | None = None) -> None:
         super().__init__(parallelism or os.cpu_count() or 1)
+        if isolation not in ISOLATIONS:
+            raise ValueError(f"unknown isolation {isolation!r}; valid: {list(ISOLATIONS)}")
+        #: ``fork`` or ``reuse`` (see ``ISOLATIONS``); read when a worker is forked
+        self.isolation = isolation
+        self.limits = limits or TryLimits()
         #: tries not given to a worker yet, with the DAG object they were submitted against
         self._pending: deque[tuple[Workload, DAG | None]] = deque()
         self._workers: dict[int, _Worker] = {}  # by process sentinel, until the process ends
@@ -196,7 +208,8 @@ class LocalExecutor(Executor):
             pid = os.fork()
             if pid == 0:  # the worker: it never returns here
                 try:
-                    worker_main(env, commands_r, events_w, parent, foreign)
+                    worker_main(env, commands_r, events_w, parent, foreign,
+                                self.isolation, self.limits)
                 finally:
                     os._exit(1)
         finally:
@@ -268,11 +281,16 @@ class LocalExecutor(Executor):
                 self._report(worker, message.get("attempt"), message["code"])
             elif "exit" in message:
                 self._on_child_exit(worker, message["child"], message["exit"])
+            elif "idle" in message:  # a reuse worker finished its try and stays
+                self._on_child_exit(worker, worker.child or 0, 0)
+            elif "retire" in message:  # a reuse worker ends after this try: not counted
+                with self._lock:
+                    worker.stopping = True
 
     def _on_child_exit(self, worker: _Worker, child: int, code: int) -> None:
         """A worker's child ended: report its try if it did not, then the worker is idle."""
         with self._lock:
-            if worker.child == child:
+            if worker.child == child and child != worker.pid:
                 worker.child = None
             workload = worker.workload
         if workload is None:
@@ -315,7 +333,10 @@ class LocalExecutor(Executor):
                 os.close(fd)
         if not self._stopping_pool:
             os.write(self._wake_w, b"x")
-            # a replacement is forked by the driver's next submit or poll
+            with self._lock:
+                waiting = bool(self._pending)
+            if waiting:  # the driver's thread forks a replacement (the reaper never forks)
+                self._events.put(_WAKE)
 
     def _past_deadline(self, worker: _Worker) -> None:
         with self._lock:
@@ -358,11 +379,21 @@ class LocalExecutor(Executor):
 
     def poll(self, timeout: float | None = None) -> list[TaskEvent]:
         events: list[TaskEvent] = []
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            events.append(self._events.get(timeout=timeout) if timeout != 0
-                          else self._events.get_nowait())
+            while not events:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                event = self._events.get(timeout=left) if left != 0 else \
+                    self._events.get_nowait()
+                if event is _WAKE:  # a worker ended: replace it before waiting on
+                    with self._lock:
+                        self._dispatch_ready(can_fork=True)
+                    continue
+                events.append(event)
             while True:
-                events.append(self._events.get_nowait())
+                event = self._events.get_nowait()
+                if event is not _WAKE:
+                    events.append(event)
         except queue.Empty:
             pass
         with self._lock:

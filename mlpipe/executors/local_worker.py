@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import json
 import os
 import signal
 import struct
 import sys
+import threading
 import traceback
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.executors.process_watch import set_parent_death_signal
@@ -98,8 +101,10 @@ def apply_environment(environment: Mapping[str, str]) -> None:
 
 
 def worker_main(env: ExecutionEnv, commands: int, events: int, parent: int,
-                foreign: list[int]) -> None:
-    """The worker's loop: fork a standby, wait for it to end, report it, again.
+                foreign: list[int], isolation: str = "fork",
+                limits: TryLimits | None = None) -> None:
+    """The worker's loop. ``fork``: fork a standby, wait for it to end, report it, again;
+    ``reuse``: run tries itself (``_reuse_loop``).
 
     ``commands`` / ``events``: this worker's pipe ends; ``foreign``: descriptors it inherited
     that belong to the executor (other workers' pipes), closed here.
@@ -116,6 +121,8 @@ def worker_main(env: ExecutionEnv, commands: int, events: int, parent: int,
     # Never touch the executor's pooled connections: drop them unclosed; each child opens
     # its own. The engine's compiled-statement cache comes along.
     env.store.engine.dispose(close=False)
+    if isolation == "reuse":
+        _reuse_loop(env, commands, events, parent, limits or TryLimits())
     while True:
         gc.freeze()  # the child's collector must not walk (and so copy) inherited objects
         pid = os.fork()
@@ -154,8 +161,7 @@ def _child_main(env: ExecutionEnv, commands: int, events: int) -> None:
         os.setsid()  # own process group: a kill reaches every process the try starts
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
-        dag_id, task_id, run_id, map_index = message["key"]
-        key = TIKey(dag_id, run_id, task_id, int(map_index))
+        key = _key_of(message)
         apply_environment(message.get("env") or {})
         try:
             outcome = env.runner.run(
@@ -210,3 +216,142 @@ def send_command(fd: int, message: Mapping[str, Any]) -> None:
     data = struct.pack("!I", len(body)) + body
     while data:
         data = data[os.write(fd, data):]
+
+
+def _key_of(message: Mapping[str, Any]) -> TIKey:
+    dag_id, task_id, run_id, map_index = message["key"]
+    return TIKey(str(dag_id), str(run_id), str(task_id), int(map_index))
+
+
+@dataclass(frozen=True)
+class TryLimits:
+    """When a ``reuse`` worker retires after a try instead of running the next one."""
+
+    #: resident memory above what the worker had before its first try, in bytes
+    rss_growth: int = 512 * 1024 * 1024
+    #: tries run by one worker
+    max_tries: int = 10_000
+
+
+class _Snapshot:
+    """What a try may change in its worker's process, taken before it runs.
+
+    Restored after the try: environment variables, working directory, ``sys.path``, signal
+    handlers and the blocked-signal mask. Detected (the worker then retires): threads left
+    running, globals of the task's module rebound or containers in them grown or shrunk,
+    memory above the limit.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGHUP, signal.SIGUSR1,
+               signal.SIGUSR2, signal.SIGCHLD, signal.SIGPIPE)
+
+    def __init__(self, namespaces: list[dict[str, Any]]) -> None:
+        self.environ = dict(os.environ)
+        self.cwd = os.getcwd()
+        self.path = list(sys.path)
+        self.handlers = {sig: signal.getsignal(sig) for sig in self.SIGNALS}
+        self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        self.threads = set(threading.enumerate())
+        self.namespaces = [(ns, _fingerprint(ns)) for ns in namespaces]
+
+    def restore(self) -> list[str]:
+        """Put back what can be; what cannot (the reasons to retire the worker)."""
+        if os.environ != self.environ:
+            os.environ.clear()
+            os.environ.update(self.environ)
+        with contextlib.suppress(OSError):
+            if os.getcwd() != self.cwd:
+                os.chdir(self.cwd)
+        sys.path[:] = self.path
+        for sig, handler in self.handlers.items():
+            if signal.getsignal(sig) is not handler and handler is not None:
+                signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+        leaks = [f"thread {t.name!r} left running" for t in threading.enumerate()
+                 if t not in self.threads and t.is_alive() and t.name != "mlpipe-heartbeat"]
+        leaks += [f"globals of {ns.get('__name__')!r} changed"
+                  for ns, before in self.namespaces if _fingerprint(ns) != before]
+        return leaks
+
+
+def _fingerprint(namespace: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """Each global's identity, and a container's size: rebinding or growing one shows."""
+    marks: dict[str, tuple[int, int]] = {}
+    for name, value in list(namespace.items()):
+        size = len(value) if isinstance(value, (dict, list, set, bytearray)) else -1
+        marks[name] = (id(value), size)
+    return marks
+
+
+def _namespaces(env: ExecutionEnv, key: TIKey) -> list[dict[str, Any]]:
+    """The module globals the try's own code runs in (its callable's), when there is one."""
+    with contextlib.suppress(Exception):
+        task = env.dag_provider(key.dag_id).get_task(key.task_id)
+        partial = getattr(task, "partial_kwargs", None) or {}
+        function = getattr(task, "python_callable", None) or partial.get("python_callable")
+        namespace = getattr(function, "__globals__", None)
+        if isinstance(namespace, dict):
+            return [namespace]
+    return []
+
+
+def _rss() -> int:
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _reuse_loop(env: ExecutionEnv, commands: int, events: int, parent: int,
+                limits: TryLimits) -> None:
+    """Run tries in this warm process, one at a time; retire when a try leaked. Never returns.
+
+    The worker leads its own process group, so killing a try (timeout, ``kill``) kills the
+    worker with it; the executor then forks a replacement. A crash of a try is a crash of
+    the worker: its try is reported lost the same way.
+    """
+    send_line(events, {"child": os.getpid()})  # the process group a kill reaches
+    code = CRASHED
+    try:
+        env.store.warm_up()
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        baseline = _rss()
+        for tries in itertools.count(1):
+            message = _next_command(commands)
+            if message is None or message.get("stop"):
+                code = RETIRED
+                return
+            # A try, once given, outlives a killed scheduler (the next one adopts it through
+            # its heartbeat): the death signal is cleared while it runs.
+            set_parent_death_signal(0)
+            key = _key_of(message)
+            snapshot = _Snapshot(_namespaces(env, key))
+            apply_environment(message.get("env") or {})
+            outcome = env.runner.run(
+                key, on_heartbeat_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
+            leaks = snapshot.restore()
+            rss = _rss()
+            if rss > baseline + limits.rss_growth:
+                leaks.append(f"resident memory grew by {(rss - baseline) >> 20} MB")
+            if tries >= limits.max_tries:
+                leaks.append(f"{tries} tries run")
+            code = 0 if outcome is not None else NOT_CLAIMED
+            if leaks:
+                send_line(events, {"retire": True})
+            send_line(events, {"attempt": message["attempt"], "code": code})
+            if leaks:
+                print(f"mlpipe worker {os.getpid()} retires after {key}: {'; '.join(leaks)}",
+                      file=sys.stderr, flush=True)
+                code = RETIRED
+                return
+            set_parent_death_signal(signal.SIGKILL)
+            if os.getppid() != parent:  # the executor died while the try ran
+                code = RETIRED
+                return
+            send_line(events, {"idle": True})
+    except BaseException:  # whatever happens, this process must not return
+        with contextlib.suppress(Exception):
+            traceback.print_exc(file=sys.stderr)
+            sys.stderr.flush()
+    finally:
+        with contextlib.suppress(Exception):
+            env.store.dispose()
+        os._exit(code)

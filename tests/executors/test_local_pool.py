@@ -21,6 +21,7 @@ import pytest
 
 from mlpipe import DAG, task
 from mlpipe.executors import ExecutionEnv, LocalExecutor, Workload
+from mlpipe.executors.local_worker import TryLimits
 from mlpipe.operators import PythonOperator
 from mlpipe.runtime.models import DagRun
 from mlpipe.scheduler.service import Engine
@@ -32,27 +33,38 @@ pytestmark = pytest.mark.timeout(60)
 LEASE_S = 60.0
 
 
-def make_engine(tmp_path: Path, parallelism: int = 2) -> Engine:
+def make_engine(tmp_path: Path, isolation: str, parallelism: int = 2) -> Engine:
     dags = tmp_path / "dags"
     dags.mkdir(exist_ok=True)
     settings = load_settings(home=tmp_path / "home", dags_folder=dags, executor="local",
-                             parallelism=parallelism, task_lease_s=LEASE_S)
+                             parallelism=parallelism, task_lease_s=LEASE_S,
+                             local_isolation=isolation)
     return Engine.from_settings(settings)
 
 
+@pytest.fixture(params=["fork", "reuse"])
+def isolation(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(tmp_path)
+def engine(tmp_path: Path, isolation: str) -> Iterator[Engine]:
+    engine = make_engine(tmp_path, isolation)
     yield engine
     engine.store.dispose()
 
 
 @pytest.fixture
-def serial_engine(tmp_path: Path) -> Iterator[Engine]:
-    """One worker: consecutive tries run in children of the same worker process."""
-    engine = make_engine(tmp_path, parallelism=1)
+def serial_engine(tmp_path: Path, isolation: str) -> Iterator[Engine]:
+    """One worker: consecutive tries run in the same worker, unless it was replaced."""
+    engine = make_engine(tmp_path, isolation, parallelism=1)
     yield engine
     engine.store.dispose()
+
+
+def worker_of(isolation: str, pid: int, ppid: int) -> int:
+    """The pool worker a try ran in: its parent (``fork``) or its own process (``reuse``)."""
+    return ppid if isolation == "fork" else pid
 
 
 def run_dag(engine: Engine, dag: DAG, run_id: str, executor: LocalExecutor | None = None,
@@ -112,26 +124,29 @@ def wait_for(condition: Any, within: float = 20.0) -> bool:
     return True
 
 
-def test_every_try_runs_in_a_fresh_child_of_a_pool_worker(engine: Engine) -> None:
+def test_tries_run_in_the_pool_workers_which_stay(engine: Engine, isolation: str) -> None:
     executor = engine.make_executor("local")
     assert isinstance(executor, LocalExecutor)
+    assert executor.isolation == isolation
     dag = pid_chain("v1")
     try:
         seen = final_value(engine, dag, "r1", executor)
         pids = [pid for _, pid, _ in seen]
-        workers = {worker for _, _, worker in seen}
-        assert len(set(pids)) == len(pids) == 6
+        workers = {worker_of(isolation, pid, ppid) for _, pid, ppid in seen}
         assert os.getpid() not in pids
-        assert workers <= set(executor.worker_pids)  # forked by the pool's workers
+        if isolation == "fork":  # each try in a fresh child of a worker
+            assert len(set(pids)) == len(pids) == 6
+        assert workers <= set(executor.worker_pids)
         assert 1 <= len(workers) <= executor.parallelism == 2
         # the workers stay for the next run of the same DAG
         again = final_value(engine, dag, "r2", executor)
-        assert {worker for _, _, worker in again} <= workers
+        assert {worker_of(isolation, pid, ppid) for _, pid, ppid in again} <= workers
     finally:
         executor.shutdown()
 
 
-def test_a_worker_forked_before_a_dag_was_parsed_again_never_runs_it(engine: Engine) -> None:
+def test_a_worker_forked_before_a_dag_was_parsed_again_never_runs_it(
+        engine: Engine, isolation: str) -> None:
     executor = engine.make_executor("local")
     assert isinstance(executor, LocalExecutor)
     try:
@@ -143,7 +158,7 @@ def test_a_worker_forked_before_a_dag_was_parsed_again_never_runs_it(engine: Eng
         # hold the old definition in their memory and must not run the new one
         second = final_value(engine, pid_chain("v2"), "r2", executor)
         assert {version for version, _, _ in second} == {"v2"}
-        assert not old_workers & {worker for _, _, worker in second}
+        assert not old_workers & {worker_of(isolation, pid, ppid) for _, pid, ppid in second}
     finally:
         executor.shutdown()
 
@@ -202,55 +217,123 @@ def test_a_try_that_crashes_its_process_fails_only_that_try(serial_engine: Engin
             assert f"task process exited with code {code} without a result" in first
             assert f"{task_id} try 2" in second and f"{task_id} survived on try 2" in second
         assert run.get_task_instance("after").xcom_pull() == "after ran"
-        assert len(executor.worker_pids) == 1  # the one worker survived every crash
+        assert len(executor.worker_pids) == 1  # survived (fork) or replaced (reuse)
     finally:
         executor.shutdown()
 
 
 # -- leak isolation -----------------------------------------------------------------------------
 
-LEAKED: list[bytearray] = []
-STATE = {"set_by_a_try": False}
+FLAG = False
+BALLAST_MB = 300
 
 
 def _leak() -> dict[str, Any]:
-    STATE["set_by_a_try"] = True
-    LEAKED.append(bytearray(300 * 1024 * 1024))  # touched: 300 MB resident
-    LEAKED[-1][::4096] = b"x" * len(LEAKED[-1][::4096])
+    global FLAG
+    FLAG = True
+    ballast = bytearray(BALLAST_MB * 2**20)
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touched: resident
+    os._mlpipe_test_ballast = ballast  # type: ignore[attr-defined] - kept alive elsewhere
     os.environ["MLPIPE_TEST_LEAK"] = "leaked"
     os.chdir("/")
     threading.Thread(target=time.sleep, args=(300,), name="leaked-thread").start()
-    return {"worker": os.getppid(), "rss_mb": psutil.Process().memory_info().rss / 2**20}
+    return {"pid": os.getpid(), "ppid": os.getppid(),
+            "rss_mb": psutil.Process().memory_info().rss / 2**20}
 
 
 def _observe(cwd: str) -> dict[str, Any]:
-    return {"worker": os.getppid(), "global": STATE["set_by_a_try"], "leaked": len(LEAKED),
+    return {"pid": os.getpid(), "ppid": os.getppid(), "global": FLAG,
+            "ballast": hasattr(os, "_mlpipe_test_ballast"),
             "env": os.environ.get("MLPIPE_TEST_LEAK"), "cwd_moved": os.getcwd() != cwd,
             "threads": [t.name for t in threading.enumerate()],
             "rss_mb": psutil.Process().memory_info().rss / 2**20}
 
 
-def test_what_a_try_leaks_does_not_reach_the_next_try(serial_engine: Engine) -> None:
+def leak_then_observe(engine: Engine, leak: Any, limits: TryLimits | None = None
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
     with DAG("leaks") as dag:
-        leak = PythonOperator(task_id="leak", python_callable=_leak)
+        first = PythonOperator(task_id="leak", python_callable=leak)
         observe = PythonOperator(task_id="observe", python_callable=_observe,
                                  op_args=[os.getcwd()])
-        leak >> observe
-    executor = serial_engine.make_executor("local")
+        first >> observe
+    executor = engine.make_executor("local")
+    assert isinstance(executor, LocalExecutor)
+    executor.limits = limits or executor.limits
     try:
-        run = run_dag(serial_engine, dag, "r1", executor)
-        assert run.state == "success"
-        leaked = run.get_task_instance("leak").xcom_pull()
-        seen = run.get_task_instance("observe").xcom_pull()
+        run = run_dag(engine, dag, "r1", executor)
+        assert run.state == "success", run.get_task_instance("leak").log
+        return (run.get_task_instance("leak").xcom_pull(),
+                run.get_task_instance("observe").xcom_pull())
     finally:
         executor.shutdown()
-    assert seen["worker"] == leaked["worker"]  # the same worker ran both tries
-    assert leaked["rss_mb"] > 300
-    assert seen["rss_mb"] < leaked["rss_mb"] - 250
-    assert (seen["global"], seen["leaked"], seen["env"], seen["cwd_moved"]) == (
-        False, 0, None, False)
+
+
+def test_what_a_try_leaks_does_not_reach_the_next_try(serial_engine: Engine,
+                                                      isolation: str) -> None:
+    leaked, seen = leak_then_observe(serial_engine, _leak,
+                                     TryLimits(rss_growth=BALLAST_MB // 2 * 2**20))
+    first = worker_of(isolation, leaked["pid"], leaked["ppid"])
+    second = worker_of(isolation, seen["pid"], seen["ppid"])
+    # fork: the same worker ran both tries, each in a fresh child; reuse: the worker that
+    # ran the leaking try retired after it and a fresh one ran the next
+    assert (first == second) is (isolation == "fork")
+    assert leaked["rss_mb"] > BALLAST_MB
+    assert seen["rss_mb"] < leaked["rss_mb"] - BALLAST_MB * 0.8
+    assert (seen["global"], seen["ballast"], seen["env"], seen["cwd_moved"]) == (
+        False, False, None, False)
     assert "leaked-thread" not in seen["threads"]
-    assert os.environ.get("MLPIPE_TEST_LEAK") is None and not STATE["set_by_a_try"]
+    assert os.environ.get("MLPIPE_TEST_LEAK") is None and not FLAG
+
+
+def _set_env_and_cwd() -> dict[str, Any]:
+    os.environ["MLPIPE_TEST_LEAK"] = "leaked"
+    os.environ.pop("MLPIPE_HOME", None)
+    os.chdir("/")
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    return {"pid": os.getpid(), "ppid": os.getppid(), "rss_mb": 0}
+
+
+def test_a_reused_worker_puts_back_env_and_cwd_and_keeps_going(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path, "reuse", parallelism=1)
+    home = os.environ["MLPIPE_HOME"]
+    try:
+        leaked, seen = leak_then_observe(engine, _set_env_and_cwd)
+    finally:
+        engine.store.dispose()
+    assert leaked["pid"] == seen["pid"]  # nothing to retire it for: put back
+    assert (seen["env"], seen["cwd_moved"]) == (None, False)
+    assert os.environ["MLPIPE_HOME"] == home
+
+
+def _rebind_global() -> dict[str, Any]:
+    global FLAG
+    FLAG = True
+    return {"pid": os.getpid(), "ppid": os.getppid(), "rss_mb": 0}
+
+
+def _leave_thread() -> dict[str, Any]:
+    threading.Thread(target=time.sleep, args=(300,), name="leaked-thread",
+                     daemon=True).start()
+    return {"pid": os.getpid(), "ppid": os.getppid(), "rss_mb": 0}
+
+
+def _keep_memory() -> dict[str, Any]:
+    os._mlpipe_test_ballast = bytearray(b"x" * (BALLAST_MB * 2**20))  # type: ignore[attr-defined]
+    return {"pid": os.getpid(), "ppid": os.getppid(), "rss_mb": 0}
+
+
+@pytest.mark.parametrize("leak", [_rebind_global, _leave_thread, _keep_memory],
+                         ids=["global", "thread", "memory"])
+def test_a_reused_worker_retires_after_each_kind_of_leak(tmp_path: Path, leak: Any) -> None:
+    engine = make_engine(tmp_path, "reuse", parallelism=1)
+    try:
+        leaked, seen = leak_then_observe(engine, leak,
+                                         TryLimits(rss_growth=BALLAST_MB // 2 * 2**20))
+    finally:
+        engine.store.dispose()
+    assert leaked["pid"] != seen["pid"]
+    assert (seen["global"], seen["ballast"]) == (False, False)
+    assert "leaked-thread" not in seen["threads"]
 
 
 class _SlotExecutor(LocalExecutor):
@@ -295,7 +378,7 @@ def _sleeper(conf: Any, ti: Any) -> str:
 
 
 def test_a_worker_killed_mid_try_is_replaced_and_the_try_retried_within_a_lease(
-        engine: Engine, tmp_path: Path) -> None:
+        engine: Engine, tmp_path: Path, isolation: str) -> None:
     with DAG("killed_worker") as dag:
         PythonOperator(task_id="sleeper", python_callable=_sleeper, retries=1, retry_delay=0)
     pid_file = tmp_path / "sleeper.json"
@@ -306,6 +389,7 @@ def test_a_worker_killed_mid_try_is_replaced_and_the_try_retried_within_a_lease(
     def kill_the_worker() -> None:
         assert wait_for(pid_file.exists)
         seen.update(json.loads(pid_file.read_text()))
+        seen["worker"] = worker_of(isolation, seen["pid"], seen["worker"])
         os.kill(seen["worker"], signal.SIGKILL)
 
     killer = threading.Thread(target=kill_the_worker, daemon=True)
@@ -322,6 +406,7 @@ def test_a_worker_killed_mid_try_is_replaced_and_the_try_retried_within_a_lease(
         assert "sleeper try 2" in ti.try_log(2) and "sleeper try 2" not in ti.try_log(1)
         assert seen["worker"] not in executor.worker_pids  # replaced
         assert f"in worker {seen['worker']}" not in ti.xcom_pull()
+        assert ti.pid != seen["worker"]
         assert wait_for(lambda: not processes([seen["pid"]]), within=5)  # its try is gone
     finally:
         executor.shutdown()
@@ -329,7 +414,7 @@ def test_a_worker_killed_mid_try_is_replaced_and_the_try_retried_within_a_lease(
 
 def _hang(conf: Any, ti: Any) -> str:
     if ti.try_number > 1:
-        return f"ran in worker {os.getppid()}"
+        return f"ran in {os.getpid()} {os.getppid()}"
     # deaf to the soft timeout (SIGALRM), as a try stuck in native code is
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
     _write_json(conf["pid_file"], {"pid": os.getpid(), "worker": os.getppid()})
@@ -337,8 +422,8 @@ def _hang(conf: Any, ti: Any) -> str:
     return "not reached"
 
 
-def test_a_hung_try_past_its_timeout_is_killed_and_its_worker_goes_on(
-        serial_engine: Engine, tmp_path: Path) -> None:
+def test_a_hung_try_past_its_timeout_is_killed(serial_engine: Engine, tmp_path: Path,
+                                               isolation: str) -> None:
     with DAG("hung") as dag:
         PythonOperator(task_id="hang", python_callable=_hang, execution_timeout=0.5,
                        retries=1, retry_delay=0)
@@ -354,7 +439,10 @@ def test_a_hung_try_past_its_timeout_is_killed_and_its_worker_goes_on(
         assert (ti.state, ti.try_number) == ("success", 2)
         assert "task process exited with code -9 without a result" in ti.try_log(1)
         assert not processes([hung["pid"]])
-        # the same worker ran the retry in a fresh child
-        assert ti.xcom_pull() == f"ran in worker {hung['worker']}"
+        pid, ppid = map(int, ti.xcom_pull().split()[2:])
+        if isolation == "fork":  # the same worker ran the retry in a fresh child
+            assert ppid == hung["worker"]
+        else:  # the worker was the hung try's process: a new one ran the retry
+            assert pid != hung["pid"] and pid in executor.worker_pids
     finally:
         executor.shutdown()
