@@ -278,7 +278,8 @@ class LocalExecutor(Executor):
                 if kill:
                     self._kill_group(message["child"])
             elif "code" in message:
-                self._report(worker, message.get("attempt"), message["code"])
+                self._report(worker, message.get("attempt"), message["code"],
+                             message.get("state"), tuple(message.get("skip") or ()))
             elif "exit" in message:
                 self._on_child_exit(worker, message["child"], message["exit"])
             elif "idle" in message:  # a reuse worker finished its try and stays
@@ -354,14 +355,15 @@ class LocalExecutor(Executor):
         else:  # its child is not known yet: the worker goes, and its sentinel reports it
             self._kill_worker(worker)
 
-    def _report(self, worker: _Worker, attempt: int | None, code: int | None) -> None:
+    def _report(self, worker: _Worker, attempt: int | None, code: int | None,
+                state: str | None = None, skip: tuple[str, ...] = ()) -> None:
         with self._lock:
             workload = worker.workload
             if workload is None or worker.reported or attempt != workload.attempt:
                 return
             worker.reported = True
         self._events.put(TaskEvent(workload.key, code, workload.attempt,
-                                   claimed=code != NOT_CLAIMED))
+                                   claimed=code != NOT_CLAIMED, state=state, skip=skip))
 
     @staticmethod
     def _kill_group(pid: int) -> None:

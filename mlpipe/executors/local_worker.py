@@ -39,6 +39,7 @@ from mlpipe.store.entities import TIKey
 
 if TYPE_CHECKING:
     from mlpipe.executors.base import ExecutionEnv
+    from mlpipe.runtime.try_runner import TryResult
 
 #: exit code of a child that found its task instance no longer queued
 NOT_CLAIMED = 3
@@ -164,13 +165,12 @@ def _child_main(env: ExecutionEnv, commands: int, events: int) -> None:
         key = _key_of(message)
         apply_environment(message.get("env") or {})
         try:
-            outcome = env.runner.run(
-                key, on_heartbeat_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
+            report = run_try(env, key, message["attempt"])
         finally:
             env.store.dispose()
-        code = 0 if outcome is not None else NOT_CLAIMED
+        code = report["code"]
         with contextlib.suppress(OSError):  # the result is recorded: the executor goes on
-            send_line(events, {"attempt": message["attempt"], "code": code})
+            send_line(events, report)
     except BaseException:  # whatever happens, this process must not return
         with contextlib.suppress(Exception):
             traceback.print_exc(file=sys.stderr)
@@ -218,6 +218,29 @@ def send_command(fd: int, message: Mapping[str, Any]) -> None:
         data = data[os.write(fd, data):]
 
 
+def run_try(env: ExecutionEnv, key: TIKey, attempt: int) -> dict[str, Any]:
+    """Run one try in this process; the report for the executor.
+
+    A success this process recorded is reported with its state and skips, so the driver plans
+    what follows without reading the instance back; any other outcome it reads from the store.
+    """
+    recorded: list[bool] = []
+
+    def record(result: TryResult) -> bool:
+        recorded.append(env.runner.record(result))
+        return recorded[-1]
+
+    result = env.runner.run(key, recorder=record,
+                            on_heartbeat_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
+    report: dict[str, Any] = {"attempt": attempt,
+                              "code": 0 if result is not None else NOT_CLAIMED}
+    if result is not None and recorded == [True] and result.state.value == "success":
+        report["state"] = "success"
+        if result.skip:
+            report["skip"] = list(result.skip)
+    return report
+
+
 def _key_of(message: Mapping[str, Any]) -> TIKey:
     dag_id, task_id, run_id, map_index = message["key"]
     return TIKey(str(dag_id), str(run_id), str(task_id), int(map_index))
@@ -239,7 +262,8 @@ class _Snapshot:
     Restored after the try: environment variables, working directory, ``sys.path``, signal
     handlers and the blocked-signal mask. Detected (the worker then retires): threads left
     running, globals of the task's module rebound or containers in them grown or shrunk,
-    memory above the limit.
+    memory above the limit, CUDA initialized (a later try's ``CUDA_VISIBLE_DEVICES`` would
+    not apply).
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGHUP, signal.SIGUSR1,
@@ -295,6 +319,16 @@ def _namespaces(env: ExecutionEnv, key: TIKey) -> list[dict[str, Any]]:
     return []
 
 
+def _cuda_initialized() -> bool:
+    """Whether a try initialized CUDA in this process (torch, if it was imported at all)."""
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    try:
+        return bool(cuda is not None and cuda.is_initialized())
+    except Exception:  # a partly imported torch
+        return False
+
+
 def _rss() -> int:
     with open("/proc/self/statm", "rb") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -325,18 +359,18 @@ def _reuse_loop(env: ExecutionEnv, commands: int, events: int, parent: int,
             key = _key_of(message)
             snapshot = _Snapshot(_namespaces(env, key))
             apply_environment(message.get("env") or {})
-            outcome = env.runner.run(
-                key, on_heartbeat_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
+            report = run_try(env, key, message["attempt"])
             leaks = snapshot.restore()
             rss = _rss()
             if rss > baseline + limits.rss_growth:
                 leaks.append(f"resident memory grew by {(rss - baseline) >> 20} MB")
+            if _cuda_initialized():  # its devices (CUDA_VISIBLE_DEVICES) are fixed now
+                leaks.append("CUDA initialized")
             if tries >= limits.max_tries:
                 leaks.append(f"{tries} tries run")
-            code = 0 if outcome is not None else NOT_CLAIMED
             if leaks:
                 send_line(events, {"retire": True})
-            send_line(events, {"attempt": message["attempt"], "code": code})
+            send_line(events, report)
             if leaks:
                 print(f"mlpipe worker {os.getpid()} retires after {key}: {'; '.join(leaks)}",
                       file=sys.stderr, flush=True)

@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from mlpipe import DAG, task
+from mlpipe.errors import SettingsError
 from mlpipe.executors import ExecutionEnv, LocalExecutor, Workload
 from mlpipe.executors.local_worker import TryLimits
 from mlpipe.operators import PythonOperator
@@ -446,3 +447,13 @@ def test_a_hung_try_past_its_timeout_is_killed(serial_engine: Engine, tmp_path: 
             assert pid != hung["pid"] and pid in executor.worker_pids
     finally:
         executor.shutdown()
+
+
+def test_an_unknown_isolation_is_refused_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLPIPE_LOCAL_ISOLATION", "thread")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == ("setting MLPIPE_LOCAL_ISOLATION: unknown isolation 'thread'; "
+                                 "valid: ['fork', 'reuse']")
+    with pytest.raises(ValueError, match="unknown isolation 'thread'"):
+        LocalExecutor(isolation="thread")
