@@ -135,7 +135,8 @@ class LocalExecutor(Executor):
         """Environment variables set in the try's own process before it runs (none here).
 
         The hook for per-try settings such as ``CUDA_VISIBLE_DEVICES`` from
-        ``workload.resources``; called on the driver's thread when the try is dispatched.
+        ``workload.resources``; called under the executor's lock when the try is given to a
+        worker (on the driver's thread, or the reaper's when a worker just became free).
         """
         return {}
 
@@ -228,8 +229,9 @@ class LocalExecutor(Executor):
         worker.deadline = (time.monotonic() + workload.timeout + self.kill_grace
                            if workload.timeout else float("inf"))
         try:
-            send_command(worker.commands, try_command(workload.key, workload.attempt,
-                                                      self.try_environment(workload)))
+            send_command(worker.commands, try_command(
+                workload.key, workload.attempt, self.try_environment(workload),
+                workload.resources))
         except OSError:  # it died: its sentinel reports the try as lost
             log.warning("worker process %s ended before it got %s", worker.pid,
                         workload.key)

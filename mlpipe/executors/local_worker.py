@@ -90,10 +90,12 @@ class LineReader:
         return [json.loads(line) for line in lines if line]
 
 
-def try_command(key: TIKey, attempt: int, environment: Mapping[str, str]) -> dict[str, Any]:
-    """The command that gives a worker a try: the key, the attempt and its env vars."""
+def try_command(key: TIKey, attempt: int, environment: Mapping[str, str],
+                resources: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """The command that gives a worker a try: the key, the attempt, its env vars and the
+    resources it holds (``Workload.resources``, for per-try use on the worker's side)."""
     return {"key": [key.dag_id, key.task_id, key.run_id, key.map_index], "attempt": attempt,
-            "env": dict(environment)}
+            "env": dict(environment), "resources": dict(resources or {})}
 
 
 def apply_environment(environment: Mapping[str, str]) -> None:
@@ -124,11 +126,12 @@ def worker_main(env: ExecutionEnv, commands: int, events: int, parent: int,
     env.store.engine.dispose(close=False)
     if isolation == "reuse":
         _reuse_loop(env, commands, events, parent, limits or TryLimits())
+    worker = os.getpid()
     while True:
         gc.freeze()  # the child's collector must not walk (and so copy) inherited objects
         pid = os.fork()
         if pid == 0:
-            _child_main(env, commands, events)  # never returns
+            _child_main(env, commands, events, worker)  # never returns
         send_line(events, {"child": pid})
         code = _wait(pid)
         send_line(events, {"exit": code, "child": pid})
@@ -145,11 +148,14 @@ def _wait(pid: int) -> int:
         return os.waitstatus_to_exitcode(status)
 
 
-def _child_main(env: ExecutionEnv, commands: int, events: int) -> None:
+def _child_main(env: ExecutionEnv, commands: int, events: int, worker: int) -> None:
     """A standby: warm up, take one command, run its try, report, exit. Never returns."""
     code = CRASHED
     try:
         set_parent_death_signal(signal.SIGKILL)  # a standby dies with its worker
+        if os.getppid() != worker:  # it died before the line above
+            code = RETIRED
+            return
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         env.store.warm_up()  # connect and read the schema before there is a try to wait
         message = _next_command(commands)
