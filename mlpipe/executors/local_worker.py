@@ -24,6 +24,7 @@ import contextlib
 import gc
 import itertools
 import json
+import logging
 import os
 import signal
 import struct
@@ -266,10 +267,10 @@ class _Snapshot:
     """What a try may change in its worker's process, taken before it runs.
 
     Restored after the try: environment variables, working directory, ``sys.path``, signal
-    handlers and the blocked-signal mask. Detected (the worker then retires): threads left
-    running, globals of the task's module rebound or containers in them grown or shrunk,
-    memory above the limit, CUDA initialized (a later try's ``CUDA_VISIBLE_DEVICES`` would
-    not apply).
+    handlers and the blocked-signal mask, the root logger's handlers and level. Detected (the
+    worker then retires): threads left running, globals of the task's module rebound or
+    containers in them grown or shrunk, memory above the limit, CUDA initialized (a later
+    try's ``CUDA_VISIBLE_DEVICES`` would not apply).
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGHUP, signal.SIGUSR1,
@@ -281,6 +282,7 @@ class _Snapshot:
         self.path = list(sys.path)
         self.handlers = {sig: signal.getsignal(sig) for sig in self.SIGNALS}
         self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        self.log_handlers, self.log_level = list(logging.root.handlers), logging.root.level
         self.threads = set(threading.enumerate())
         self.namespaces = [(ns, _fingerprint(ns)) for ns in namespaces]
 
@@ -297,6 +299,10 @@ class _Snapshot:
             if signal.getsignal(sig) is not handler and handler is not None:
                 signal.signal(sig, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+        if logging.root.handlers != self.log_handlers:  # e.g. ``logging.basicConfig``
+            logging.root.handlers[:] = self.log_handlers
+        if logging.root.level != self.log_level:
+            logging.root.setLevel(self.log_level)
         leaks = [f"thread {t.name!r} left running" for t in threading.enumerate()
                  if t not in self.threads and t.is_alive() and t.name != "mlpipe-heartbeat"]
         leaks += [f"globals of {ns.get('__name__')!r} changed"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
 import signal
 import threading
@@ -247,6 +248,8 @@ def _observe(cwd: str) -> dict[str, Any]:
             "ballast": hasattr(os, "_mlpipe_test_ballast"),
             "env": os.environ.get("MLPIPE_TEST_LEAK"), "cwd_moved": os.getcwd() != cwd,
             "threads": [t.name for t in threading.enumerate()],
+            "handlers": len(logging.root.handlers),
+            "sigusr1": str(signal.getsignal(signal.SIGUSR1)),
             "rss_mb": psutil.Process().memory_info().rss / 2**20}
 
 
@@ -287,11 +290,14 @@ def test_what_a_try_leaks_does_not_reach_the_next_try(serial_engine: Engine,
 
 
 def _set_env_and_cwd() -> dict[str, Any]:
+    handlers = len(logging.root.handlers)
+    logging.root.addHandler(logging.StreamHandler())  # as logging.basicConfig() does
     os.environ["MLPIPE_TEST_LEAK"] = "leaked"
     os.environ.pop("MLPIPE_HOME", None)
     os.chdir("/")
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-    return {"pid": os.getpid(), "ppid": os.getppid(), "rss_mb": 0}
+    return {"pid": os.getpid(), "ppid": os.getppid(), "rss_mb": 0, "handlers": handlers,
+            "sigusr1": str(signal.getsignal(signal.SIGUSR1))}
 
 
 def test_a_reused_worker_puts_back_env_and_cwd_and_keeps_going(tmp_path: Path) -> None:
@@ -303,6 +309,8 @@ def test_a_reused_worker_puts_back_env_and_cwd_and_keeps_going(tmp_path: Path) -
         engine.store.dispose()
     assert leaked["pid"] == seen["pid"]  # nothing to retire it for: put back
     assert (seen["env"], seen["cwd_moved"]) == (None, False)
+    assert seen["handlers"] == leaked["handlers"]
+    assert seen["sigusr1"] != leaked["sigusr1"] == str(signal.SIG_IGN)
     assert os.environ["MLPIPE_HOME"] == home
 
 
