@@ -5,14 +5,17 @@ a reducer summing the N values (sum asserted). Two paths:
 - ``dag.test()``: in-process, SequentialExecutor, temporary SQLite store;
 - persisted: the SQLite metadata store, driven as ``mlpipe dags trigger`` drives it, with the
   SequentialExecutor (every try in the driver's process, like ``dag.test()`` but on a kept
-  store) and with the LocalExecutor (every instance a forked child), as
-  ``benchmarks/persisted_path.py`` runs it.
+  store) and with the LocalExecutor, whose warm pool workers run the tries themselves
+  (``MLPIPE_LOCAL_ISOLATION=reuse``, the default), as ``benchmarks/persisted_path.py`` runs it;
+  the LocalExecutor's fork-per-try path (``MLPIPE_LOCAL_ISOLATION=fork``, each instance a
+  fresh child of a pool worker) is its same-run baseline.
 Each path runs in a fresh interpreter, so its peak RSS (``ru_maxrss``) is its own; the
 persisted path also reports the largest child's peak. Baselines in the same run: ``noop``
 called N times in one process, and the peak RSS of the same interpreter once it has
 imported mlpipe and built the DAG (before running it).
 Usage: ``python benchmarks/mapped_scale.py [--instances 10000] [--persisted 10000]
-[--parallelism 2] [--quick] [--json PATH]`` (targets: <= 5 ms per instance).
+[--fork-instances 2000] [--parallelism 2] [--quick] [--json PATH]`` (targets: <= 5 ms per
+instance; the fork baseline runs fewer instances, its cost per instance being flat).
 """
 
 from __future__ import annotations
@@ -72,7 +75,8 @@ def worker_dag_test(n: int) -> dict[str, float]:
     return {"seconds": elapsed, "peak_rss_mb": _peak_mb(), "before_rss_mb": before}
 
 
-def worker_persisted(n: int, parallelism: int, executor: str = "local") -> dict[str, float]:
+def worker_persisted(n: int, parallelism: int, executor: str = "local",
+                     isolation: str = "reuse") -> dict[str, float]:
     """In this (fresh) interpreter: the run through the store with ``executor``."""
     from mlpipe.scheduler.service import Engine
     from mlpipe.settings import load_settings
@@ -83,17 +87,27 @@ def worker_persisted(n: int, parallelism: int, executor: str = "local") -> dict[
         folder.mkdir()
         (folder / "mapped.py").write_text(DAG_SOURCE + f"\ndag = mapped({n})\n")
         settings = load_settings(home=Path(tmp) / "home", dags_folder=folder,
-                                 executor=executor, parallelism=parallelism)
+                                 executor=executor, parallelism=parallelism,
+                                 local_isolation=isolation)
         engine = Engine.from_settings(settings)
         dag = engine.get_dag(f"mapped_{n}")
         engine.trigger(dag, run_id="bench")
         before = _peak_mb()
+        cpu = _cpu_seconds()
         began = time.perf_counter()
-        run = engine.run(dag, "bench")
+        run = engine.run(dag, "bench")  # its own executor, shut down at the end
         elapsed = time.perf_counter() - began
         _check(run, n)
         return {"seconds": elapsed, "peak_rss_mb": _peak_mb(), "before_rss_mb": before,
-                "child_peak_rss_mb": _peak_mb(resource.RUSAGE_CHILDREN)}
+                "child_peak_rss_mb": _peak_mb(resource.RUSAGE_CHILDREN),
+                "cpu_seconds": _cpu_seconds() - cpu}
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of every (reaped) process under it."""
+    own, children = (resource.getrusage(who)
+                     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def in_subprocess(*args: str) -> dict[str, float]:
@@ -116,6 +130,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=10_000, help="dag.test() path")
     parser.add_argument("--persisted", type=int, default=10_000, help="LocalExecutor path")
+    parser.add_argument("--fork-instances", type=int, default=2_000,
+                        help="LocalExecutor baseline, a fresh process per try")
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     add_arguments(parser)
@@ -123,32 +139,49 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     if args.worker:
         kind, n = args.worker[0], int(args.worker[1])
         result = (worker_dag_test(n) if kind == "dag_test"
-                  else worker_persisted(n, int(args.worker[2]), args.worker[3]))
+                  else worker_persisted(n, int(args.worker[2]), *args.worker[3:5]))
         print(json.dumps(result))
         return {kind: result}
     if args.quick:
         args.instances, args.persisted = min(args.instances, 200), min(args.persisted, 40)
+        args.fork_instances = min(args.fork_instances, 40)
 
     results = {"dag_test": in_subprocess("dag_test", str(args.instances)),
                "persisted_sequential": in_subprocess("persisted", str(args.persisted), "1",
                                                      "sequential"),
                "persisted": in_subprocess("persisted", str(args.persisted),
-                                          str(args.parallelism), "local")}
+                                          str(args.parallelism), "local", "reuse"),
+               "persisted_fork": in_subprocess("persisted", str(args.fork_instances),
+                                               str(args.parallelism), "local", "fork")}
     labels = {"dag_test": "dag.test()", "persisted_sequential": "persisted, sequential executor",
-              "persisted": f"local executor x{args.parallelism}"}
+              "persisted": f"local executor x{args.parallelism}",
+              "persisted_fork": f"local executor x{args.parallelism}, fork per try"}
+    sizes = {"dag_test": args.instances, "persisted_sequential": args.persisted,
+             "persisted": args.persisted, "persisted_fork": args.fork_instances}
+    for path, row in results.items():
+        row["ms_per_instance"] = row["seconds"] / sizes[path] * 1000
+        if "cpu_seconds" in row:
+            row["cpu_ms_per_instance"] = row["cpu_seconds"] / sizes[path] * 1000
     figures: list[Figure] = []
-    for path, n in (("dag_test", args.instances), ("persisted_sequential", args.persisted),
-                    ("persisted", args.persisted)):
+    for path, n in sizes.items():
         row = results[path]
-        row["ms_per_instance"] = row["seconds"] / n * 1000
         label = f"{n} mapped, {labels[path]}"
         figures.append(Figure(label, "time per instance", "ms", row["ms_per_instance"],
                               baseline=baseline_ms_per_call(n), baseline_label="plain call",
                               target="<= 5 ms"))
+        if path == "persisted":  # the pool against its fork-per-try path, same run
+            fork = results["persisted_fork"]
+            figures.append(Figure(label, "time per instance vs fork per try", "ms",
+                                  row["ms_per_instance"], baseline=fork["ms_per_instance"],
+                                  baseline_label="fork per try", target="<= 5 ms"))
+            figures.append(Figure(label, "CPU per instance (all processes)", "ms",
+                                  row["cpu_ms_per_instance"],
+                                  baseline=fork["cpu_ms_per_instance"],
+                                  baseline_label="fork per try"))
         figures.append(Figure(label, "peak RSS", "MB", row["peak_rss_mb"],
                               baseline=row["before_rss_mb"],
                               baseline_label="same process before the run"))
-        if path == "persisted":  # the sequential executor runs no child
+        if path in ("persisted", "persisted_fork"):  # the sequential executor runs none
             figures.append(Figure(label, "largest child peak RSS", "MB",
                                   row["child_peak_rss_mb"]))
     emit("mapped_scale: one task mapped over many values", figures, args.json)

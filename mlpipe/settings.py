@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     executor: str = "sequential"
     parallelism: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    #: the local executor's tries: ``reuse`` (run by warm pool workers, which are restored
+    #: after each try and replaced when one leaked) or ``fork`` (a fresh child per try)
+    local_isolation: str = "reuse"
     artifact_root: str | None = None
     fernet_key: str | None = None
     xcom_max_bytes: int = Field(default=48 * 1024, ge=1)
@@ -57,6 +60,14 @@ class Settings(BaseSettings):
         known = KNOWN_EXECUTORS
         if value not in known:
             raise ValueError(f"unknown executor {value!r}; valid: {list(known)}")
+        return value
+
+    @field_validator("local_isolation")
+    @classmethod
+    def _known_isolation(cls, value: str) -> str:
+        known = ("fork", "reuse")
+        if value not in known:
+            raise ValueError(f"unknown isolation {value!r}; valid: {list(known)}")
         return value
 
     @classmethod

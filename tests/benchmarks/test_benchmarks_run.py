@@ -34,6 +34,9 @@ def test_persisted_path_tiny(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     p50, p95 = figures[("chain-3 hand-off", "p50")], figures[("chain-3 hand-off", "p95")]
     assert 0 <= p50.value <= p95.value and p95.target == "< 50 ms"
     assert ("fan-out 1->3->1 (local, 2 procs)", "wall time") in figures
+    per_task = figures[("chain-4 (local, 2 procs)", "time per task")]
+    assert per_task.value > 0 and per_task.baseline > 0  # the fork-per-try path, same run
+    assert per_task.baseline_label == "fork per try" and per_task.target == "<= 5 ms"
     written = json.loads(out.read_text())
     assert written["benchmark"] == "persisted_path" and len(written["figures"]) == len(figures)
     assert "chain-3 hand-off" in capsys.readouterr().out

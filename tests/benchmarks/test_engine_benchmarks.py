@@ -42,6 +42,9 @@ def test_mapped_scale_quick(tmp_path: Path) -> None:
         rss = found[(workload, "peak RSS")]
         assert rss["value"] >= rss["baseline"] > 10  # MB: an interpreter with mlpipe loaded
     assert found[(persisted, "largest child peak RSS")]["value"] > 10
+    against_fork = found[(persisted, "time per instance vs fork per try")]
+    assert against_fork["value"] > 0 and against_fork["baseline"] > 0
+    assert found[("40 mapped, local executor x2, fork per try", "time per instance")]["value"] > 0
     assert (sequential, "largest child peak RSS") not in found  # no child process
     assert all(results[path]["seconds"] > 0
                for path in ("dag_test", "persisted_sequential", "persisted"))

@@ -1,13 +1,15 @@
 """The local executor leaves no child behind: not on shutdown, not when SIGKILLed.
 
-Standby children (forked ahead of need) die with the scheduler; a try that was running
+Idle pool workers (and standby children) die with the scheduler; a try that was running
 outlives a killed scheduler on purpose (the next one adopts it through its heartbeat).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +28,13 @@ with DAG("sleepy") as dag:
     def nap():
         Path(os.environ["NAP_MARK"]).write_text(str(os.getpid()))
         time.sleep(600)
+
+    @task
+    def quick():
+        return "done"
+
     nap()
+    quick()  # its worker is idle once it is done
 """
 
 
@@ -36,6 +44,13 @@ def dags(tmp_path: Path) -> Path:
     folder.mkdir()
     (folder / "sleepy.py").write_text(DAG_FILE)
     return folder
+
+
+def _state(home: Path, task_id: str) -> str | None:
+    with contextlib.closing(sqlite3.connect(home / "mlpipe.db", timeout=30)) as db:
+        row = db.execute("SELECT state FROM task_instance WHERE task_id = ?",
+                         (task_id,)).fetchone()
+    return row[0] if row else None
 
 
 def _standbys(proc: psutil.Process, task_pid: int) -> list[psutil.Process]:
@@ -56,9 +71,11 @@ def test_no_standby_outlives_a_sigkilled_scheduler(dags: Path, tmp_path: Path,
                        capture_output=True, timeout=60)
         wait_until(mark.exists, timeout=60, what="the task to start")
         task_pid = int(mark.read_text())
+        wait_until(lambda: _state(isolated_env, "quick") == "success", timeout=60,
+                   what="the quick task to finish")
         scheduler = psutil.Process(proc.pid)
         standbys = wait_until(lambda: _standbys(scheduler, task_pid), timeout=30,
-                              what="a standby child")
+                              what="an idle worker or standby child")
         launcher.track([psutil.Process(task_pid), *standbys])
         proc.popen.send_signal(signal.SIGKILL)
         proc.popen.wait(timeout=30)
