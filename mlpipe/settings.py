@@ -18,7 +18,7 @@ from mlpipe.errors import SettingsError
 from mlpipe.tracking.config import TrackingConfig
 
 #: executor names ``MLPIPE_EXECUTOR`` accepts
-KNOWN_EXECUTORS = ("local", "sequential")
+KNOWN_EXECUTORS = ("celery", "local", "sequential")
 
 
 class Settings(BaseSettings):
@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     artifact_root: str | None = None
     fernet_key: str | None = None
     xcom_max_bytes: int = Field(default=48 * 1024, ge=1)
+    #: the Celery broker of the ``celery`` executor and ``mlpipe worker`` (Redis or RabbitMQ)
+    celery_broker_url: str = "redis://127.0.0.1:6379/0"
+    #: where each try's log is copied (an artifact URI: ``s3://bucket/logs/``, ``file://...``)
+    remote_log_uri: str | None = None
+    #: GPU indices the local executor hands out (``0,1``); unset: every visible GPU
+    gpus: str | None = None
     #: a running try's lease: a try whose heartbeat is older than this is failed or retried
     task_lease_s: float = Field(default=60.0, gt=0)
     #: a DAG file that takes longer to import is an import error

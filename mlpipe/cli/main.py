@@ -18,6 +18,7 @@ from mlpipe.cli import (
     tasks,
     ui,
     variables,
+    worker,
 )
 from mlpipe.cli.output import State, console
 
@@ -54,6 +55,7 @@ app.command("ui")(ui.ui)
 app.command("lineage")(lineage.lineage)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 
 
 def _version(value: bool) -> None:

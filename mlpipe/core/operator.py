@@ -128,6 +128,7 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         cache: bool = False,
         dag: DAG | None = None,
         task_group: TaskGroup | None = None,
+        queue: str = "default",
     ) -> None:
         validate_id("task_id", task_id)
         group = task_group or (ctx.current_group() if dag is None else None)
@@ -151,6 +152,8 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         self.pool = pool
         self.priority_weight = priority_weight
         self.resources = dict(resources or {})
+        #: the Celery queue whose workers run this task (``mlpipe worker -q``)
+        self.queue = _queue_name(self.task_id, queue)
         self.on_success_callback = on_success_callback
         self.on_failure_callback = on_failure_callback
         self.on_retry_callback = on_retry_callback
@@ -331,3 +334,12 @@ def _non_negative_int(task_id: str, name: str, value: object) -> int:
         raise DagDefinitionError(f"task {task_id!r}: {name} must be a whole number >= 0, "
                                  f"got {value!r}")
     return value
+
+
+def _queue_name(task_id: str, queue: str) -> str:
+    """``queue=``: letters, digits, ``_``, ``.``, ``-`` (what every broker accepts)."""
+    if not isinstance(queue, str) or not 0 < len(queue) <= 100 or \
+            not all(c.isalnum() or c in "_.-" for c in queue) or not queue.isascii():
+        raise DagDefinitionError(
+            f"task {task_id!r}: queue {queue!r} must be 1-100 letters, digits, '_', '.' or '-'")
+    return queue

@@ -81,7 +81,8 @@ class Engine:
     # -- runs ----------------------------------------------------------------------------------
 
     def make_executor(self, name: str | None = None) -> Executor:
-        executor = make_executor(name or self.settings.executor, self.settings.parallelism)
+        executor = make_executor(name or self.settings.executor, self.settings.parallelism,
+                                 settings=self.settings)
         executor.start(ExecutionEnv(self.try_runner()))
         return executor
 

@@ -1,0 +1,221 @@
+"""The worker's side: take a "run this try" message, hold its resources, run it in a fork.
+
+``mlpipe worker`` runs a Celery worker with a thread pool of ``concurrency`` slots. Each
+message goes through ``TryWorker.handle`` on one of those threads:
+
+1. the message is checked (shape, sizes); a malformed one is dropped with a log line;
+2. the row must be ``queued`` for exactly the try the message names, else the message is a
+   duplicate or stale (delivered twice, or after the try was declared lost): nothing runs;
+3. the task's ``resources`` must fit this worker's declared slots; a request that never can
+   fails the try at once with one line (it would otherwise wait forever);
+4. the slots are held (waiting for them if others hold them) and the try runs in a child
+   forked from the worker (DAGs parsed, mlpipe imported: a try starts in milliseconds),
+   through ``TryRunner.run``, which claims it by compare-and-set, beats its heartbeat and
+   records its end. The child sees only its GPUs (``CUDA_VISIBLE_DEVICES``), leads its own
+   process group, and dies with the worker (``PR_SET_PDEATHSIG``): a worker killed mid-try
+   leaves a row without heartbeat, which its driver retries or fails after one lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlpipe.core.states import TaskInstanceState as S
+from mlpipe.executors.celery.app import RUN_TRY, TryMessage, make_app
+from mlpipe.executors.process_watch import set_parent_death_signal
+from mlpipe.executors.resources import Grant, SlotAllocator
+from mlpipe.runtime.dagbag import load_dagbag, load_one
+
+if TYPE_CHECKING:
+    from mlpipe.core.dag import DAG
+    from mlpipe.runtime.try_runner import TryRunner
+
+log = logging.getLogger("mlpipe.worker")
+
+#: exit code of a child whose claim failed (another process took the try first)
+NOT_CLAIMED = 3
+#: seconds a try may outlive its ``execution_timeout`` before its process group is killed
+KILL_GRACE = 30.0
+
+
+class FreshDags:
+    """DAGs by id for a long-lived worker: a DAG is parsed again when its file changed."""
+
+    def __init__(self, folder: Path, *, parse_timeout: float | None = None) -> None:
+        self.folder = folder
+        self.parse_timeout = parse_timeout
+        self._dags: dict[str, tuple[DAG, int]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, dag_id: str) -> DAG:
+        with self._lock:
+            cached = self._dags.get(dag_id)
+            if cached is not None:
+                dag, mtime = cached
+                if _mtime(dag.fileloc) == mtime:
+                    return dag
+                again = load_one(self.folder, Path(dag.fileloc), dag_id,
+                                 parse_timeout=self.parse_timeout)
+                if again is not None:
+                    self._dags[dag_id] = (again, _mtime(again.fileloc))
+                    return again
+            bag = load_dagbag(self.folder, parse_timeout=self.parse_timeout)
+            for found in bag.dags.values():
+                self._dags[found.dag_id] = (found, _mtime(found.fileloc))
+            return bag.get_dag(dag_id)  # names the known ids when it is not there
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+@dataclass
+class TryWorker:
+    """Runs the tries a Celery worker receives (see the module docstring)."""
+
+    runner: TryRunner
+    slots: SlotAllocator
+    name: str = field(default_factory=lambda: f"mlpipe@{socket.gethostname()}")
+    queues: tuple[str, ...] = ("default",)
+    #: tries being run here: key -> child pid (for logs and a graceful shutdown)
+    running: dict[Any, int] = field(default_factory=dict)
+
+    def handle(self, args: Any) -> str:
+        """Run the try a message names; returns what happened (``ran``, ``ignored``...)."""
+        try:
+            message = TryMessage.parse(args)
+        except ValueError as exc:
+            log.error("dropped a malformed %s message: %s", RUN_TRY, exc)
+            return "malformed"
+        key = message.key
+        store = self.runner.store
+        record = store.get_ti(key)
+        if record is None or record.state != S.QUEUED or \
+                record.try_number + 1 != message.try_number:
+            state = record.state if record is not None else "missing"
+            tries = record.try_number if record is not None else 0
+            log.info("%s try %d: ignored (the row is %s after try %d: a duplicate or stale "
+                     "message)", key, message.try_number, state, tries)
+            return "ignored"
+        try:
+            dag = self.runner.dag_provider(key.dag_id)
+            task = dag.get_task(key.task_id)
+            refusal = self.slots.refusal(task.resources or {})
+        except Exception as exc:  # a DAG missing or broken on this worker
+            refusal = f"cannot load the task on this worker: {exc}"
+        if refusal is not None:
+            reason = f"worker {self.name}: {refusal}"
+            log.error("%s: %s; failing it", key, reason)
+            store.transition(key, [S.QUEUED], S.FAILED, error=reason,
+                             end_date=datetime.now(UTC))
+            return "refused"
+        grant = self.slots.acquire(task.resources or {})
+        assert grant is not None  # no timeout: it waited until the slots were free
+        try:
+            timeout = task.execution_timeout.total_seconds() if task.execution_timeout else None
+            code = self._run_child(message, grant, timeout, dag)
+        finally:
+            self.slots.release(grant)
+        return "ran" if code != NOT_CLAIMED else "ignored"
+
+    def _run_child(self, message: TryMessage, grant: Grant, timeout: float | None,
+                   dag: DAG) -> int:
+        gc.freeze()  # the child must not touch (copy) the pages of what it inherits
+        try:
+            pid = os.fork()
+        finally:
+            gc.unfreeze()
+        if pid == 0:  # the child: never returns
+            # the DAG loaded here: the provider's lock may be held by another thread now
+            _child_main(replace(self.runner, dag_provider=lambda _: dag), message, grant)
+        self.running[message.key] = pid
+        log.info("%s try %d: running in process %d%s", message.key, message.try_number, pid,
+                 f" on GPUs {list(grant.gpus)}" if grant.gpus else "")
+        timer = None
+        if timeout is not None:
+            timer = threading.Timer(timeout + KILL_GRACE, _kill_group, (pid,))
+            timer.daemon = True
+            timer.start()
+        try:
+            _, status = os.waitpid(pid, 0)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self.running.pop(message.key, None)
+        return os.waitstatus_to_exitcode(status)
+
+
+def _child_main(runner: TryRunner, message: TryMessage, grant: Grant) -> None:
+    """The forked child: run one try, then exit (never returns)."""
+    code = 1
+    try:
+        os.setsid()  # own process group: a kill reaches everything the try starts
+        parent = os.getppid()
+        set_parent_death_signal(signal.SIGKILL)  # a worker killed takes its tries along
+        if os.getppid() != parent:
+            os._exit(1)
+        for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        os.environ.update(grant.env())
+        store = runner.store
+        store.engine.dispose(close=False)  # the worker's pooled connections stay its own
+        outcome = runner.run(message.key,
+                             on_heartbeat_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
+        store.dispose()
+        code = 0 if outcome is not None else NOT_CLAIMED
+    except BaseException:
+        with contextlib.suppress(Exception):
+            log.exception("try %s failed to run", message.key)
+    finally:
+        with contextlib.suppress(Exception):
+            import sys
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _kill_group(pid: int) -> None:
+    log.error("process %d outlived its execution_timeout by %g s; killing it", pid, KILL_GRACE)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def run_worker(worker: TryWorker, *, broker_url: str, concurrency: int, lease_s: float,
+               loglevel: str = "INFO", on_ready: Callable[[], None] | None = None) -> None:
+    """Run the Celery worker until it is stopped (SIGTERM: warm shutdown, tries finish)."""
+    from celery.signals import worker_ready
+
+    from mlpipe.executors.celery.executor import visibility_timeout
+
+    app = make_app(broker_url, visibility_timeout=visibility_timeout(lease_s))
+    app.conf.worker_hijack_root_logger = True
+
+    @app.task(name=RUN_TRY, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+    def run_try(*args: Any) -> str:
+        return worker.handle(list(args))
+
+    if on_ready is not None:
+        worker_ready.connect(lambda **_: on_ready(), weak=False)
+    log.info("worker %s: queues %s, concurrency %d, %s", worker.name, list(worker.queues),
+             concurrency, worker.slots.describe())
+    app.worker_main(argv=[
+        "worker", "--pool", "threads", "--concurrency", str(concurrency),
+        "--queues", ",".join(worker.queues), "--hostname", worker.name,
+        "--loglevel", loglevel, "--without-mingle", "--without-gossip", "-O", "fair",
+    ])
