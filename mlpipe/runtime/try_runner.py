@@ -31,7 +31,7 @@ from mlpipe.runtime.heartbeats import HEARTBEATS
 from mlpipe.runtime.log_capture import LogFile, capture_task_output
 from mlpipe.runtime.log_paths import log_folder
 from mlpipe.runtime.models import DagRun, TaskInstance
-from mlpipe.runtime.remote_logs import shipping_log
+from mlpipe.runtime.remote_logs import SHIP_INTERVAL, shipping_log
 from mlpipe.runtime.task_runner import (
     TryOutcome,
     callbacks_of,
@@ -176,7 +176,8 @@ class TryRunner:
         _make_folder(claim.log_path)
         task = self.dag_provider(key.dag_id).get_task(key.task_id)
         log_file = f"{claim.log_path}/attempt={claim.try_number}.log"
-        with shipping_log(self.remote_log_uri, key, claim.try_number, Path(log_file)), \
+        with shipping_log(self.remote_log_uri, key, claim.try_number, Path(log_file),
+                          interval=min(SHIP_INTERVAL, self.heartbeat_interval * 6 or 1)), \
                 LogFile(log_file) as sink, self._heartbeat(key, on_heartbeat_lost):
             mlflow_run = TaskMlflowRun(self.store, run, ti, self.tracking)
             with capture_task_output(sink):  # once per try: it re-levels every logger

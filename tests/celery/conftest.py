@@ -70,6 +70,7 @@ class Cluster:
             "MLPIPE_CELERY_BROKER_URL": self.broker_url,
             "MLPIPE_ARTIFACT_ROOT": self.artifact_root, "MLPIPE_TASK_LEASE_S": str(LEASE_S),
             "MLPIPE_TEST_QUEUE_PREFIX": self.prefix, "MLFLOW_DISABLE_TELEMETRY": "true",
+            "MLPIPE_REMOTE_LOG_URI": (self.root / "remote_logs").as_uri(),
             "PYTHONPATH": str(REPO), **extra})
         return env
 
@@ -172,6 +173,9 @@ def start_worker(module_tmp: Path) -> Iterator[Callable[..., Worker]]:
         return worker
 
     yield start
+    for worker in started:  # all at once: a warm shutdown takes a few seconds each
+        if worker.process.poll() is None:
+            with_suppressed_lookup(lambda w=worker: os.killpg(w.process.pid, signal.SIGTERM))
     for worker in started:
         worker.stop()
     for worker in started:

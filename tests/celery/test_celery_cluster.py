@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,3 +99,97 @@ def test_a_request_no_worker_can_serve_fails_with_one_line(engine: Engine) -> No
     assert record.state == S.FAILED
     assert record.error.startswith("worker gpu@test: needs 2 GPU(s) but only 1 are declared")
     assert "\n" not in record.error
+
+
+def _wait_for(condition: Callable[[], Any], what: str, within: float = 60.0) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_message_delivered_twice_runs_the_try_once(
+        engine: Engine, cluster: Cluster, workers: dict[str, Worker], tmp_path: Path) -> None:
+    from mlpipe.executors.celery.app import RUN_TRY, TryMessage, make_app
+
+    journal = tmp_path / "journal.txt"
+    dag = engine.get_dag("celery_once")
+    run_id = engine.trigger(dag, conf={"journal": str(journal)}).run_id
+    key = TIKey("celery_once", run_id, "once")
+    assert engine.store.transition(key, ["none"], "queued")
+    app = make_app(cluster.broker_url)
+    message = TryMessage(key, try_number=1, attempt=0)
+    for _ in range(2):  # the broker redelivering it, or a sender retrying
+        app.send_task(RUN_TRY, args=message.args(), queue=f"{cluster.prefix}default")
+    app.close()
+
+    _wait_for(lambda: engine.store.get_ti(key).state == "success", "the try to succeed")
+    _wait_for(lambda: f"{key} try 1: ignored" in workers["cpu"].output(),
+              "the second delivery to be turned away")
+    lines = journal.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("1 ")  # one execution, try 1
+    assert engine.store.get_ti(key).try_number == 1
+
+
+def test_a_worker_killed_mid_try_is_retried_once_without_overlap_and_its_logs_outlive_it(
+        engine: Engine, cluster: Cluster, start_worker: Callable[..., Worker],
+        tmp_path: Path) -> None:
+    kill_queue = f"{cluster.prefix}kill"
+    doomed = start_worker(cluster, "doomed", "-q", kill_queue, "-c", "1")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    dag = engine.get_dag("celery_kill")
+    run_id = engine.trigger(dag, conf={"markers": str(markers)}).run_id
+    key = TIKey("celery_kill", run_id, "killable")
+    result: dict[str, Any] = {}
+    driver = threading.Thread(target=lambda: result.update(run=engine.run(dag, run_id)))
+    driver.start()
+    try:
+        first = _wait_for(lambda: (markers / "try-1").exists() and
+                          (markers / "try-1").read_text(), "try 1 to start")
+        remote = cluster.root / "remote_logs"
+        _wait_for(lambda: list(remote.glob(f"dag_id=celery_kill/run_id={run_id}/**/"
+                                           "attempt=1.log")),
+                  "a partial copy of try 1's log")
+        doomed.kill()
+        _wait_for(lambda: not _alive(int(first)), "try 1's process to die with its worker")
+        rescuer = start_worker(cluster, "rescuer", "-q", kill_queue, "-c", "1")
+        driver.join(timeout=120)
+        assert not driver.is_alive()
+    finally:
+        driver.join(timeout=1)
+
+    assert result["run"].state.value == "success"
+    record = engine.store.get_ti(key)
+    assert record.try_number == 2
+    ran = _returned(engine, "celery_kill", run_id)["killable"]
+    assert ran["home"] == str(rescuer.home)
+    assert ran["previous_alive"] is False  # try 2 started after try 1's process was gone
+    steps = [(t.from_state, t.to_state) for t in engine.store.transitions("celery_kill", run_id)]
+    assert steps.count(("queued", "running")) == 2
+    assert ("running", "up_for_retry") in steps
+
+    # Both workers' homes gone: the logs are read from MLPIPE_REMOTE_LOG_URI.
+    rescuer.stop()
+    for home in (doomed.home, rescuer.home):
+        shutil.rmtree(home)
+    reader_home = tmp_path / "reader_home"
+    reader_home.mkdir()
+    for try_number, expected in ((1, "Starting try 1"), (2, "Starting try 2")):
+        out = subprocess.run(
+            [sys.executable, "-m", "mlpipe", "tasks", "logs", "celery_kill", "killable",
+             run_id, "--try", str(try_number)],
+            env=cluster.env(reader_home), capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "remote_logs" in out.stdout and expected in out.stdout
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -130,7 +130,11 @@ class TryWorker:
             code = self._run_child(message, grant, timeout, dag)
         finally:
             self.slots.release(grant)
-        return "ran" if code != NOT_CLAIMED else "ignored"
+        if code == NOT_CLAIMED:
+            log.info("%s try %d: ignored (another delivery claimed it first)", key,
+                     message.try_number)
+            return "ignored"
+        return "ran"
 
     def _run_child(self, message: TryMessage, grant: Grant, timeout: float | None,
                    dag: DAG) -> int:
