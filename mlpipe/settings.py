@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -53,10 +53,16 @@ class Settings(BaseSettings):
 
     @field_validator("executor")
     @classmethod
-    def _known_executor(cls, value: str) -> str:
+    def _known_executor(cls, value: str, info: ValidationInfo) -> str:
         known = KNOWN_EXECUTORS
         if value not in known:
             raise ValueError(f"unknown executor {value!r}; valid: {list(known)}")
+        url = info.data.get("database_url")
+        if value == "celery" and (url is None or url.startswith("sqlite")):
+            raise ValueError(
+                f"the celery executor needs a database every worker can reach, not SQLite "
+                f"({url or 'the default $MLPIPE_HOME/mlpipe.db'}); set MLPIPE_DATABASE_URL="
+                f"postgresql+psycopg://USER@HOST/DB")
         return value
 
     @classmethod
