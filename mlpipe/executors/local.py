@@ -31,10 +31,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.executors.base import ExecutionEnv, Executor, TaskEvent, Workload
 from mlpipe.executors.process_watch import set_parent_death_signal
+from mlpipe.executors.resources import Grant, SlotAllocator, local_slots, take_fitting
 from mlpipe.store.entities import TIKey
 
 if TYPE_CHECKING:
@@ -76,7 +78,8 @@ def _child_main(env: ExecutionEnv, conn: multiprocessing.connection.Connection,
     if message is None:
         os._exit(RETIRED)
     set_parent_death_signal(0)
-    key, use_run = message
+    key, use_run, env_vars = message
+    os.environ.update(env_vars)  # CUDA_VISIBLE_DEVICES: the GPUs the try holds
     try:
         outcome = env.runner.run(
             key, on_heartbeat_lost=lambda: os.kill(os.getpid(), signal.SIGTERM),
@@ -101,6 +104,8 @@ class _Child:
     dags: dict[str, DAG] = field(default_factory=dict)
     runs: dict[tuple[str, str], DagRun] = field(default_factory=dict)
     workload: Workload | None = None
+    #: the resource slots (GPUs...) the workload holds until it is reported
+    grant: Grant | None = None
     #: a standby's: when it is retired; a worker's: when it outlived its timeout (killed)
     deadline: float = float("inf")
     #: the child reported its try's end (or its process ended): its slot is free
@@ -131,6 +136,14 @@ class LocalExecutor(Executor):
         self._stopping = False
         #: seconds a standby waits for work before it is retired
         self.standby_idle = STANDBY_IDLE
+        #: GPUs (``MLPIPE_GPUS``) and other resources tries hold (``resources=``)
+        self.slots = SlotAllocator()
+
+    @classmethod
+    def from_settings(cls, settings: Any, parallelism: int = 0) -> LocalExecutor:
+        executor = cls(parallelism)
+        executor.slots = local_slots(settings.gpus)
+        return executor
 
     def start(self, env: ExecutionEnv) -> None:
         super().start(env)
@@ -150,8 +163,17 @@ class LocalExecutor(Executor):
 
     def submit(self, workload: Workload) -> None:
         assert self.env is not None, "start() the executor first"
+        refusal = self.slots.refusal(workload.resources)
+        if refusal is not None:  # it would wait forever: fail it now, saying why
+            self.env.store.transition(workload.key, ["queued"], "failed",
+                                      error=f"local executor: {refusal} (MLPIPE_GPUS)",
+                                      end_date=datetime.now(UTC))
+            log.error("%s: %s", workload.key, refusal)
         with self._lock:
             self._outstanding += 1
+            if refusal is not None:
+                self._events.put(TaskEvent(workload.key, None, workload.attempt))
+                return
             self._pending.append(workload)
             self._launch_ready()
 
@@ -164,10 +186,13 @@ class LocalExecutor(Executor):
     def _launch_ready(self) -> None:
         changed = False
         while self._pending and self._busy_slots() < self.parallelism:
-            workload = self._pending.popleft()
+            fitting = take_fitting(self._pending, self.slots)
+            if fitting is None:
+                break  # every pending try waits for resources others hold
+            workload, grant = fitting
             child = self._take_standby(workload)
             use_run = child is None or self._same_run(child, workload.key)
-            self._dispatch(child or self._fork(), workload, use_run)
+            self._dispatch(child or self._fork(), workload, use_run, grant)
             changed = True
         if self._outstanding > 0:
             while len(self._standby) < min(self.parallelism, MAX_STANDBYS):
@@ -221,12 +246,13 @@ class LocalExecutor(Executor):
         run = self.env.runs.get((key.dag_id, key.run_id))
         return run is not None and child.runs.get((key.dag_id, key.run_id)) is run
 
-    def _dispatch(self, child: _Child, workload: Workload, use_run: bool) -> None:
-        child.workload = workload
+    def _dispatch(self, child: _Child, workload: Workload, use_run: bool,
+                  grant: Grant) -> None:
+        child.workload, child.grant = workload, grant
         child.deadline = (time.monotonic() + workload.timeout + 30 if workload.timeout
                           else float("inf"))
         try:
-            child.conn.send((workload.key, use_run))
+            child.conn.send((workload.key, use_run, grant.env()))
         except OSError:  # it died waiting: its sentinel reports the workload as lost
             log.warning("standby process %s ended before it got %s", child.process.pid,
                         workload.key)
@@ -311,6 +337,8 @@ class LocalExecutor(Executor):
             if child.reported:
                 return
             child.reported = True
+            if child.grant is not None:
+                self.slots.release(child.grant)
         self._events.put(TaskEvent(workload.key, code, workload.attempt,
                                    claimed=code != NOT_CLAIMED))
 

@@ -13,11 +13,19 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["Grant", "SlotAllocator", "parse_gpus", "visible_gpus"]
+from mlpipe.errors import SettingsError
+
+if TYPE_CHECKING:
+    from mlpipe.executors.base import Workload
+
+__all__ = ["Grant", "SlotAllocator", "local_slots", "parse_gpus", "take_fitting",
+           "visible_gpus"]
 
 #: the resource names a task's ``resources=`` may use
 KNOWN_RESOURCES = ("cpu", "gpu", "memory_gb")
@@ -158,3 +166,27 @@ class SlotAllocator:
             self._cpu_used = max(0.0, self._cpu_used - grant.cpu)
             self._mem_used = max(0.0, self._mem_used - grant.memory_gb)
             self._changed.notify_all()
+
+
+def take_fitting(pending: deque[Workload], slots: SlotAllocator
+                 ) -> tuple[Workload, Grant] | None:
+    """Pop the first pending workload whose resources fit now, with its grant (else None).
+
+    A workload that cannot fit yet keeps its place: a later, smaller one may start before it
+    (GPU tasks do not hold up CPU tasks), and it starts as soon as its slots are free.
+    """
+    for index, workload in enumerate(pending):
+        grant = slots.try_acquire(workload.resources)
+        if grant is not None:
+            del pending[index]
+            return workload, grant
+    return None
+
+
+def local_slots(gpus: str | None) -> SlotAllocator:
+    """The local executor's slots: ``MLPIPE_GPUS`` (``0,1``), else every visible GPU."""
+    try:
+        indices = parse_gpus(gpus) if gpus is not None else visible_gpus()
+    except ValueError as exc:
+        raise SettingsError(f"setting MLPIPE_GPUS: {exc}") from None
+    return SlotAllocator(indices)
