@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -193,3 +194,26 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_sigterm_lets_the_running_try_finish_before_the_worker_exits(
+        engine: Engine, cluster: Cluster, start_worker: Callable[..., Worker]) -> None:
+    worker = start_worker(cluster, "term", "-q", f"{cluster.prefix}term", "-c", "1")
+    dag = engine.get_dag("celery_nap")
+    run_id = engine.trigger(dag).run_id
+    key = TIKey("celery_nap", run_id, "nap")
+    result: dict[str, Any] = {}
+    driver = threading.Thread(target=lambda: result.update(run=engine.run(dag, run_id)))
+    driver.start()
+    try:
+        _wait_for(lambda: engine.store.get_ti(key).state == "running", "the try to start")
+        os.kill(worker.process.pid, signal.SIGTERM)  # what a service manager sends
+        assert worker.process.wait(timeout=90) == 0
+        driver.join(timeout=90)
+    finally:
+        driver.join(timeout=1)
+
+    assert result["run"].state.value == "success"
+    record = engine.store.get_ti(key)
+    assert (record.state, record.try_number) == ("success", 1)
+    assert _returned(engine, "celery_nap", run_id)["nap"]["home"] == str(worker.home)

@@ -77,3 +77,7 @@ with DAG("celery_once", tags=["test"]) as celery_once:
 with DAG("celery_kill", tags=["test"]) as celery_kill:
     PythonOperator(task_id="killable", python_callable=killable, queue=f"{Q}kill",
                    retries=1, retry_delay=timedelta(0))
+
+with DAG("celery_nap", tags=["test"]) as celery_nap:
+    PythonOperator(task_id="nap", python_callable=where, op_kwargs={"nap": 3.0},
+                   queue=f"{Q}term")
