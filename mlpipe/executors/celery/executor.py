@@ -1,7 +1,8 @@
 """``CeleryExecutor``: the scheduler's side. Submit = a message to the task's queue; poll =
 the states of submitted tries, read from the metadata database (never Celery results).
 
-A try's life is the database's: the worker claims it (queued -> running, compare-and-set),
+Outcomes are found through the state-change rows (``store.changed_since``: only what changed
+since the last look), confirmed by the instance's row. A try's life is the database's: the worker claims it (queued -> running, compare-and-set),
 beats its heartbeat, and records its end. The driver that submitted it sees the recorded
 state here, or declares it lost after one lease without a heartbeat (``run_liveness``), so
 a worker killed mid-try costs one lease, and a message delivered twice runs nothing twice.
@@ -30,6 +31,8 @@ DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 POLL_INTERVAL = 0.005
 #: the longest pause between reads once nothing has changed for a while
 POLL_INTERVAL_MAX = 0.05
+#: seconds between two looks at every submitted try (the change feed's safety net)
+SWEEP_INTERVAL = 1.0
 _UNFINISHED = (S.QUEUED.value, S.RUNNING.value)
 
 
@@ -63,6 +66,9 @@ class CeleryExecutor(Executor):
         #: submitted and not yet reported: key -> attempt
         self._inflight: dict[TIKey, int] = {}
         self._idle_since = time.monotonic()
+        #: the last state change read (``store.changed_since``)
+        self._cursor = 0
+        self._next_sweep = 0.0
 
     @classmethod
     def from_settings(cls, settings: Any, parallelism: int = 0) -> CeleryExecutor:
@@ -76,6 +82,7 @@ class CeleryExecutor(Executor):
         refuse_sqlite(str(env.store.engine.url))
         if env.runner.artifact_root:
             warn_local_artifacts(env.runner.artifact_root)
+        self._cursor = env.store.last_transition_id()
         if self.app is None:
             self.app = make_app(self.broker_url or DEFAULT_BROKER,
                                 visibility_timeout=visibility_timeout(self.lease_s))
@@ -108,18 +115,26 @@ class CeleryExecutor(Executor):
             time.sleep(min(left, POLL_INTERVAL if quiet < 1.0 else POLL_INTERVAL_MAX))
 
     def _finished(self) -> list[TaskEvent]:
+        """Submitted tries no longer queued or running: the instances with a state change
+        since the last look, confirmed by their row; every instance now and then."""
         env = self.env
         assert env is not None
+        changed, self._cursor = env.store.changed_since(self._cursor)
         if not self._inflight:
             return []
-        runs = {(k.dag_id, k.run_id) for k in self._inflight}
         events: list[TaskEvent] = []
-        for dag_id, run_id in runs:
-            for task_id, map_index, state in env.store.ti_states(dag_id, run_id):
-                key = TIKey(dag_id, run_id, task_id, map_index)
-                if state in _UNFINISHED or key not in self._inflight:
-                    continue
-                events.append(TaskEvent(key, None, self._inflight.pop(key)))
+        if time.monotonic() >= self._next_sweep:  # a late commit may hide below the cursor
+            self._next_sweep = time.monotonic() + SWEEP_INTERVAL
+            for dag_id, run_id in {(k.dag_id, k.run_id) for k in self._inflight}:
+                for task_id, map_index, state in env.store.ti_states(dag_id, run_id):
+                    key = TIKey(dag_id, run_id, task_id, map_index)
+                    if state not in _UNFINISHED and key in self._inflight:
+                        events.append(TaskEvent(key, None, self._inflight.pop(key)))
+        for key in dict.fromkeys(changed):
+            if key in self._inflight:
+                record = env.store.get_ti(key)
+                if record is None or record.state not in _UNFINISHED:
+                    events.append(TaskEvent(key, None, self._inflight.pop(key)))
         if events:
             self._idle_since = time.monotonic()
         return events
