@@ -78,6 +78,9 @@ def test_each_task_runs_on_a_worker_of_its_queue_and_gpu_tries_never_overlap(
     a, b = sorted((ran["train_0"], ran["train_1"]), key=lambda r: r["start"])
     assert a["end"] <= b["start"], "two 1-GPU tries overlapped on a 1-GPU worker"
     assert a["pid"] != b["pid"]  # each try in a process of its own
+    # a try's output goes to its own log (secrets masked there), not to the worker's
+    assert "Returned value was" not in workers["gpu"].output()
+    assert "running in process" in workers["gpu"].output()
 
 
 def test_a_pool_of_one_slot_holds_across_workers(engine: Engine,

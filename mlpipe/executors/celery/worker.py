@@ -175,6 +175,10 @@ def _child_main(runner: TryRunner, message: TryMessage, grant: Grant) -> None:
         for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+        # The try's output belongs in its log (secrets masked), not in the worker's log.
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
         os.environ.update(grant.env())
         store = runner.store
         store.engine.dispose(close=False)  # the worker's pooled connections stay its own
