@@ -83,14 +83,16 @@ def test_each_task_runs_on_a_worker_of_its_queue_and_gpu_tries_never_overlap(
     assert "running in process" in workers["gpu"].output()
 
 
-def test_a_pool_of_one_slot_holds_across_workers(engine: Engine,
-                                                 workers: dict[str, Worker]) -> None:
+@pytest.mark.parametrize("dag_id", ["celery_pool", "celery_max_active"])
+def test_a_pool_of_one_slot_and_max_active_tasks_hold_across_workers(
+        engine: Engine, workers: dict[str, Worker], dag_id: str) -> None:
     engine.store.set_pool("single", 1)
-    run_id, state = _run(engine, "celery_pool")
+    run_id, state = _run(engine, dag_id)
 
     assert state == "success"
-    ran = sorted(_returned(engine, "celery_pool", run_id).values(), key=lambda r: r["start"])
+    ran = sorted(_returned(engine, dag_id, run_id).values(), key=lambda r: r["start"])
     assert len(ran) == 3
+    assert {r["home"] for r in ran} <= {str(w.home) for w in workers.values()}
     for earlier, later in itertools.pairwise(ran):
         assert earlier["end"] <= later["start"], "two tries of a one-slot pool overlapped"
 
@@ -220,3 +222,23 @@ def test_sigterm_lets_the_running_try_finish_before_the_worker_exits(
     record = engine.store.get_ti(key)
     assert (record.state, record.try_number) == ("success", 1)
     assert _returned(engine, "celery_nap", run_id)["nap"]["home"] == str(worker.home)
+
+
+def test_the_heaviest_priority_weight_is_served_first(
+        engine: Engine, cluster: Cluster, start_worker: Callable[..., Worker]) -> None:
+    dag = engine.get_dag("celery_priority")
+    run_id = engine.trigger(dag).run_id
+    result: dict[str, Any] = {}
+    driver = threading.Thread(target=lambda: result.update(run=engine.run(dag, run_id)))
+    driver.start()
+    try:  # all three wait in the broker before a one-slot worker takes them
+        _wait_for(lambda: [s for _, _, s in engine.store.ti_states("celery_priority", run_id)]
+                  == ["queued"] * 3, "the three tries to be queued")
+        start_worker(cluster, "prio", "-q", f"{cluster.prefix}prio", "-c", "1")
+        driver.join(timeout=120)
+    finally:
+        driver.join(timeout=1)
+
+    assert result["run"].state.value == "success"
+    ran = _returned(engine, "celery_priority", run_id)
+    assert sorted(ran, key=lambda t: ran[t]["start"]) == ["weight_9", "weight_5", "weight_1"]

@@ -1,11 +1,12 @@
 """``CeleryExecutor``: the scheduler's side. Submit = a message to the task's queue; poll =
 the states of submitted tries, read from the metadata database (never Celery results).
 
-Outcomes are found through the state-change rows (``store.changed_since``: only what changed
-since the last look), confirmed by the instance's row. A try's life is the database's: the worker claims it (queued -> running, compare-and-set),
+A try's life is the database's: the worker claims it (queued -> running, compare-and-set),
 beats its heartbeat, and records its end. The driver that submitted it sees the recorded
 state here, or declares it lost after one lease without a heartbeat (``run_liveness``), so
 a worker killed mid-try costs one lease, and a message delivered twice runs nothing twice.
+Finished tries are found through the state-change rows (``store.changed_since``: only what
+changed since the last look), each confirmed by its instance's row.
 """
 
 from __future__ import annotations

@@ -81,3 +81,13 @@ with DAG("celery_kill", tags=["test"]) as celery_kill:
 with DAG("celery_nap", tags=["test"]) as celery_nap:
     PythonOperator(task_id="nap", python_callable=where, op_kwargs={"nap": 3.0},
                    queue=f"{Q}term")
+
+with DAG("celery_max_active", tags=["test"], max_active_tasks=1) as celery_max_active:
+    for i in range(3):
+        PythonOperator(task_id=f"limited_{i}", python_callable=where, op_kwargs={"nap": 0.3},
+                       queue=f"{Q}shared")
+
+with DAG("celery_priority", tags=["test"]) as celery_priority:
+    for weight in (1, 5, 9):
+        PythonOperator(task_id=f"weight_{weight}", python_callable=where,
+                       queue=f"{Q}prio", priority_weight=weight)
