@@ -242,3 +242,27 @@ def test_the_heaviest_priority_weight_is_served_first(
     assert result["run"].state.value == "success"
     ran = _returned(engine, "celery_priority", run_id)
     assert sorted(ran, key=lambda t: ran[t]["start"]) == ["weight_9", "weight_5", "weight_1"]
+
+
+def test_a_real_scheduler_process_drives_runs_through_the_workers(
+        engine: Engine, cluster: Cluster, workers: dict[str, Worker], tmp_path: Path) -> None:
+    home = tmp_path / "scheduler_home"
+    home.mkdir()
+    log = tmp_path / "scheduler.log"
+    with open(log, "wb") as out:
+        scheduler = subprocess.Popen([sys.executable, "-m", "mlpipe", "scheduler"],
+                                     env=cluster.env(home, MLPIPE_EXECUTOR="celery"),
+                                     stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+    try:
+        run_id = engine.trigger(engine.get_dag("celery_queues")).run_id
+        state = _wait_for(lambda: (s := engine.store.get_run("celery_queues", run_id).state)
+                          in ("success", "failed") and s, "the scheduler to end the run",
+                          within=120)
+        assert state == "success", log.read_text()[-3000:]
+    finally:
+        os.killpg(scheduler.pid, signal.SIGTERM)
+        scheduler.wait(timeout=60)
+    ran = _returned(engine, "celery_queues", run_id)
+    assert ran["prepare"]["home"] == str(workers["cpu"].home)
+    assert ran["train_0"]["home"] == str(workers["gpu"].home)

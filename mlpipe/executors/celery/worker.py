@@ -25,7 +25,6 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,21 +204,18 @@ def _kill_group(pid: int) -> None:
 
 
 def run_worker(worker: TryWorker, *, broker_url: str, concurrency: int, lease_s: float,
-               loglevel: str = "INFO", on_ready: Callable[[], None] | None = None) -> None:
+               loglevel: str = "INFO") -> None:
     """Run the Celery worker until it is stopped (SIGTERM: warm shutdown, tries finish)."""
-    from celery.signals import worker_ready
-
     from mlpipe.executors.celery.executor import visibility_timeout
 
     app = make_app(broker_url, visibility_timeout=visibility_timeout(lease_s))
     app.conf.worker_hijack_root_logger = True
 
-    @app.task(name=RUN_TRY, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
     def run_try(*args: Any) -> str:
         return worker.handle(list(args))
 
-    if on_ready is not None:
-        worker_ready.connect(lambda **_: on_ready(), weak=False)
+    app.task(name=RUN_TRY, acks_late=True, reject_on_worker_lost=True,
+             ignore_result=True)(run_try)
     log.info("worker %s: queues %s, concurrency %d, %s", worker.name, list(worker.queues),
              concurrency, worker.slots.describe())
     app.worker_main(argv=[
