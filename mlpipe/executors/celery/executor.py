@@ -11,6 +11,7 @@ changed since the last look), each confirmed by its instance's row.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -134,8 +135,12 @@ class CeleryExecutor(Executor):
         for key in dict.fromkeys(changed):
             if key in self._inflight:
                 record = env.store.get_ti(key)
-                if record is None or record.state not in _UNFINISHED:
+                if record is None:
                     events.append(TaskEvent(key, None, self._inflight.pop(key)))
+                elif record.state not in _UNFINISHED:  # the driver need not read it again
+                    skip = tuple(json.loads(record.skip_downstream or "[]"))
+                    events.append(TaskEvent(key, None, self._inflight.pop(key),
+                                            state=record.state, skip=skip))
         if events:
             self._idle_since = time.monotonic()
         return events
