@@ -38,12 +38,16 @@ from mlpipe.runtime.dagbag import load_dagbag, load_one
 
 if TYPE_CHECKING:
     from mlpipe.core.dag import DAG
+    from mlpipe.runtime.models import DagRun
     from mlpipe.runtime.try_runner import TryRunner
+    from mlpipe.store.entities import TIKey
 
 log = logging.getLogger("mlpipe.worker")
 
 #: exit code of a child whose claim failed (another process took the try first)
 NOT_CLAIMED = 3
+#: runs a worker keeps loaded for the tries that follow
+MAX_CACHED_RUNS = 64
 #: seconds a try may outlive its ``execution_timeout`` before its process group is killed
 KILL_GRACE = 30.0
 
@@ -92,6 +96,19 @@ class TryWorker:
     queues: tuple[str, ...] = ("default",)
     #: tries being run here: key -> child pid (for logs and a graceful shutdown)
     running: dict[Any, int] = field(default_factory=dict)
+    #: runs read for earlier tries, by (dag_id, run_id): a child starts with its run loaded
+    _runs: dict[tuple[str, str], DagRun] = field(default_factory=dict, repr=False)
+
+    def _run_of(self, key: TIKey, dag: DAG) -> DagRun:
+        """The run ``key`` belongs to, read once per run (again when its DAG was reloaded)."""
+        cached = self._runs.get((key.dag_id, key.run_id))
+        if cached is not None and cached.dag is dag:
+            return cached
+        run = self.runner.load_run(key)
+        if len(self._runs) >= MAX_CACHED_RUNS:
+            self._runs.pop(next(iter(self._runs)), None)
+        self._runs[(key.dag_id, key.run_id)] = run
+        return run
 
     def handle(self, args: Any) -> str:
         """Run the try a message names; returns what happened (``ran``, ``ignored``...)."""
@@ -113,6 +130,7 @@ class TryWorker:
         try:
             dag = self.runner.dag_provider(key.dag_id)
             task = dag.get_task(key.task_id)
+            run = self._run_of(key, dag)
             refusal = self.slots.refusal(task.resources or {})
         except Exception as exc:  # a DAG missing or broken on this worker
             refusal = f"cannot load the task on this worker: {exc}"
@@ -126,7 +144,7 @@ class TryWorker:
         assert grant is not None  # no timeout: it waited until the slots were free
         try:
             timeout = task.execution_timeout.total_seconds() if task.execution_timeout else None
-            code = self._run_child(message, grant, timeout, dag)
+            code = self._run_child(message, grant, timeout, run)
         finally:
             self.slots.release(grant)
         if code == NOT_CLAIMED:
@@ -136,7 +154,7 @@ class TryWorker:
         return "ran"
 
     def _run_child(self, message: TryMessage, grant: Grant, timeout: float | None,
-                   dag: DAG) -> int:
+                   run: DagRun) -> int:
         gc.freeze()  # the child must not touch (copy) the pages of what it inherits
         try:
             pid = os.fork()
@@ -144,7 +162,8 @@ class TryWorker:
             gc.unfreeze()
         if pid == 0:  # the child: never returns
             # the DAG loaded here: the provider's lock may be held by another thread now
-            _child_main(replace(self.runner, dag_provider=lambda _: dag), message, grant)
+            _child_main(replace(self.runner, dag_provider=lambda _: run.dag), message, grant,
+                        run)
         self.running[message.key] = pid
         log.info("%s try %d: running in process %d%s", message.key, message.try_number, pid,
                  f" on GPUs {list(grant.gpus)}" if grant.gpus else "")
@@ -162,7 +181,7 @@ class TryWorker:
         return os.waitstatus_to_exitcode(status)
 
 
-def _child_main(runner: TryRunner, message: TryMessage, grant: Grant) -> None:
+def _child_main(runner: TryRunner, message: TryMessage, grant: Grant, run: DagRun) -> None:
     """The forked child: run one try, then exit (never returns)."""
     code = 1
     try:
@@ -181,7 +200,7 @@ def _child_main(runner: TryRunner, message: TryMessage, grant: Grant) -> None:
         os.environ.update(grant.env())
         store = runner.store
         store.engine.dispose(close=False)  # the worker's pooled connections stay its own
-        outcome = runner.run(message.key,
+        outcome = runner.run(message.key, run=run,
                              on_heartbeat_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
         store.dispose()
         code = 0 if outcome is not None else NOT_CLAIMED
