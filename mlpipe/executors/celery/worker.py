@@ -94,8 +94,6 @@ class TryWorker:
     slots: SlotAllocator
     name: str = field(default_factory=lambda: f"mlpipe@{socket.gethostname()}")
     queues: tuple[str, ...] = ("default",)
-    #: tries being run here: key -> child pid (for logs and a graceful shutdown)
-    running: dict[Any, int] = field(default_factory=dict)
     #: runs read for earlier tries, by (dag_id, run_id): a child starts with its run loaded
     _runs: dict[tuple[str, str], DagRun] = field(default_factory=dict, repr=False)
 
@@ -164,7 +162,6 @@ class TryWorker:
             # the DAG loaded here: the provider's lock may be held by another thread now
             _child_main(replace(self.runner, dag_provider=lambda _: run.dag), message, grant,
                         run)
-        self.running[message.key] = pid
         log.info("%s try %d: running in process %d%s", message.key, message.try_number, pid,
                  f" on GPUs {list(grant.gpus)}" if grant.gpus else "")
         timer = None
@@ -177,7 +174,6 @@ class TryWorker:
         finally:
             if timer is not None:
                 timer.cancel()
-            self.running.pop(message.key, None)
         return os.waitstatus_to_exitcode(status)
 
 
