@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import os
+import select
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +49,12 @@ log = logging.getLogger("mlpipe.worker")
 
 #: exit code of a child whose claim failed (another process took the try first)
 NOT_CLAIMED = 3
+#: exit code of a spare that was never given a try
+RETIRED = 4
+#: spare children (forked and connected ahead of a try) a worker keeps
+MAX_SPARES = 2
+#: seconds a spare waits for a try before it exits
+SPARE_IDLE = 10.0
 #: runs a worker keeps loaded for the tries that follow
 MAX_CACHED_RUNS = 64
 #: seconds a try may outlive its ``execution_timeout`` before its process group is killed
@@ -96,6 +105,12 @@ class TryWorker:
     queues: tuple[str, ...] = ("default",)
     #: runs read for earlier tries, by (dag_id, run_id): a child starts with its run loaded
     _runs: dict[tuple[str, str], DagRun] = field(default_factory=dict, repr=False)
+    #: at most one spare child per run, ``MAX_SPARES`` in all
+    _spares: dict[tuple[str, str], _Spare] = field(default_factory=dict, repr=False)
+    _spare_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    #: this process's ends of the spares' pipes: every forked child closes them, so a
+    #: spare sees the end of its orders and the worker the end of its result
+    _pipe_fds: set[int] = field(default_factory=set, repr=False)
 
     def _run_of(self, key: TIKey, dag: DAG) -> DagRun:
         """The run ``key`` belongs to, read once per run (again when its DAG was reloaded)."""
@@ -153,15 +168,16 @@ class TryWorker:
 
     def _run_child(self, message: TryMessage, grant: Grant, timeout: float | None,
                    run: DagRun) -> int:
-        gc.freeze()  # the child must not touch (copy) the pages of what it inherits
-        try:
-            pid = os.fork()
-        finally:
-            gc.unfreeze()
-        if pid == 0:  # the child: never returns
-            # the DAG loaded here: the provider's lock may be held by another thread now
-            _child_main(replace(self.runner, dag_provider=lambda _: run.dag), message, grant,
-                        run)
+        spare = self._take_spare(run)
+        if spare is not None:
+            code = self._run_in_spare(spare, message, grant, timeout)
+            if code is not None:
+                return code
+            record = self.runner.store.get_ti(message.key)
+            if record is None or record.state != S.QUEUED:
+                return 1  # it claimed the try and died: the lease takes it from here
+        pid = self._fork(lambda: _child_main(self._runner_for(run), message, grant, run))
+        self._make_spare(run)  # ready for the next try of this run, off that try's path
         log.info("%s try %d: running in process %d%s", message.key, message.try_number, pid,
                  f" on GPUs {list(grant.gpus)}" if grant.gpus else "")
         timer = None
@@ -177,29 +193,161 @@ class TryWorker:
         return os.waitstatus_to_exitcode(status)
 
 
+    # -- spares: children forked and connected ahead of the next try of a run -------------
+
+    def _runner_for(self, run: DagRun) -> TryRunner:
+        # the DAG loaded here: the provider's lock may be held by another thread at the fork
+        return replace(self.runner, dag_provider=lambda _: run.dag)
+
+    def _fork(self, child: Callable[[], None]) -> int:
+        with self._spare_lock:
+            gc.freeze()  # the child must not touch (copy) the pages of what it inherits
+            try:
+                pid = os.fork()
+            finally:
+                gc.unfreeze()
+            if pid == 0:  # the child: never returns
+                for fd in self._pipe_fds:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                child()
+                os._exit(1)
+        return pid
+
+    def _close(self, fd: int) -> None:
+        with self._spare_lock:
+            self._pipe_fds.discard(fd)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+    def _take_spare(self, run: DagRun) -> _Spare | None:
+        with self._spare_lock:
+            spare = self._spares.pop((run.dag_id, run.run_id), None)
+        if spare is not None and spare.run is not run:  # its DAG was reloaded since
+            self._retire(spare)
+            return None
+        return spare
+
+    def _make_spare(self, run: DagRun) -> None:
+        with self._spare_lock:
+            if (run.dag_id, run.run_id) in self._spares:
+                return
+            while len(self._spares) >= MAX_SPARES:
+                self._retire(self._spares.pop(next(iter(self._spares))))
+            orders_r, orders_w = os.pipe()
+            result_r, result_w = os.pipe()
+            self._pipe_fds.update((orders_w, result_r))
+            runner = self._runner_for(run)
+            pid = self._fork(lambda: _spare_main(runner, run, orders_r, result_w))
+            os.close(orders_r)
+            os.close(result_w)
+            spare = _Spare(pid, orders_w, result_r, run)
+            self._spares[(run.dag_id, run.run_id)] = spare
+        threading.Thread(target=_reap, args=(pid,), daemon=True).start()
+
+    def _run_in_spare(self, spare: _Spare, message: TryMessage, grant: Grant,
+                      timeout: float | None) -> int | None:
+        """The try's exit code, or None if the spare was gone before it took the try."""
+        order = json.dumps([message.args(), grant.env()]).encode()
+        try:
+            os.write(spare.orders, order)
+        except OSError:
+            self._retire(spare)
+            return None
+        self._close(spare.orders)
+        self._make_spare(spare.run)  # ready for the next try of this run
+        log.info("%s try %d: running in process %d%s", message.key, message.try_number,
+                 spare.pid, f" on GPUs {list(grant.gpus)}" if grant.gpus else "")
+        timer = None
+        if timeout is not None:
+            timer = threading.Timer(timeout + KILL_GRACE, _kill_group, (spare.pid,))
+            timer.daemon = True
+            timer.start()
+        try:
+            with os.fdopen(spare.result, "rb") as result:
+                code = result.read()
+        finally:
+            with self._spare_lock:
+                self._pipe_fds.discard(spare.result)
+            if timer is not None:
+                timer.cancel()
+        return code[0] if code else None
+
+    def _retire(self, spare: _Spare) -> None:
+        self._close(spare.orders)
+        self._close(spare.result)
+
+
+@dataclass(eq=False)
+class _Spare:
+    """A child forked for a run, connected to the database, waiting for a try's order."""
+
+    pid: int
+    orders: int
+    result: int
+    run: DagRun
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _become_try_process(runner: TryRunner) -> None:
+    """What a forked child does first: its own process group, dying with its worker, the
+    default signals, no log handlers of the worker, database connections of its own."""
+    os.setsid()  # own process group: a kill reaches everything the try starts
+    parent = os.getppid()
+    set_parent_death_signal(signal.SIGKILL)  # a worker killed takes its tries along
+    if os.getppid() != parent:
+        os._exit(1)
+    for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # The try's output belongs in its log (secrets masked), not in the worker's log.
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    runner.store.engine.dispose(close=False)  # the worker's pooled connections stay its own
+
+
+def _run_try(runner: TryRunner, key: TIKey, env: dict[str, str], run: DagRun) -> int:
+    os.environ.update(env)
+    outcome = runner.run(key, run=run,
+                         on_heartbeat_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
+    runner.store.dispose()
+    return 0 if outcome is not None else NOT_CLAIMED
+
+
+def _spare_main(runner: TryRunner, run: DagRun, orders: int, result: int) -> None:
+    """A spare child: get ready, wait (up to ``SPARE_IDLE`` s) for one order, run it."""
+    code = 1
+    try:
+        _become_try_process(runner)
+        runner.store.warm_up()
+        ready, _, _ = select.select([orders], [], [], SPARE_IDLE)
+        data = b""
+        if ready:
+            while chunk := os.read(orders, 65536):
+                data += chunk
+        if not data:  # retired, or idle too long: the worker forks a fresh one if needed
+            os._exit(RETIRED)
+        args, env = json.loads(data)
+        code = _run_try(runner, TryMessage.parse(args).key, env, run)
+        os.write(result, bytes([code]))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            log.exception("a spare try process failed")
+    finally:
+        os._exit(code)
+
+
 def _child_main(runner: TryRunner, message: TryMessage, grant: Grant, run: DagRun) -> None:
     """The forked child: run one try, then exit (never returns)."""
     code = 1
     try:
-        os.setsid()  # own process group: a kill reaches everything the try starts
-        parent = os.getppid()
-        set_parent_death_signal(signal.SIGKILL)  # a worker killed takes its tries along
-        if os.getppid() != parent:
-            os._exit(1)
-        for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-        # The try's output belongs in its log (secrets masked), not in the worker's log.
-        root = logging.getLogger()
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        os.environ.update(grant.env())
-        store = runner.store
-        store.engine.dispose(close=False)  # the worker's pooled connections stay its own
-        outcome = runner.run(message.key, run=run,
-                             on_heartbeat_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
-        store.dispose()
-        code = 0 if outcome is not None else NOT_CLAIMED
+        _become_try_process(runner)
+        code = _run_try(runner, message.key, grant.env(), run)
     except BaseException:
         with contextlib.suppress(Exception):
             log.exception("try %s failed to run", message.key)
