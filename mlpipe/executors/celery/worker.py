@@ -14,6 +14,10 @@ message goes through ``TryWorker.handle`` on one of those threads:
    records its end. The child sees only its GPUs (``CUDA_VISIBLE_DEVICES``), leads its own
    process group, and dies with the worker (``PR_SET_PDEATHSIG``): a worker killed mid-try
    leaves a row without heartbeat, which its driver retries or fails after one lease.
+
+When a try of a run starts, a *spare* child is forked for that run: it opens its database
+connections and waits (up to ``SPARE_IDLE`` s) for the order of the run's next try, so the
+fork and the connection are off that try's path (the local executor's standbys, per run).
 """
 
 from __future__ import annotations
