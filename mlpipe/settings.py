@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,7 +18,7 @@ from mlpipe.errors import SettingsError
 from mlpipe.tracking.config import TrackingConfig
 
 #: executor names ``MLPIPE_EXECUTOR`` accepts
-KNOWN_EXECUTORS = ("local", "sequential")
+KNOWN_EXECUTORS = ("celery", "local", "sequential")
 
 
 class Settings(BaseSettings):
@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     artifact_root: str | None = None
     fernet_key: str | None = None
     xcom_max_bytes: int = Field(default=48 * 1024, ge=1)
+    #: the Celery broker of the ``celery`` executor and ``mlpipe worker`` (Redis or RabbitMQ)
+    celery_broker_url: str = "redis://127.0.0.1:6379/0"
+    #: where each try's log is copied (an artifact URI: ``s3://bucket/logs/``, ``file://...``)
+    remote_log_uri: str | None = None
+    #: GPU indices the local executor hands out (``0,1``); unset: every visible GPU
+    gpus: str | None = None
     #: a running try's lease: a try whose heartbeat is older than this is failed or retried
     task_lease_s: float = Field(default=60.0, gt=0)
     #: a DAG file that takes longer to import is an import error
@@ -56,10 +62,16 @@ class Settings(BaseSettings):
 
     @field_validator("executor")
     @classmethod
-    def _known_executor(cls, value: str) -> str:
+    def _known_executor(cls, value: str, info: ValidationInfo) -> str:
         known = KNOWN_EXECUTORS
         if value not in known:
             raise ValueError(f"unknown executor {value!r}; valid: {list(known)}")
+        url = info.data.get("database_url")
+        if value == "celery" and (url is None or url.startswith("sqlite")):
+            raise ValueError(
+                f"the celery executor needs a database every worker can reach, not SQLite "
+                f"({url or 'the default $MLPIPE_HOME/mlpipe.db'}); set MLPIPE_DATABASE_URL="
+                f"postgresql+psycopg://USER@HOST/DB")
         return value
 
     @field_validator("local_isolation")

@@ -21,6 +21,7 @@ from mlpipe.cli import (
     users,
     variables,
     web,
+    worker,
 )
 from mlpipe.cli.output import State, console
 
@@ -61,6 +62,7 @@ app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("webserver")(web.webserver)
 app.command("standalone")(web.standalone)
+app.command("worker")(worker.worker)
 
 
 def _version(value: bool) -> None:

@@ -117,12 +117,27 @@ def logs(dag_id: str, task_id: str,
         raise StoreError(f"{ti.key} has tries 1..{ti.try_number}; there is no try {wanted}")
     path = ti.log_file(wanted)
     if path is None or not path.exists():
-        raise StoreError(f"the log of try {wanted} of {ti.key} is missing ({path})")
+        _print_remote_log(engine.settings.remote_log_uri, ti.key, wanted, path)
+        return
     console.print(f"[dim]*** {path}[/]", markup=True)
     if not follow:
         sys.stdout.write(path.read_text(errors="replace"))
         return
     _follow(engine.store, ti.key, wanted, path)
+
+
+def _print_remote_log(root: str | None, key: TIKey, try_number: int,
+                      path: Path | None) -> None:
+    """The try ran elsewhere (or its worker's home is gone): print the remote copy."""
+    from mlpipe.runtime.remote_logs import read_remote_log, remote_log_uri
+
+    text = read_remote_log(root, key, try_number) if root else None
+    if text is None:
+        where = f" nor at {remote_log_uri(root, key, try_number)}" if root else \
+            " (set MLPIPE_REMOTE_LOG_URI to read logs of tries that ran on other machines)"
+        raise StoreError(f"the log of try {try_number} of {key} is missing ({path}){where}")
+    console.print(f"[dim]*** {remote_log_uri(root or '', key, try_number)}[/]", markup=True)
+    sys.stdout.write(text)
 
 
 def _follow(store: MetadataStore, key: TIKey, try_number: int, path: Path) -> None:

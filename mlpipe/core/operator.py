@@ -132,6 +132,7 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         outlets: Iterable[Dataset] | Dataset = (),
         dag: DAG | None = None,
         task_group: TaskGroup | None = None,
+        queue: str = "default",
     ) -> None:
         validate_id("task_id", task_id)
         group = task_group or (ctx.current_group() if dag is None else None)
@@ -155,6 +156,8 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
         self.pool = pool
         self.priority_weight = priority_weight
         self.resources = dict(resources or {})
+        #: the Celery queue whose workers run this task (``mlpipe worker -q``)
+        self.queue = _queue_name(self.task_id, queue)
         self.on_success_callback = on_success_callback
         self.on_failure_callback = on_failure_callback
         self.on_retry_callback = on_retry_callback
@@ -366,3 +369,12 @@ def _outlets(task_id: str, outlets: Iterable[Dataset] | Dataset | None) -> list[
                                             f"objects, got {type(item).__name__}; wrap a URI "
                                             "in Dataset(...)")
     return list(dict.fromkeys(found))
+
+
+def _queue_name(task_id: str, queue: str) -> str:
+    """``queue=``: letters, digits, ``_``, ``.``, ``-`` (what every broker accepts)."""
+    if not isinstance(queue, str) or not 0 < len(queue) <= 100 or \
+            not all(c.isalnum() or c in "_.-" for c in queue) or not queue.isascii():
+        raise DagDefinitionError(
+            f"task {task_id!r}: queue {queue!r} must be 1-100 letters, digits, '_', '.' or '-'")
+    return queue

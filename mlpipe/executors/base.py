@@ -88,6 +88,11 @@ class Executor(ABC):
         self.parallelism = max(1, parallelism)
         self.env: ExecutionEnv | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Any, parallelism: int = 1) -> Executor:
+        """The executor as ``settings`` (``mlpipe.settings.Settings``) configure it."""
+        return cls(parallelism=parallelism)
+
     def start(self, env: ExecutionEnv) -> None:
         """Prepare to run task instances of ``env``'s store."""
         self.env = env

@@ -29,7 +29,8 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from mlpipe.executors.base import ExecutionEnv, Executor, TaskEvent, Workload
 from mlpipe.executors.local_worker import (
@@ -41,6 +42,7 @@ from mlpipe.executors.local_worker import (
     try_command,
     worker_main,
 )
+from mlpipe.executors.resources import Grant, SlotAllocator, local_slots
 from mlpipe.store.entities import TIKey
 
 if TYPE_CHECKING:
@@ -77,6 +79,8 @@ class _Worker:
     workload: Workload | None = None
     #: its current child (standby or try): the process group to kill
     child: int | None = None
+    #: the resource slots (GPUs...) its try holds until the try is reported
+    grant: Grant | None = None
     #: the try's end was reported (by the child, or by its exit)
     reported: bool = False
     kill_requested: bool = False
@@ -114,6 +118,15 @@ class LocalExecutor(Executor):
         self.worker_idle = WORKER_IDLE
         #: seconds past a try's timeout before its process group is killed from outside
         self.kill_grace = HARD_KILL_GRACE
+        #: GPUs (``MLPIPE_GPUS``) and other resources tries hold (``resources=``)
+        self.slots = SlotAllocator()
+
+    @classmethod
+    def from_settings(cls, settings: Any, parallelism: int = 0) -> LocalExecutor:
+        """The pool ``settings`` describe: its isolation and the GPUs of ``MLPIPE_GPUS``."""
+        executor = cls(parallelism, isolation=settings.local_isolation)
+        executor.slots = local_slots(settings.gpus)
+        return executor
 
     def start(self, env: ExecutionEnv) -> None:
         super().start(env)
@@ -146,8 +159,17 @@ class LocalExecutor(Executor):
             dag: DAG | None = self.env.dag_provider(workload.key.dag_id)
         except Exception:  # the try's own process reports the failure to resolve it
             dag = None
+        refusal = self.slots.refusal(workload.resources)
+        if refusal is not None:  # it would wait forever: fail it now, saying why
+            self.env.store.transition(workload.key, ["queued"], "failed",
+                                      error=f"local executor: {refusal} (MLPIPE_GPUS)",
+                                      end_date=datetime.now(UTC))
+            log.error("%s: %s", workload.key, refusal)
         with self._lock:
             self._outstanding += 1
+            if refusal is not None:
+                self._events.put(TaskEvent(workload.key, None, workload.attempt))
+                return
             self._pending.append((workload, dag))
             self._dispatch_ready(can_fork=True)
 
@@ -157,17 +179,35 @@ class LocalExecutor(Executor):
         """Give pending tries to idle workers; fork workers (driver's thread) up to the limit."""
         changed = False
         while self._pending:
-            workload, dag = self._pending[0]
+            fitting = self._first_fitting()
+            if fitting is None:
+                break  # every pending try waits for resources running tries hold
+            index, grant = fitting
+            workload, dag = self._pending[index]
             worker = self._idle_worker(workload.key.dag_id, dag)
             if worker is None:
                 if not can_fork or self._live_workers() >= self.parallelism:
+                    self.slots.release(grant)
                     break
                 worker = self._fork()
                 changed = True
-            self._pending.popleft()
+            del self._pending[index]
+            worker.grant = grant
             self._give(worker, workload)
         if changed:
             os.write(self._wake_w, b"x")  # the reaper waits on the new pipes and sentinels
+
+    def _first_fitting(self) -> tuple[int, Grant] | None:
+        """The first pending try whose resources are free now, and its grant.
+
+        A try that cannot fit yet keeps its place: CPU tries pass a waiting GPU try, which
+        starts as soon as its GPUs are released.
+        """
+        for index, (workload, _) in enumerate(self._pending):
+            grant = self.slots.try_acquire(workload.resources)
+            if grant is not None:
+                return index, grant
+        return None
 
     def _live_workers(self) -> int:
         return sum(1 for w in self._workers.values() if not w.stopping)
@@ -230,7 +270,9 @@ class LocalExecutor(Executor):
                            if workload.timeout else float("inf"))
         try:
             send_command(worker.commands, try_command(
-                workload.key, workload.attempt, self.try_environment(workload),
+                workload.key, workload.attempt,
+                {**self.try_environment(workload),
+                 **(worker.grant.env() if worker.grant is not None else {})},
                 workload.resources))
         except OSError:  # it died: its sentinel reports the try as lost
             log.warning("worker process %s ended before it got %s", worker.pid,
@@ -364,6 +406,9 @@ class LocalExecutor(Executor):
             if workload is None or worker.reported or attempt != workload.attempt:
                 return
             worker.reported = True
+            if worker.grant is not None:
+                self.slots.release(worker.grant)
+                worker.grant = None
         self._events.put(TaskEvent(workload.key, code, workload.attempt,
                                    claimed=code != NOT_CLAIMED, state=state, skip=skip))
 

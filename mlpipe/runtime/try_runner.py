@@ -31,6 +31,7 @@ from mlpipe.runtime.heartbeats import HEARTBEATS
 from mlpipe.runtime.log_capture import LogFile, capture_task_output
 from mlpipe.runtime.log_paths import log_folder
 from mlpipe.runtime.models import DagRun, TaskInstance
+from mlpipe.runtime.remote_logs import SHIP_INTERVAL, shipping_log
 from mlpipe.runtime.task_runner import (
     TryOutcome,
     callbacks_of,
@@ -119,6 +120,8 @@ class TryRunner:
     tracking: TrackingConfig | None = None
     #: where tasks write artifacts (context["artifact_prefix"] is under it)
     artifact_root: str | None = None
+    #: where each try's log is copied while it runs and at its end (``remote_logs``)
+    remote_log_uri: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, store: MetadataStore,
@@ -130,7 +133,8 @@ class TryRunner:
                    xcom_max_bytes=settings.xcom_max_bytes,
                    heartbeat_interval=(max(0.05, settings.task_lease_s / 6)
                                        if heartbeat_interval is None else heartbeat_interval),
-                   tracking=settings.tracking, artifact_root=settings.artifacts)
+                   tracking=settings.tracking, artifact_root=settings.artifacts,
+                   remote_log_uri=settings.remote_log_uri)
 
     def claim(self, key: TIKey, *, conn: Any = None) -> Claim | None:
         """Claim the next try of ``key`` for this process (in ``conn``'s transaction if given)."""
@@ -176,8 +180,10 @@ class TryRunner:
                           run=run)
         _make_folder(claim.log_path)
         task = self.dag_provider(key.dag_id).get_task(key.task_id)
-        with LogFile(f"{claim.log_path}/attempt={claim.try_number}.log") as sink, \
-                self._heartbeat(key, on_heartbeat_lost):
+        log_file = f"{claim.log_path}/attempt={claim.try_number}.log"
+        with shipping_log(self.remote_log_uri, key, claim.try_number, Path(log_file),
+                          interval=min(SHIP_INTERVAL, self.heartbeat_interval * 6 or 1)), \
+                LogFile(log_file) as sink, self._heartbeat(key, on_heartbeat_lost):
             mlflow_run = TaskMlflowRun(self.store, run, ti, self.tracking)
             with capture_task_output(sink):  # once per try: it re-levels every logger
                 outcome, xcoms, context = execute_try(run, ti, task, mlflow_run.lazy,

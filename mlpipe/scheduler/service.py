@@ -14,7 +14,7 @@ from typing import Any
 
 from mlpipe.connections.keyfile import ensure_private_dir
 from mlpipe.core.dag import DAG
-from mlpipe.executors import LocalExecutor, make_executor
+from mlpipe.executors import make_executor
 from mlpipe.executors.base import ExecutionEnv, Executor
 from mlpipe.runtime.dagbag import DagBag, load_dagbag, load_one
 from mlpipe.runtime.models import DagRun
@@ -81,9 +81,8 @@ class Engine:
     # -- runs ----------------------------------------------------------------------------------
 
     def make_executor(self, name: str | None = None) -> Executor:
-        executor = make_executor(name or self.settings.executor, self.settings.parallelism)
-        if isinstance(executor, LocalExecutor):
-            executor.isolation = self.settings.local_isolation
+        executor = make_executor(name or self.settings.executor, self.settings.parallelism,
+                                 settings=self.settings)
         executor.start(ExecutionEnv(self.try_runner()))
         return executor
 

@@ -33,7 +33,8 @@ def engine() -> Iterator[Engine]:
     engine.store.dispose()
 
 
-@pytest.fixture(params=sorted(EXECUTORS))
+#: the celery executor needs PostgreSQL, a broker and workers: tests/celery covers it
+@pytest.fixture(params=sorted(set(EXECUTORS) - {"celery"}))
 def executor(request: pytest.FixtureRequest, engine: Engine) -> Iterator[Executor]:
     executor = engine.make_executor(request.param)
     yield executor
