@@ -24,6 +24,7 @@ from mlpipe import DAG, task
 from mlpipe.errors import SettingsError
 from mlpipe.executors import ExecutionEnv, LocalExecutor, Workload
 from mlpipe.executors.local_worker import TryLimits
+from mlpipe.executors.resources import SlotAllocator
 from mlpipe.operators import PythonOperator
 from mlpipe.runtime.models import DagRun
 from mlpipe.scheduler.service import Engine
@@ -353,20 +354,22 @@ class _SlotExecutor(LocalExecutor):
 
 
 def test_each_try_gets_its_own_environment_and_resources(serial_engine: Engine) -> None:
+    def seen() -> str:
+        return f"{os.environ['MLPIPE_TEST_SLOT']}|{os.environ.get('CUDA_VISIBLE_DEVICES')}"
+
     with DAG("slots") as dag:
-        first = PythonOperator(task_id="first", resources={"gpu": 1},
-                               python_callable=lambda: os.environ["MLPIPE_TEST_SLOT"])
-        second = PythonOperator(task_id="second",
-                                python_callable=lambda: os.environ["MLPIPE_TEST_SLOT"])
+        first = PythonOperator(task_id="first", resources={"gpu": 1}, python_callable=seen)
+        second = PythonOperator(task_id="second", python_callable=seen)
         first >> second
     executor = _SlotExecutor(parallelism=1)
+    executor.slots = SlotAllocator([0])  # as MLPIPE_GPUS=0 declares one GPU
     executor.start(ExecutionEnv(serial_engine.try_runner()))
     try:
         run = run_dag(serial_engine, dag, "r1", executor)
     finally:
         executor.shutdown()
-    assert run.get_task_instance("first").xcom_pull() == "first:1"
-    assert run.get_task_instance("second").xcom_pull() == "second:None"
+    assert run.get_task_instance("first").xcom_pull() == "first:1|0"
+    assert run.get_task_instance("second").xcom_pull() == "second:None|None"
     assert "MLPIPE_TEST_SLOT" not in os.environ
 
 
