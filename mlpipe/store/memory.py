@@ -22,7 +22,7 @@ from typing import Any
 
 from mlpipe.core.states import DagRunState
 from mlpipe.core.states import TaskInstanceState as S
-from mlpipe.errors import RunExistsError, RunNotFoundError
+from mlpipe.errors import RunExistsError, RunNotFoundError, StoreError
 from mlpipe.store.entities import DagRunRecord, StateTransition, TaskInstanceRecord, TIKey
 
 __all__ = ["MemoryStore"]
@@ -34,6 +34,17 @@ _RunKey = tuple[str, str]
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _utc(value: Any) -> Any:
+    """Datetimes as the SQL store returns them: aware, in UTC (naive ones taken as UTC)."""
+    if not isinstance(value, datetime):
+        return value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc_values(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: _utc(value) for name, value in values.items()}
 
 
 @dataclasses.dataclass(slots=True)
@@ -102,6 +113,8 @@ class MemoryStore:
                    task_instances: Iterable[tuple[Any, ...]]) -> DagRunRecord:
         """Insert a run and its instances ``(task_id, map_index, operator, max_tries[, pool])``."""
         key = (record.dag_id, record.run_id)
+        record = dataclasses.replace(record, **_utc_values(
+            {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}))
         with self.transaction():
             if key in self._runs:
                 raise RunExistsError(record.dag_id, record.run_id)
@@ -117,14 +130,15 @@ class MemoryStore:
     def get_run(self, dag_id: str, run_id: str) -> DagRunRecord:
         with self._lock:
             record = self._runs.get((dag_id, run_id))
-            if record is None:
-                raise RunNotFoundError(dag_id, run_id, sorted(
-                    r for d, r in self._runs if d == dag_id))
+            if record is None:  # oldest first, as the SQL store lists them
+                runs = sorted((r.logical_date, n, r.run_id) for n, r in
+                              enumerate(self._runs.values()) if r.dag_id == dag_id)
+                raise RunNotFoundError(dag_id, run_id, [r for _, _, r in runs])
             return record
 
     def _replace_run(self, dag_id: str, run_id: str, **values: Any) -> None:
         old = self.get_run(dag_id, run_id)
-        self._runs[(dag_id, run_id)] = dataclasses.replace(old, **values)
+        self._runs[(dag_id, run_id)] = dataclasses.replace(old, **_utc_values(values))
         self._undo(lambda: self._runs.__setitem__((dag_id, run_id), old))
 
     def set_run_state(self, dag_id: str, run_id: str, state: str, **values: Any) -> None:
@@ -212,7 +226,7 @@ class MemoryStore:
     def _move(self, key: TIKey, row: _Ti, to_state: str, at: datetime, **values: Any) -> None:
         """Write the row's new state and values and journal the change."""
         old = row.record
-        new = dataclasses.replace(old, state=to_state, **values)
+        new = dataclasses.replace(old, state=to_state, **_utc_values(values))
         self._set_row(self._tis[(key.dag_id, key.run_id)], (key.task_id, key.map_index),
                       _Ti(new, row.pool))
         self._journal.append(StateTransition(key.dag_id, key.run_id, key.task_id,
@@ -234,7 +248,7 @@ class MemoryStore:
               log_path: str | None = None, start_date: datetime | None = None,
               conn: Any = None) -> tuple[int, int, str] | None:
         """queued -> running for the next try, clearing XComs of earlier tries."""
-        start_date = start_date or _now()
+        start_date = _utc(start_date or _now())
         with self.transaction():
             row = self._row(key)
             if row is None or row.record.state != S.QUEUED:
@@ -295,7 +309,7 @@ class MemoryStore:
 
     def stale_running(self, timeout: timedelta, *, now: datetime | None = None
                       ) -> list[TaskInstanceRecord]:
-        limit = (now or _now()) - timeout
+        limit = _utc(now or _now()) - timeout
         with self._lock:
             return [row.record for rows in self._tis.values() for row in rows.values()
                     if row.record.state == S.RUNNING and row.record.heartbeat_at is not None
@@ -324,6 +338,10 @@ class MemoryStore:
         """Store serialized XCom values of one instance, replacing earlier ones."""
         if not values:
             return
+        for name, text in values.items():  # the SQL store's NOT NULL column refuses these
+            if not isinstance(text, str):
+                raise StoreError(f"XCom {name!r} of {key} is {type(text).__name__}, "
+                                 "not serialized text")
         with self.transaction():
             old = self._xcoms.get(key)
             self._xcoms[key] = {**(old or {}), **values}
