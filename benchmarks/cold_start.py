@@ -124,8 +124,7 @@ def importtime_top(env: dict[str, str], cwd: Path, code: str, count: int = 10
 
 def environment(source: Path, home: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(source), "MLPIPE_HOME": str(home),
-            "MLPIPE_DAGS_FOLDER": str(home / "dags"), "MLFLOW_DISABLE_TELEMETRY": "true",
-            "PYTHONDONTWRITEBYTECODE": "0"}
+            "MLPIPE_DAGS_FOLDER": str(home / "dags"), "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
 def make_home(root: Path, name: str) -> Path:

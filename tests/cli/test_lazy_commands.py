@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -34,3 +37,25 @@ def test_an_unknown_command_is_one_error_and_a_non_zero_exit() -> None:
     done = CliRunner().invoke(app, ["nope"])
     assert done.exit_code == 2
     assert "No such command 'nope'" in done.output
+
+
+def test_dags_list_on_a_fresh_home_leaves_no_database_behind(tmp_path: Path) -> None:
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "one.py").write_text(
+        "from mlpipe import DAG\nfrom mlpipe.operators import EmptyOperator\n"
+        "with DAG('fresh_one') as dag:\n    EmptyOperator(task_id='a')\n")
+    home = tmp_path / "home"
+    env = {"MLPIPE_HOME": str(home), "MLPIPE_DATABASE_URL": None, "COLUMNS": "200"}
+
+    done = CliRunner().invoke(app, ["dags", "list", "-d", str(folder), "-o", "json"], env=env)
+
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)[0]["dag_id"] == "fresh_one"
+    assert not (home / "mlpipe.db").exists()
+    assert not (home / "mlpipe.db.migrate.lock").exists()
+    # once a command that writes made the database, the listing reads it (pause flags)
+    assert CliRunner().invoke(app, ["dags", "pause", "fresh_one", "-d", str(folder)],
+                              env=env).exit_code == 0
+    listed = CliRunner().invoke(app, ["dags", "list", "-d", str(folder), "-o", "json"], env=env)
+    assert json.loads(listed.output)[0]["is_paused"] is True
