@@ -90,11 +90,14 @@ class LazyGroup(TyperGroup):
         return command
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
-        self.listing = True
+        # Plain text here: Typer's rich help imports rich, markdown-it and pygments, half of
+        # what `mlpipe --help` cost; each command's own --help keeps the rich layout
+        self.listing, markup = True, self.rich_markup_mode
+        self.rich_markup_mode = None
         try:
             super().format_help(ctx, formatter)
         finally:
-            self.listing = False
+            self.listing, self.rich_markup_mode = False, markup
 
 
 def _hide_flag_types() -> None:
@@ -118,6 +121,7 @@ app = typer.Typer(
     help="ML training pipelines as Airflow-style DAGs, tracked in MLflow.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"max_content_width": 120},  # the plain root help: one line a command
 )
 
 

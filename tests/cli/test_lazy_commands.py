@@ -12,7 +12,7 @@ from mlpipe.cli.main import COMMANDS, app, load_command
 
 
 def test_help_lists_every_command_with_its_one_line_help() -> None:
-    done = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    done = CliRunner().invoke(app, ["--help"], terminal_width=200)
     assert done.exit_code == 0, done.output
     lines = done.output.splitlines()
     for name, entry in COMMANDS.items():
