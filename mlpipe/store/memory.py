@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -73,11 +74,15 @@ class MemoryStore:
         self._runs: dict[_RunKey, DagRunRecord] = {}
         self._mlflow: dict[_RunKey, str] = {}
         self._tis: dict[_RunKey, dict[tuple[str, int], _Ti]] = {}
-        self._xcoms: dict[TIKey, dict[str, str]] = {}
+        #: XComs by (dag_id, run_id, task_id), then map index, then key: a mapped task's
+        #: values are read together without scanning every XCom of the run
+        self._xcoms: dict[tuple[str, str, str], dict[int, dict[str, str]]] = {}
         self._journal: list[StateTransition] = []
         self._artifacts: list[dict[str, Any]] = []
         self._inputs: list[dict[str, Any]] = []
         self._pools: dict[str, int] = {}
+        self._active_by_dag: Counter[str] = Counter()
+        self._active_by_pool: Counter[str] = Counter()
         self._tx: _Transaction | None = None
 
     # -- transactions -----------------------------------------------------------------------
@@ -210,18 +215,26 @@ class MemoryStore:
 
     def _set_row(self, rows: dict[tuple[str, int], _Ti], ident: tuple[str, int],
                  row: _Ti | None) -> None:
-        old = rows.get(ident)
-        if row is None:
-            del rows[ident]
-        else:
-            rows[ident] = row
+        old = self._put(rows, ident, row)
+        self._undo(lambda: self._put(rows, ident, old))
 
-        def undo() -> None:
-            if old is None:
-                rows.pop(ident, None)
-            else:
-                rows[ident] = old
-        self._undo(undo)
+    def _put(self, rows: dict[tuple[str, int], _Ti], ident: tuple[str, int],
+             row: _Ti | None) -> _Ti | None:
+        """Set (or, with None, delete) one row, keeping the active counts; the old row."""
+        old = rows.pop(ident, None)
+        if old is not None:
+            self._count(old, -1)
+        if row is not None:
+            rows[ident] = row
+            self._count(row, 1)
+        return old
+
+    def _count(self, row: _Ti, delta: int) -> None:
+        """Queued and running instances by DAG and by pool (the queueing gates' counts)."""
+        if row.record.state in _ACTIVE:
+            self._active_by_dag[row.record.dag_id] += delta
+            if row.pool is not None:
+                self._active_by_pool[row.pool] += delta
 
     def _move(self, key: TIKey, row: _Ti, to_state: str, at: datetime, **values: Any) -> None:
         """Write the row's new state and values and journal the change."""
@@ -271,17 +284,12 @@ class MemoryStore:
             if pool is not None:
                 if pool not in self._pools:
                     return "no_pool"
-                if self._active(lambda r: r.pool == pool) >= self._pools[pool]:
+                if self._active_by_pool[pool] >= self._pools[pool]:
                     return "pool_full"
-            if dag_limit is not None and self._active(
-                    lambda r: r.record.dag_id == key.dag_id) >= dag_limit:
+            if dag_limit is not None and self._active_by_dag[key.dag_id] >= dag_limit:
                 return "dag_full"
             moved = self.transition(key, from_states, S.QUEUED.value, queued_at=_now())
             return "queued" if moved else "moved"
-
-    def _active(self, match: Callable[[_Ti], bool]) -> int:
-        return sum(row.record.state in _ACTIVE and match(row)
-                   for rows in self._tis.values() for row in rows.values())
 
     def set_tis_state(self, keys: Iterable[TIKey], to_state: str, *,
                       unless: Iterable[str] = (), conn: Any = None) -> int:
@@ -343,28 +351,30 @@ class MemoryStore:
                 raise StoreError(f"XCom {name!r} of {key} is {type(text).__name__}, "
                                  "not serialized text")
         with self.transaction():
-            old = self._xcoms.get(key)
-            self._xcoms[key] = {**(old or {}), **values}
+            task = self._xcoms.setdefault(key[:3], {})
+            old = task.get(key.map_index)
+            task[key.map_index] = {**(old or {}), **values}
             self._undo(lambda: self._restore_xcoms(key, old))
 
     def _drop_xcoms(self, key: TIKey) -> None:
-        old = self._xcoms.pop(key, None)
+        old = self._xcoms.get(key[:3], {}).pop(key.map_index, None)
         self._undo(lambda: self._restore_xcoms(key, old))
 
     def _restore_xcoms(self, key: TIKey, old: dict[str, str] | None) -> None:
+        task = self._xcoms.setdefault(key[:3], {})
         if old is None:
-            self._xcoms.pop(key, None)
+            task.pop(key.map_index, None)
         else:
-            self._xcoms[key] = old
+            task[key.map_index] = old
 
     def get_xcoms(self, dag_id: str, run_id: str, task_id: str, key: str,
                   map_indexes: Iterable[int] | None = None) -> dict[int, str]:
         """Serialized values of ``key`` pushed by ``task_id``, by map index."""
         wanted = None if map_indexes is None else set(map_indexes)
         with self._lock:
-            return {k.map_index: values[key] for k, values in self._xcoms.items()
-                    if k.dag_id == dag_id and k.run_id == run_id and k.task_id == task_id
-                    and key in values and (wanted is None or k.map_index in wanted)}
+            task = self._xcoms.get((dag_id, run_id, task_id), {})
+            return {index: values[key] for index, values in task.items()
+                    if key in values and (wanted is None or index in wanted)}
 
     # -- artifacts ----------------------------------------------------------------------------
 
