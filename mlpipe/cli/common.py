@@ -11,7 +11,7 @@ import typer
 from mlpipe.cli.output import OutputFormat
 from mlpipe.errors import DagDefinitionError
 from mlpipe.scheduler.service import Engine
-from mlpipe.settings import load_settings
+from mlpipe.settings import Settings, load_settings
 
 DagsFolder = Annotated[
     Path | None,
@@ -23,6 +23,13 @@ Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="table or j
 def open_engine(dags_folder: Path | None = None, *, check_folder: bool = True,
                 **overrides: Any) -> Engine:
     """Settings from env / mlpipe.toml, the store migrated, the DAGs folder checked."""
+    return Engine.from_settings(folder_settings(dags_folder, check_folder=check_folder,
+                                                **overrides))
+
+
+def folder_settings(dags_folder: Path | None = None, *, check_folder: bool = True,
+                    **overrides: Any) -> Settings:
+    """Settings from env / mlpipe.toml (``--dags-folder`` winning), the DAGs folder checked."""
     if dags_folder is not None:
         overrides["dags_folder"] = dags_folder
     settings = load_settings(**overrides)
@@ -31,7 +38,14 @@ def open_engine(dags_folder: Path | None = None, *, check_folder: bool = True,
             f"dags folder {str(settings.dags_folder)!r} does not exist; pass --dags-folder or "
             "set MLPIPE_DAGS_FOLDER"
         )
-    return Engine.from_settings(settings)
+    return settings
+
+
+def fresh_home(settings: Settings) -> bool:
+    """Whether the metadata database is a SQLite file not created yet: a reading command
+    then has nothing recorded to read and must not create one (no empty DB left behind)."""
+    url = settings.database
+    return url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()
 
 
 def parse_conf(conf: str | None) -> dict[str, Any] | None:

@@ -6,14 +6,24 @@ from typing import Annotated, Any
 
 import typer
 
-from mlpipe.cli.common import DagsFolder, Output, fmt_time, open_engine, parse_conf
+from mlpipe.cli.common import (
+    DagsFolder,
+    Output,
+    fmt_time,
+    folder_settings,
+    fresh_home,
+    open_engine,
+    parse_conf,
+)
 from mlpipe.cli.output import OutputFormat, console, err_console, guarded, print_rows
 from mlpipe.cli.progress import RunProgress
 from mlpipe.core.dag import DAG
 from mlpipe.core.states import DagRunState
 from mlpipe.errors import DagDefinitionError
+from mlpipe.runtime.dagbag import load_dagbag
 from mlpipe.runtime.models import DagRun
 from mlpipe.scheduler.runs import record_dags
+from mlpipe.scheduler.service import Engine
 
 app = typer.Typer(help="List, inspect and run DAGs.", no_args_is_help=True)
 
@@ -31,9 +41,14 @@ def _schedule_text(schedule: Any) -> str | None:
 @guarded
 def list_dags(dags_folder: DagsFolder = None, output: Output = OutputFormat.table) -> None:
     """List the DAGs in the dags folder with their paused state, and files that failed."""
-    engine = open_engine(dags_folder)
-    bag = engine.dagbag()
-    paused = {d.dag_id: d.is_paused for d in engine.store.list_dags()}
+    settings = folder_settings(dags_folder)
+    if fresh_home(settings):  # nothing recorded yet: parse, and leave no empty database
+        bag = load_dagbag(settings.dags_folder, parse_timeout=settings.dag_parse_timeout_s)
+        paused: dict[str, bool] = {}
+    else:
+        engine = Engine.from_settings(settings)
+        bag = engine.dagbag()
+        paused = {d.dag_id: d.is_paused for d in engine.store.list_dags()}
     rows = [
         {"dag_id": d.dag_id, "is_paused": paused.get(d.dag_id, False),
          "schedule": _schedule_text(d.schedule), "tasks": len(d.task_dict),

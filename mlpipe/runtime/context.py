@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.connections.backends import EnvSecretsBackend, SecretsBackend, get_variable
-from mlpipe.connections.metastore_backend import MetastoreSecretsBackend, SecretsStore
 from mlpipe.core.params import resolve_params
 from mlpipe.core.templating import Macros
 from mlpipe.errors import TemplateRenderError, VariableNotFoundError
@@ -44,8 +43,10 @@ class _Variables:
 class VariableAccessor:
     """``var`` in templates and the context: ``var.value.NAME`` (text), ``var.json.NAME``.
 
-    Looks in the environment, then the run's metadata store, then the configured metadata
-    database when that is another one (``dag.test()`` runs on a throw-away store).
+    Looks in the environment, then the run's metadata database (a store with an
+    ``engine``), then the configured metadata database when that is another one
+    (``dag.test()`` runs on a store in memory, which holds no variables). The database
+    backends are imported on the first look-up: most tasks never read a variable.
     """
 
     def __init__(self, store: TryStore | None) -> None:
@@ -56,10 +57,15 @@ class VariableAccessor:
 
     def _search_path(self) -> list[SecretsBackend]:
         if self._backends is None:
+            from mlpipe.connections.metastore_backend import (
+                MetastoreSecretsBackend,
+                SecretsStore,
+            )
+
             configured = MetastoreSecretsBackend()
             backends: list[SecretsBackend] = [EnvSecretsBackend()]
-            if self._store is not None:
-                engine = self._store.engine
+            engine = getattr(self._store, "engine", None)
+            if engine is not None:
                 backends.append(SecretsStore(engine, fernet_key=configured.fernet_key,
                                              key_file=configured.key_file))
                 if engine.url.render_as_string(hide_password=False) != configured.url:

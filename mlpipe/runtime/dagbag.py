@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -37,10 +38,23 @@ class DagBag:
 
 def dag_files(folder: Path) -> list[Path]:
     """Python files under ``folder`` that may define DAGs (not private, not caches)."""
-    return sorted(
-        p for p in folder.rglob("*.py")
-        if "__pycache__" not in p.parts and not p.name.startswith((".", "_"))
-    )
+    return [Path(name) for name in sorted(_dag_file_names(folder), key=_by_parts)]
+
+
+def _by_parts(name: str) -> list[str]:
+    """Sort key: the order of the names' ``Path``s (by component), without making them."""
+    return name.split(os.sep)
+
+
+def _dag_file_names(folder: Path) -> list[str]:
+    """``dag_files`` as strings, unsorted: ``os.walk`` costs a fraction of ``Path.rglob``
+    (the scheduler lists the folder every scan: 1,000 files took ~60% of a tick)."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        found += [os.path.join(root, f) for f in files
+                  if f.endswith(".py") and not f.startswith((".", "_"))]
+    return found
 
 
 def load_file(path: Path) -> list[DAG]:
@@ -123,23 +137,27 @@ class DagFolderWatcher:
     def __init__(self, folder: Path, *, parse_timeout: float | None = None) -> None:
         self.folder = folder
         self.parse_timeout = parse_timeout
-        self._files: dict[Path, tuple[int, int, list[DAG] | str]] = {}
+        #: by file name (a string: the scan compares 1,000 of them every few seconds)
+        self._files: dict[str, tuple[int, int, list[DAG] | str]] = {}
         self.bag = DagBag(folder)
         self.parses = 0  # files imported so far (for benchmarks and tests)
 
     def refresh(self) -> bool:
         """Re-import new and modified files, forget deleted ones; True if anything changed."""
-        seen = set(dag_files(self.folder)) if self.folder.is_dir() else set()
+        names = sorted(_dag_file_names(self.folder), key=_by_parts) if self.folder.is_dir() \
+            else []
+        seen = set()
         stale: dict[Path, tuple[int, int]] = {}
-        for path in sorted(seen):
+        for name in names:
             try:
-                stat = path.stat()
+                stat = os.stat(name)
             except FileNotFoundError:
                 continue
+            seen.add(name)
             stamp = (stat.st_mtime_ns, stat.st_size)
-            cached = self._files.get(path)
+            cached = self._files.get(name)
             if cached is None or cached[:2] != stamp:
-                stale[path] = stamp
+                stale[Path(name)] = stamp
         failed: dict[Path, str] = {}
         if stale and self.parse_timeout is not None:
             failed = check_files(list(stale), load_file, timeout=self.parse_timeout)
@@ -153,7 +171,7 @@ class DagFolderWatcher:
                     result = load_file(path)
                 except DagImportError as exc:
                     result = exc.message
-            self._files[path] = (*stamp, result)
+            self._files[str(path)] = (*stamp, result)
         changed = bool(stale)
         for path in set(self._files) - seen:
             del self._files[path]
@@ -164,10 +182,10 @@ class DagFolderWatcher:
 
     def _assemble(self) -> DagBag:
         bag = DagBag(self.folder)
-        for path in sorted(self._files):
+        for path in sorted(self._files, key=_by_parts):
             result = self._files[path][2]
             if isinstance(result, str):
-                bag.import_errors[str(path)] = result
+                bag.import_errors[path] = result
                 continue
             for dag in result:
                 previous = bag.dags.get(dag.dag_id)

@@ -50,10 +50,12 @@ def render_fields(op: BaseOperator, context: Context,
         value = getattr(op, name, None)
         if value is None:
             continue
-        if env is None:
+        # Jinja (tens of ms to import) only once a field holds a template: a TaskFlow task's
+        # arguments are usually plain values and XComArgs, which render_value never renders
+        if env is None and holds_template(value, op.template_ext):
             env = environment_for(op.dag)
-        rendered = render_value(value, context, env=env, template_ext=op.template_ext,
-                                resolve=resolve, field=name)
+        rendered = render_value(value, context, env=env,  # type: ignore[arg-type]
+                                template_ext=op.template_ext, resolve=resolve, field=name)
         if rendered is not value and rendered != value \
                 and holds_template(value, op.template_ext):
             log.info("Rendered %s: %s", name, short_repr(rendered))

@@ -40,12 +40,13 @@ from mlpipe.runtime.task_runner import (
     run_callbacks,
 )
 from mlpipe.store.entities import TIKey
-from mlpipe.store.metadata_store import MetadataStore
 from mlpipe.tracking.config import TrackingConfig
 from mlpipe.tracking.task_runs import TaskMlflowRun
 
 if TYPE_CHECKING:
     from mlpipe.settings import Settings
+    from mlpipe.store.memory import MemoryStore
+    from mlpipe.store.metadata_store import MetadataStore
 
 __all__ = ["Claim", "Recorder", "TryResult", "TryRunner"]
 
@@ -110,7 +111,7 @@ Recorder = Callable[[TryResult], bool]
 class TryRunner:
     """Runs tries of task instances against one store; built once from ``Settings``."""
 
-    store: MetadataStore
+    store: MetadataStore | MemoryStore
     dag_provider: Callable[[str], DAG]
     logs_root: Path
     xcom_max_bytes: int = 48 * 1024
@@ -124,7 +125,7 @@ class TryRunner:
     remote_log_uri: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, store: MetadataStore,
+    def from_settings(cls, settings: Settings, store: MetadataStore | MemoryStore,
                       dag_provider: Callable[[str], DAG], *, logs_root: Path | None = None,
                       heartbeat_interval: float | None = None) -> TryRunner:
         """The runner every entry point uses: tracking, artifact root and limits as set."""

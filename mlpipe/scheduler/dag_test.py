@@ -1,4 +1,11 @@
-"""``dag.test()``: the production engine, in this process, on a temporary SQLite store."""
+"""``dag.test()``: the production engine, in this process, on a store in memory.
+
+The driver, the executor and the try runner are the ones every run uses; only the store
+differs: ``store.memory.MemoryStore`` gives the same records and answers as the SQL store
+without importing SQLAlchemy or creating a schema, which was most of a fresh process's
+``dag.test()`` (see docs/engine-performance.md). The per-try log files go to a temporary
+folder that lives as long as the returned run.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +27,7 @@ from mlpipe.scheduler.dagrun_driver import DagRunDriver
 from mlpipe.scheduler.runs import create_dag_run
 from mlpipe.settings import Settings, load_settings
 from mlpipe.store.entities import TIKey
-from mlpipe.store.metadata_store import MetadataStore
-from mlpipe.store.scratch import open_scratch_store
+from mlpipe.store.memory import MemoryStore
 
 
 def _scratch_dir() -> str | None:
@@ -31,8 +37,8 @@ def _scratch_dir() -> str | None:
 
 
 def _temporary_engine(dag: DAG, *, heartbeats: bool
-                      ) -> tuple[Any, MetadataStore, SequentialExecutor, Settings]:
-    """A throw-away store in a temporary folder and an executor with the settings' runner.
+                      ) -> tuple[Any, MemoryStore, SequentialExecutor, Settings]:
+    """A store in memory, a temporary log folder and an executor with the settings' runner.
 
     ``heartbeats``: whether running tries mark themselves alive (only ``test_dag``'s own
     driver watches this store, and it needs none from tries in its own process).
@@ -41,7 +47,7 @@ def _temporary_engine(dag: DAG, *, heartbeats: bool
     folder = tempfile.TemporaryDirectory(prefix=f"mlpipe-test-{dag.dag_id}-",
                                          dir=_scratch_dir())
     root = Path(folder.name)
-    store = open_scratch_store(root / "mlpipe.db")
+    store = MemoryStore()
     runner = TryRunner.from_settings(settings, store, lambda _: dag, logs_root=root / "logs",
                                      heartbeat_interval=None if heartbeats else 0)
     executor = SequentialExecutor()
@@ -51,7 +57,7 @@ def _temporary_engine(dag: DAG, *, heartbeats: bool
 
 def test_task(dag: DAG, task_id: str, *, logical_date: datetime | str | None = None,
               conf: Mapping[str, Any] | None = None) -> TaskInstance:
-    """Run one task alone (upstream XComs are absent) in a throw-away store."""
+    """Run one task alone (upstream XComs are absent) on a throw-away store."""
     task = dag.get_task(task_id)
     if task.is_mapped:
         raise DagDefinitionError(f"task {task_id!r} is mapped; run the DAG with 'dags test'")
@@ -71,7 +77,7 @@ def test_dag(dag: DAG, *, logical_date: datetime | str | None = None,
              conf: Mapping[str, Any] | None = None, skip_retry_delays: bool = False) -> DagRun:
     """Validate ``dag``, run it to the end in this process, and return the run.
 
-    The store and the per-try log files live in a temporary folder that is removed when
+    The per-try log files live in a temporary folder that is removed when
     the returned run is garbage-collected.
     """
     dag.validate()

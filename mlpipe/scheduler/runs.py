@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlpipe.core.dag import DAG
 from mlpipe.core.ids import validate_run_id
@@ -13,7 +13,10 @@ from mlpipe.core.states import DagRunState
 from mlpipe.core.timetables import DataInterval
 from mlpipe.errors import DagDefinitionError
 from mlpipe.store.entities import DagRunRecord
-from mlpipe.store.metadata_store import MetadataStore
+
+if TYPE_CHECKING:
+    from mlpipe.store.memory import MemoryStore
+    from mlpipe.store.metadata_store import MetadataStore
 
 
 def parse_logical_date(value: datetime | str | None) -> datetime:
@@ -31,7 +34,8 @@ def parse_logical_date(value: datetime | str | None) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def create_dag_run(store: MetadataStore, dag: DAG, *, logical_date: datetime | str | None,
+def create_dag_run(store: MetadataStore | MemoryStore, dag: DAG, *,
+                   logical_date: datetime | str | None,
                    conf: Mapping[str, Any] | None = None, run_type: str = "manual",
                    run_id: str | None = None,
                    data_interval: DataInterval | None = None) -> DagRunRecord:

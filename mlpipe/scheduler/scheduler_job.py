@@ -183,7 +183,7 @@ class Scheduler:
         if clock >= self._next_scan:
             self._scan()
             self._next_scan = clock + self.scan_interval
-        paused = {d.dag_id for d in self.store.list_dags() if d.is_paused}
+        paused = self.store.paused_dag_ids()
         if not self._stop.is_set():
             self._create_due_runs(paused)
             self._create_dataset_runs(paused)

@@ -52,3 +52,27 @@ def test_scheduler_latency_tiny(capsys: pytest.CaptureFixture[str]) -> None:
     idle = figures[("scheduler loop, 5 DAG files", "idle loop")]
     assert idle.baseline_label == "first scan"
     assert "one file changed" in capsys.readouterr().out
+
+
+def test_scheduler_scale_tiny(capsys: pytest.CaptureFixture[str]) -> None:
+    figures = figures_by_key(load("scheduler_scale").main(["--dags", "12", "--ticks", "3"]))
+    workload = "scheduler, 12 DAGs x 10 tasks, nothing due"
+    tick = figures[(workload, "loop tick")]
+    assert tick.value > 0 and tick.baseline_label == "10 DAGs" and tick.target == "< 100 ms"
+    assert figures[(workload, "first scan (parse)")].value > 0
+    assert figures[(workload, "resident memory after scan")].baseline > 0
+    assert "scheduler_scale" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_cold_start_tiny(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # no peers folder here: mlpipe's figures alone, against python -c pass
+    figures = figures_by_key(load("cold_start").main(
+        ["--repeat", "1", "--peers-dir", str(tmp_path)]))
+    one = figures[("mlpipe: 1-task dag.test(), whole process", "wall time")]
+    assert one.value > 0 and one.baseline is None and one.target == "<= 0.8x Luigi"
+    listed = figures[("mlpipe: mlpipe dags list (3 DAGs)", "wall time")]
+    assert listed.value > listed.baseline > 0  # more than an empty interpreter
+    printed = capsys.readouterr().out
+    assert "no Luigi" in printed and "top-10 imports" in printed
+    assert "mlpipe.scheduler.dag_test" in printed

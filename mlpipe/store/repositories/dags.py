@@ -59,6 +59,12 @@ class DagRepository(Database):
             rows = conn.execute(select(DAG_TABLE).order_by(DAG_TABLE.c.dag_id)).all()
         return [record_of(DagRecord, r) for r in rows]
 
+    def paused_dag_ids(self) -> set[str]:
+        """The ids of paused DAGs (the scheduler asks every tick: a few rows, not all)."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(DAG_TABLE.c.dag_id).where(
+                DAG_TABLE.c.is_paused.is_(True))).scalars())
+
     def replace_import_errors(self, errors: dict[str, str]) -> None:
         """Make the recorded import errors exactly ``errors`` (file -> error line)."""
         now = utc_now()
