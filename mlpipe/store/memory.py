@@ -84,6 +84,10 @@ class MemoryStore:
         self._active_by_dag: Counter[str] = Counter()
         self._active_by_pool: Counter[str] = Counter()
         self._tx: _Transaction | None = None
+        #: SLA misses recorded: (dag_id, run_id, task_id or "", kind)
+        self._sla_misses: set[tuple[str, str, str, str]] = set()
+        #: dataset events of outlets: (uri, extra, source task instance)
+        self.dataset_events: list[tuple[str, dict[str, Any], Any]] = []
 
     # -- transactions -----------------------------------------------------------------------
 
@@ -266,12 +270,14 @@ class MemoryStore:
             row = self._row(key)
             if row is None or row.record.state != S.QUEUED:
                 return None
-            try_number = row.record.try_number + 1
+            # a sensor resuming from up_for_reschedule (reschedule_date set) keeps its try
+            rescheduled = row.record.reschedule_date is not None
+            try_number = row.record.try_number + (0 if rescheduled else 1)
             self._move(key, row, S.RUNNING.value, start_date, try_number=try_number,
                        start_date=start_date, heartbeat_at=start_date,
                        pid=os.getpid() if pid is None else pid, hostname=hostname,
                        log_path=log_path, end_date=None, error=None, duration=None,
-                       next_retry_at=None)
+                       next_retry_at=None, reschedule_date=None)
             if try_number > 1:
                 self._drop_xcoms(key)
             return try_number, row.record.max_tries, row.record.operator
@@ -334,6 +340,49 @@ class MemoryStore:
             previous = max(earlier, key=lambda r: r.logical_date)
             return [row.record.state for (t, _), row in
                     self._tis[(dag_id, previous.run_id)].items() if t == task_id]
+
+    def try_pokes(self, key: TIKey, try_number: int) -> tuple[datetime | None, int]:
+        """When try ``try_number`` of ``key`` first ran and how often it started (a
+        rescheduled sensor keeps its try number: its first poke and its poke count)."""
+        with self._lock:
+            starts = [t.at for t in self._journal
+                      if (t.dag_id, t.run_id, t.task_id, t.map_index) == tuple(key)
+                      and t.try_number == try_number and t.to_state == S.RUNNING]
+        return (min(starts) if starts else None), len(starts)
+
+    def external_states(self, dag_id: str, logical_date: datetime,
+                        task_id: str | None = None) -> list[str] | None:
+        """States in the run of ``dag_id`` at ``logical_date``: of ``task_id``'s instances, or
+        the run's own state when ``task_id`` is None. None: no such run."""
+        logical_date = _utc(logical_date)
+        with self._lock:
+            runs = [r for r in self._runs.values()
+                    if r.dag_id == dag_id and r.logical_date == logical_date]
+            if not runs:
+                return None
+            run = runs[-1]
+            if task_id is None:
+                return [run.state]
+            return [row.record.state for (t, _), row in self._tis[(dag_id, run.run_id)].items()
+                    if t == task_id]
+
+    def record_sla_miss(self, dag_id: str, run_id: str, task_id: str | None, *, kind: str,
+                        deadline_at: datetime, recorded_at: datetime) -> bool:
+        """Record a miss; False when it was recorded already."""
+        ident = (dag_id, run_id, task_id or "", kind)
+        with self._lock:
+            if ident in self._sla_misses:
+                return False
+            self._sla_misses.add(ident)
+            return True
+
+    def record_dataset_events(self, uris: Any, *,
+                              source: tuple[str, str, str, int] | None = None,
+                              extra: Any = None) -> None:
+        """One event for each dataset in ``uris`` (kept in memory: a ``dag.test()`` run
+        triggers no other DAG)."""
+        with self._lock:
+            self.dataset_events.extend((uri, dict(extra or {}), source) for uri in uris)
 
     def transitions(self, dag_id: str, run_id: str) -> list[StateTransition]:
         """Every state change of the run's instances, in the order they happened."""

@@ -7,7 +7,7 @@ caller gets it from ``transaction``/``try_transaction`` and passes it back uncha
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -48,6 +48,11 @@ class TryStore(Protocol):
 
     def external_states(self, dag_id: str, logical_date: datetime,
                         task_id: str | None = None) -> list[str] | None:
+        ...
+
+    def record_dataset_events(self, uris: Mapping[str, Mapping[str, Any]], *,
+                              source: tuple[str, str, str, int] | None = None,
+                              extra: Mapping[str, Any] | None = None) -> None:
         ...
 
     def push_xcoms(self, key: TIKey, values: dict[str, str],
