@@ -31,8 +31,8 @@ CHECKPOINT_NAME = "last.pt"
 MetricsLogger = Callable[[dict[str, float], int], object]
 Transform = Callable[["torch.Tensor"], "torch.Tensor"]
 # Fields that may change between a crashed run and its resumption without changing results.
-RESUME_SAFE_FIELDS = frozenset({"epochs", "num_workers", "num_threads", "checkpoint_every", "device",
-                                "allow_download"})
+RESUME_SAFE_FIELDS = frozenset({"epochs", "num_workers", "num_threads", "checkpoint_every",
+                                "device", "allow_download"})
 
 
 @dataclass
