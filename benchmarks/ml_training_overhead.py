@@ -17,8 +17,9 @@ The per-epoch time of each side is the slope between its two runs (paired per re
 per-epoch overhead % is the median of the repeats' ratios); the fixed overhead is the whole
 task's time at zero epochs (intercept) less the hand loop's.
 A warm-up of each (one epoch) runs first, so neither pays imports or the store's creation.
-Both run with ``--threads`` torch threads (default 1): on a machine shared with other work,
-OpenMP's barriers between threads make multi-threaded epoch times vary several-fold.
+Both run with ``--threads`` torch threads (default 1; ``auto``: what the operator picks by
+itself, ``ml.training.cpu_threads``): on a machine shared with other work, OpenMP's
+barriers between threads make multi-threaded epoch times vary several-fold.
 Checks: both train the same number of epochs and end with the same losses and accuracy
 (same seed, same order of batches: the operator's history is read back from MLflow).
 Reported: medians.
@@ -186,17 +187,26 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     parser.add_argument("--epochs", type=int, default=8,
                         help="epochs of the long runs (the short runs have 2)")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads, both sides (default 1: see the docstring)")
+    parser.add_argument("--threads", default="1",
+                        help="torch threads, both sides: a number (default 1: see the "
+                        "docstring) or 'auto', what the operator picks (ml.training.cpu_threads)")
     add_arguments(parser)
     args = parser.parse_args(argv)
     import torch
 
+    from mlpipe.ml.config import load_train_config
+    from mlpipe.ml.training import cpu_threads
+
+    count = args.threads
+    if count == "auto":
+        train_section = yaml.safe_load(CONFIG_FILE.read_text())["train"]
+        count = cpu_threads(load_train_config(train_section)) or torch.get_num_threads()
     threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(int(count))
+    print(f"torch threads: {int(count)} on both sides")
     try:
-        figures = measure((1, 2), 1, limit=400) if args.quick \
-            else measure((SHORT_EPOCHS, args.epochs), args.repeat)
+        figures = measure((1, 2), 1, limit=400, threads=int(count)) if args.quick \
+            else measure((SHORT_EPOCHS, args.epochs), args.repeat, threads=int(count))
     finally:
         torch.set_num_threads(threads)
     emit("ml_training_overhead", figures, args.json)
@@ -233,7 +243,7 @@ def run_pair(dataset: Path, config: dict[str, Any], epochs: tuple[int, int],
 
 
 def measure(epochs: tuple[int, int], repeat: int, *, limit: int | None = None,
-            warm_up: bool = True) -> list[Figure]:
+            warm_up: bool = True, threads: int = 1) -> list[Figure]:
     """Warm up both sides, then ``repeat`` interleaved pairs; the figures (medians).
 
     Per epoch: the slope between the short and the long run of each side, paired within a
@@ -241,7 +251,8 @@ def measure(epochs: tuple[int, int], repeat: int, *, limit: int | None = None,
     hand loop (config, MLflow params and run, checkpoints' first write, model logging).
     """
     settings = yaml.safe_load(CONFIG_FILE.read_text())
-    config = dict(settings["train"])
+    # the operator sets its own thread count (cpu_threads): pin it to the hand loop's
+    config = {**settings["train"], "num_threads": threads}
     short, long = epochs
     span = long - short
     pairs: list[Pair] = []
@@ -260,7 +271,8 @@ def measure(epochs: tuple[int, int], repeat: int, *, limit: int | None = None,
     fixed = [(p.task[short] - short * o) - (p.hand[short] - short * h)
              for p, o, h in zip(pairs, ours_epoch, hand_epoch, strict=True)]
     images = limit or 1797
-    workload = f"simple_cnn, {images} digits 16x16, {short} vs {long} epochs"
+    workload = (f"simple_cnn, {images} digits 16x16, {short} vs {long} epochs, "
+                f"{threads} torch thread{'s' if threads > 1 else ''}")
     return [
         Figure(workload, "time per epoch", "s", median(ours_epoch),
                baseline=median(hand_epoch), baseline_label="hand-written loop",

@@ -83,6 +83,8 @@ class TrainConfig(BaseModel):
     channels_last: bool = False
     early_stopping_patience: int | None = Field(None, ge=1)
     num_workers: int = Field(0, ge=0)
+    #: torch's intra-op CPU threads per process; None: the policy of ``ml.training.cpu_threads``
+    num_threads: int | None = Field(None, ge=1, le=1024)
     checkpoint_every: int = Field(1, ge=1)
     deterministic: bool = True
     weights: str | None = None

@@ -7,16 +7,16 @@ Layout written by ``preprocess_images`` (read by ``mlpipe.ml.shards.ShardDataset
     val/...  test/...
 
 Which files and which split: ``mlpipe.ml.splits`` (user ``train/ val/ test/`` folders, or a
-stable per-file hash). Decoding and resizing (``mlpipe.ml.images``) run in a process pool
-fed a bounded number of small batches at a time; the parent takes the results in order and
-copies each image into the shard being filled, written as soon as it holds ``shard_mb`` MB
-(or ``shard_size`` images). Peak memory is one shard plus the batches in flight per worker,
-whatever the number of images; nothing is ever converted to float32 here (normalisation is
-the training transform's job). The train split's per-channel mean and std come from per-channel
-histograms of the 256 levels the workers return with each image (exact integer counts,
-summed in the same pass; no float copy of any image). Within a split, images are
-written in a stable pseudo-random order, so every shard mixes the classes. The same inputs
-and options always give the same bytes.
+stable per-file hash). Each split's files, in a stable pseudo-random order (so every shard
+mixes the classes), are cut into shards of ``shard_mb`` MB (at most ``shard_size`` images);
+a process pool of workers each decodes and resizes (``mlpipe.ml.images``) one shard's files
+straight into its buffer and writes the shard file. The parent only receives file names,
+hashes, errors and level histograms, never pixels: peak memory is one shard per worker,
+whatever the number of images, and nothing is ever converted to float32 here
+(normalisation is the training transform's job). The train split's per-channel mean and
+std come from per-channel histograms of the 256 levels (exact integer counts, taken by
+Pillow in the same pass; no float copy of any image). The same inputs and options always
+give the same bytes, whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,13 +59,12 @@ __all__ = [
     "load_split_pixels",
     "normalise",
     "preprocess_images",
+    "preprocess_tree",
     "read_manifest",
 ]
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "mlpipe.image-dataset/2"
-#: decoded bytes per batch sent to a worker (bounds the memory of results in flight)
-BATCH_BYTES = 4 * 2**20
 
 
 @dataclass(frozen=True)
@@ -97,63 +95,123 @@ class PreprocessOptions:
 
 
 @dataclass(frozen=True)
-class _Decoded:
-    path: str
-    sha256: str
-    pixels: Any  # numpy uint8 (C, H, W), or None when the file could not be decoded
-    error: str | None
+class _ShardJob:
+    """One shard's worth of files of one split, decoded and written by one worker."""
+
+    split: str
+    number: int  # the shard's number within its split (its file name)
+    files: tuple[str, ...]
+    histogram: bool  # count the levels (the train split's statistics)
+
+
+@dataclass(frozen=True)
+class _ShardResult:
+    """What a worker sends back: names, hashes and errors, never pixels."""
+
+    job: _ShardJob
+    shard: str | None  # the written shard's relative path (None: every file was corrupt)
+    size: int  # the shard file's bytes
+    sha256: str  # ... and their hash (so the parent never reads the shard again)
+    decoded: list[tuple[str, str]]  # (path, sha256) of the images in the shard, in order
+    corrupt: list[tuple[str, str, str]]  # (path, sha256, error)
     histogram: Any = None  # int64 (C, 256): how many pixels of each channel have each level
 
 
-def decode_batch(root: str, options: PreprocessOptions, relpaths: Sequence[str]
-                 ) -> list[_Decoded]:
-    """Read, hash, decode and resize some files, with their level histograms (in a worker)."""
+def write_shard(root: str, dest: str, options: PreprocessOptions, job: _ShardJob
+                ) -> _ShardResult:
+    """Read, hash, decode and resize ``job``'s files into one shard file (in a worker).
+
+    Images go straight into the shard's preallocated buffer, so a worker holds one shard
+    and the parent receives only the file list; the level histograms are Pillow's, in C.
+    """
     import numpy as np
 
-    out = []
-    for relpath in relpaths:
+    from mlpipe.ml.images import decode_image, to_chw
+
+    channels = 1 if options.grayscale else 3
+    buffer = np.empty((len(job.files), channels, *options.image_size), dtype=np.uint8)
+    histogram = np.zeros((channels, 256), dtype=np.int64) if job.histogram else None
+    decoded: list[tuple[str, str]] = []
+    corrupt: list[tuple[str, str, str]] = []
+    for relpath in job.files:
         data = (Path(root) / relpath).read_bytes()
         sha = hashlib.sha256(data).hexdigest()
         try:
-            pixels = decode_bytes(data, options.image_size, options.grayscale,
-                                  options.resize, options.max_pixels)
+            img = decode_image(data, options.image_size, options.grayscale, options.resize,
+                               options.max_pixels)
         except CorruptImageError as exc:
-            out.append(_Decoded(relpath, sha, None, exc.reason))
+            corrupt.append((relpath, sha, exc.reason))
+            if options.on_corrupt == "fail":
+                break  # the parent raises; no need to decode the rest
             continue
-        histogram = np.stack([np.bincount(channel.ravel(), minlength=256)
-                              for channel in pixels])
-        out.append(_Decoded(relpath, sha, pixels, None, histogram))
-    return out
+        to_chw(img, buffer[len(decoded)])
+        if histogram is not None:
+            histogram += np.asarray(img.histogram(), dtype=np.int64).reshape(channels, 256)
+        decoded.append((relpath, sha))
+    if not decoded:
+        return _ShardResult(job, None, 0, "", decoded, corrupt, histogram)
+    shard = f"{job.split}/shard-{job.number:05d}.npy"
+    (Path(dest) / job.split).mkdir(parents=True, exist_ok=True)
+    with open(Path(dest) / shard, "wb") as raw:
+        out = _HashingWriter(raw)
+        np.save(out, buffer[:len(decoded)])
+        raw.flush()
+        os.fsync(raw.fileno())  # durable as the file store's own writes
+    return _ShardResult(job, shard, out.size, out.digest.hexdigest(), decoded, corrupt,
+                        histogram)
 
 
-def _workers(count: int, options: PreprocessOptions) -> int:
+class _HashingWriter:
+    """A binary file that hashes and counts what is written through it."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        self.raw.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+
+def _workers(count: int, jobs: int, options: PreprocessOptions) -> int:
     requested = (os.cpu_count() or 1) if options.num_workers is None else options.num_workers
     per_worker = max(1, options.min_files_per_worker)
-    return min(max(requested, 1), max(1, count // per_worker))
+    return min(max(requested, 1), max(1, count // per_worker), jobs)
 
 
-def _decode_in_order(root: Path, files: list[str], options: PreprocessOptions
-                     ) -> Iterator[_Decoded]:
-    """Every file decoded, in order; at most two batches per worker in flight."""
-    work = functools.partial(decode_batch, str(root), options)
-    workers = _workers(len(files), options)
-    size = max(1, min(64, BATCH_BYTES // options.image_bytes,
-                      len(files) // (workers * 4) or 1))
-    batches = (files[i:i + size] for i in range(0, len(files), size))
+def _shard_jobs(ordered: list[ImageFile], capacity: int) -> list[_ShardJob]:
+    """Each split's files (in order) cut into shards of ``capacity`` files.
+
+    The cut depends on the files and the capacity only, not on the number of workers, so
+    any number of workers writes the same bytes; a shard holding a corrupt file is one
+    image shorter.
+    """
+    jobs = []
+    for split in SPLITS:
+        paths = [f.path for f in ordered if f.split == split]
+        for number, start in enumerate(range(0, len(paths), capacity)):
+            jobs.append(_ShardJob(split, number, tuple(paths[start:start + capacity]),
+                                  histogram=split == "train"))
+    return jobs
+
+
+def _run_jobs(root: Path, dest: Path, jobs: list[_ShardJob], count: int,
+              options: PreprocessOptions) -> Iterator[_ShardResult]:
+    """Every job's result, in order (a pool of workers when there are files enough)."""
+    work = functools.partial(write_shard, str(root), str(dest), options)
+    workers = _workers(count, len(jobs), options)
     if workers <= 1:
-        for batch in batches:
-            yield from work(batch)
+        yield from map(work, jobs)
         return
     pool = ProcessPoolExecutor(workers, mp_context=_pool_context())
     try:
-        pending = deque(pool.submit(work, b) for _, b in zip(range(2 * workers), batches,
-                                                               strict=False))
-        while pending:
-            done = pending.popleft().result()
-            batch = next(batches, None)
-            if batch is not None:
-                pending.append(pool.submit(work, batch))
-            yield from done
+        # results are small: every job can be queued; each worker holds one shard at a time
+        futures = [pool.submit(work, job) for job in jobs]
+        for future in futures:
+            yield future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -165,52 +223,23 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("forkserver")
 
 
-class _ShardWriter:
-    """Fills one preallocated uint8 shard at a time and writes it when it is full."""
-
-    def __init__(self, dest: Path, split: str, shape: tuple[int, ...], capacity: int) -> None:
-        self.dest, self.split, self.shape, self.capacity = dest, split, shape, capacity
-        self.buffer: Any = None
-        self.filled = 0
-        self.shards: list[str] = []
-        self.counts: list[int] = []
-        self.files: list[dict[str, Any]] = []
-
-    def add(self, item: _Decoded, label: int) -> None:
-        import numpy as np
-
-        if self.buffer is None:
-            self.buffer = np.empty((self.capacity, *self.shape), dtype=np.uint8)
-        self.buffer[self.filled] = item.pixels
-        self.filled += 1
-        self.files.append({"path": item.path, "sha256": item.sha256, "label": label})
-        if self.filled == self.capacity:
-            self.flush()
-
-    def flush(self) -> None:
-        import numpy as np
-
-        if not self.filled:
-            return
-        rel = f"{self.split}/shard-{len(self.shards):05d}.npy"
-        (self.dest / self.split).mkdir(parents=True, exist_ok=True)
-        np.save(self.dest / rel, self.buffer[:self.filled])
-        self.shards.append(rel)
-        self.counts.append(self.filled)
-        self.filled = 0
-
-    def summary(self) -> dict[str, Any]:
-        self.flush()
-        self.buffer = None
-        return {"count": len(self.files), "shards": self.shards, "shard_counts": self.counts,
-                "files": self.files}
-
-
 def preprocess_images(source: Path, dest: Path, options: PreprocessOptions) -> dict[str, Any]:
     """Turn the images under ``source`` into a data set under ``dest`` (see the module doc).
 
     Returns:
         The manifest (also written to ``dest/manifest.json``).
+
+    Raises:
+        DatasetError: no class folders, no images, or no image in the train split.
+        CorruptImageError: a file cannot be decoded and ``on_corrupt == "fail"``.
+    """
+    return preprocess_tree(source, dest, options)[0]
+
+
+def preprocess_tree(source: Path, dest: Path, options: PreprocessOptions
+                    ) -> tuple[dict[str, Any], list[tuple[str, int, str]]]:
+    """:func:`preprocess_images`, also returning ``(relpath, size, sha256)`` of every file
+    written under ``dest`` (the shards hashed by the workers that wrote them), sorted.
 
     Raises:
         DatasetError: no class folders, no images, or no image in the train split.
@@ -231,7 +260,9 @@ def preprocess_images(source: Path, dest: Path, options: PreprocessOptions) -> d
                                            order_key(f.path, options.seed), f.path))
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    splits, corrupt, (mean, std) = _write_splits(Path(source), dest, ordered, classes, options)
+    entries: list[tuple[str, int, str]] = []
+    splits, corrupt, (mean, std) = _write_splits(Path(source), dest, ordered, classes, options,
+                                                 entries)
     manifest = {
         "format": FORMAT, "classes": classes,
         "class_to_idx": {name: i for i, name in enumerate(classes)},
@@ -244,46 +275,53 @@ def preprocess_images(source: Path, dest: Path, options: PreprocessOptions) -> d
         "total_files": len(files), "splits": splits,
         "corrupt": sorted(corrupt, key=lambda c: c["path"]), "corrupt_count": len(corrupt),
     }
-    (dest / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return manifest
+    text = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    (dest / MANIFEST_NAME).write_bytes(text)
+    entries.append((MANIFEST_NAME, len(text), hashlib.sha256(text).hexdigest()))
+    return manifest, sorted(entries)
 
 
 def _write_splits(source: Path, dest: Path, ordered: list[ImageFile], classes: list[str],
-                  options: PreprocessOptions
+                  options: PreprocessOptions, entries: list[tuple[str, int, str]]
                   ) -> tuple[dict[str, Any], list[dict[str, Any]], tuple[list[float], ...]]:
-    """Decode ``ordered`` (split by split) into shards; the splits, corrupt files, stats."""
+    """Decode ``ordered`` (split by split) into shards; the splits, corrupt files, stats.
+
+    Each shard written is added to ``entries`` as ``(relpath, size, sha256)``.
+    """
     import numpy as np
 
     channels = 1 if options.grayscale else 3
-    shape = (channels, *options.image_size)
     capacity = max(1, min(options.shard_size,
                           int(options.shard_mb * 2**20) // options.image_bytes))
-    writers = {name: _ShardWriter(dest, name, shape, capacity) for name in SPLITS}
     index = {name: i for i, name in enumerate(classes)}
-    by_path = {f.path: f for f in ordered}
+    labels = {f.path: index[f.label] for f in ordered}
+    splits: dict[str, dict[str, Any]] = {
+        name: {"count": 0, "shards": [], "shard_counts": [], "files": []} for name in SPLITS}
     histogram = np.zeros((channels, 256), dtype=np.int64)
     corrupt: list[dict[str, Any]] = []
-    current = None
-    for item in _decode_in_order(source, [f.path for f in ordered], options):
-        file = by_path[item.path]
-        if current is not None and current != file.split:
-            writers[current].flush()  # one shard buffer in memory at a time
-            writers[current].buffer = None
-        current = file.split
-        if item.error is not None:
+    for result in _run_jobs(source, dest, _shard_jobs(ordered, capacity), len(ordered),
+                            options):
+        for path, sha, error in result.corrupt:
             if options.on_corrupt == "fail":
-                raise CorruptImageError(item.path, item.error)
-            corrupt.append({"path": item.path, "sha256": item.sha256, "error": item.error})
+                raise CorruptImageError(path, error)
+            corrupt.append({"path": path, "sha256": sha, "error": error})
+        if result.shard is None:
             continue
-        writers[file.split].add(item, index[file.label])
-        if file.split == "train":
-            histogram += item.histogram
-    splits = {name: writer.summary() for name, writer in writers.items()}
+        split = splits[result.job.split]
+        split["shards"].append(result.shard)
+        entries.append((result.shard, result.size, result.sha256))
+        split["shard_counts"].append(len(result.decoded))
+        split["count"] += len(result.decoded)
+        split["files"] += [{"path": path, "sha256": sha, "label": labels[path]}
+                           for path, sha in result.decoded]
+        if result.histogram is not None:
+            histogram += result.histogram
     if not splits["train"]["count"]:
         raise DatasetError(f"no decodable image under {str(source)!r} in the train split")
     levels = np.arange(256, dtype=np.int64)
+    height, width = options.image_size
     return splits, corrupt, _stats(histogram @ levels, histogram @ levels**2,
-                                   splits["train"]["count"] * shape[1] * shape[2])
+                                   splits["train"]["count"] * height * width)
 
 
 def _stats(sums: Any, squares: Any, count: int) -> tuple[list[float], list[float]]:

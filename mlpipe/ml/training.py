@@ -31,8 +31,8 @@ CHECKPOINT_NAME = "last.pt"
 MetricsLogger = Callable[[dict[str, float], int], object]
 Transform = Callable[["torch.Tensor"], "torch.Tensor"]
 # Fields that may change between a crashed run and its resumption without changing results.
-RESUME_SAFE_FIELDS = frozenset({"epochs", "num_workers", "checkpoint_every", "device",
-                                "allow_download"})
+RESUME_SAFE_FIELDS = frozenset({"epochs", "num_workers", "num_threads", "checkpoint_every",
+                                "device", "allow_download"})
 
 
 @dataclass
@@ -112,16 +112,40 @@ def train_rank(cfg: TrainConfig, dataset_dir: Path, device: torch.device,
 
     devices = [device.index or 0] if device.type == "cuda" else []
     previous = (torch.are_deterministic_algorithms_enabled(),
-                torch.is_deterministic_algorithms_warn_only_enabled())
+                torch.is_deterministic_algorithms_warn_only_enabled(), torch.get_num_threads())
+    threads = cpu_threads(cfg, world_size)
     # fork_rng: seeding for this run must not change the caller's random streams.
     with torch.random.fork_rng(devices=devices):
         torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
+        if threads is not None:
+            torch.set_num_threads(threads)
         try:
             trainer = _Trainer(cfg, dataset_dir, device, *transforms, rank=rank,
                                world_size=world_size)
             return trainer.run(checkpoint_dir, log, resume, flush_log)
         finally:
             torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+            torch.set_num_threads(previous[2])
+
+
+def cpu_threads(cfg: TrainConfig, world_size: int = 1) -> int | None:
+    """torch's intra-op threads for one training process; None: leave torch's setting.
+
+    ``num_threads`` if set; else None when ``OMP_NUM_THREADS`` is set (the user chose);
+    else the CPUs this process may use, shared by the ``world_size`` processes of a run on
+    this machine, less one per DataLoader worker (each worker is a busy process of its
+    own), at least 1. Threads beyond the free cores do not add speed: each batch waits at
+    OpenMP's barriers for the slowest thread, and a preempted thread stalls them all.
+    """
+    if cfg.num_threads is not None:
+        return cfg.num_threads
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, world_size) - cfg.num_workers)
 
 
 class _Trainer:

@@ -10,8 +10,11 @@ through ``mlpipe.hooks`` and ``mlpipe.artifacts``: importing this module loads n
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import logging
+import os
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -45,6 +48,7 @@ __all__ = [
 log = logging.getLogger("mlpipe.task")
 
 MANIFEST = "manifest.json"
+_MANIFEST_FIELDS = ("etag", "key", "path", "sha256", "size")
 MAX_SOURCES = 10_000  # lineage rows per output; beyond this the list is marked truncated
 
 
@@ -101,7 +105,8 @@ class S3DownloadOperator(BaseOperator):
         hook = S3Hook(self.aws_conn_id, max_pool_connections=self.max_workers)
         objects = self._list(hook, bucket, prefix)
         with _locked(root):
-            previous = read_manifest(root)  # also without incremental: to remove stale files
+            # also without incremental: to remove stale files
+            previous, raw_manifest = load_manifest(root)
             known = previous if self.incremental else {}
             fetch = {rel for rel, obj in objects.items()
                      if not _unchanged(root, rel, obj, known)}
@@ -116,7 +121,8 @@ class S3DownloadOperator(BaseOperator):
                                                    **entries})
                 raise
             removed = _remove_vanished(root, set(previous) - set(objects))
-            manifest = write_manifest(root, self.source, entries)
+            manifest = _same_manifest(raw_manifest, self.source, entries, previous) \
+                or write_manifest(root, self.source, entries)
         log.info("downloaded %d, skipped %d (unchanged), removed %d",
                  len(fetch), len(objects) - len(fetch), removed)
         counts = {"objects": len(objects), "downloaded": len(fetch),
@@ -236,8 +242,27 @@ def _unchanged(root: Path, rel: str, obj: Mapping[str, Any],
     if not old or old.get("key") != obj["key"] or old.get("etag") != obj["etag"] \
             or old.get("size") != obj["size"]:
         return False
-    path = root / rel
-    return path.is_file() and path.stat().st_size == obj["size"]
+    try:  # one stat on a plain string: this runs once per object on every run
+        info = os.stat(os.path.join(root, rel))
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size == obj["size"]
+
+
+def _same_manifest(raw: tuple[str, bytes] | None, source: str,
+                   entries: Mapping[str, Mapping[str, Any]],
+                   previous: Mapping[str, Mapping[str, Any]]) -> tuple[int, str] | None:
+    """Size and sha256 of the manifest read before (``raw``: its source and bytes) if it
+    already says exactly ``entries``: a run that changed nothing need not encode, rewrite
+    and fsync it. None if it must be written."""
+    if raw is None or raw[0] != source or len(entries) != len(previous) \
+            or any(previous.get(rel) != _manifest_fields(e) for rel, e in entries.items()):
+        return None
+    return len(raw[1]), hashlib.sha256(raw[1]).hexdigest()
+
+
+def _manifest_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: entry[k] for k in _MANIFEST_FIELDS}
 
 
 def _still_present(root: Path, previous: Mapping[str, dict[str, Any]]
@@ -262,18 +287,24 @@ def _remove_vanished(root: Path, vanished: set[str]) -> int:
 
 def read_manifest(root: Path) -> dict[str, dict[str, Any]]:
     """The previous manifest's objects by relative path; ``{}`` if none or unreadable."""
+    return load_manifest(root)[0]
+
+
+def load_manifest(root: Path) -> tuple[dict[str, dict[str, Any]], tuple[str, bytes] | None]:
+    """:func:`read_manifest` plus the manifest's source and bytes (None if unreadable)."""
     try:
-        data = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
-        return {str(o["path"]): dict(o) for o in data["objects"]}
+        raw = (root / MANIFEST).read_bytes()
+        data = json.loads(raw)
+        objects = {str(o["path"]): dict(o) for o in data["objects"]}
     except (OSError, ValueError, KeyError, TypeError):
-        return {}
+        return {}, None
+    return objects, ((str(data.get("source")), raw) if data.get("version") == 1 else None)
 
 
 def write_manifest(root: Path, source: str, entries: Mapping[str, Mapping[str, Any]]
                    ) -> tuple[int, str]:
     """Atomically write ``manifest.json`` (deterministic bytes); returns size and sha256."""
-    objects = [{k: entries[rel][k] for k in ("key", "etag", "size", "sha256", "path")}
-               for rel in sorted(entries)]
+    objects = [_manifest_fields(entries[rel]) for rel in sorted(entries)]
     text = json.dumps({"version": 1, "source": source, "objects": objects}, indent=1,
                       sort_keys=True)
     return localfs.write_chunks_atomic(root / MANIFEST, [text.encode()])

@@ -41,12 +41,18 @@ def test_s3_ingest_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     module = load("ml_s3_ingest")
     figures, _ = run_quick("ml_s3_ingest", tmp_path)
     first, rerun = figures["first run (fresh dir)"], figures["no-change re-run"]
-    assert first.value > 0 and first.target == ">= 1.5x"
+    slow = figures["20 ms latency: first run (fresh dir)"]
+    assert first.value > 0 and slow.value > 0 and slow.target == ">= 1.5x"
     assert rerun.value > 0 and rerun.baseline == first.value and rerun.target == ">= 20x"
-    assert figures["floor: list + GETs"].value > 0
+    for at in ("", "20 ms latency: "):
+        assert figures[f"{at}floor: list + GETs"].value > 0
+        floor = figures[f"{at}first run vs the floor"]
+        assert floor.baseline == figures[f"{at}floor: list + GETs"].value
+        assert floor.target == ">= 0.9x"
     printed = capsys.readouterr().out
     if module.AWS.is_file():
         assert first.baseline_label == "aws s3 sync" and first.ratio is not None
+        assert slow.baseline_label == "aws s3 sync" and slow.ratio is not None
         assert "S3 ingest, 100 PNG objects" in printed
     else:
         assert first.baseline is None and "skipping the aws s3 sync comparison" in printed

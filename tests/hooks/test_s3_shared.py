@@ -124,3 +124,16 @@ def test_a_failed_parallel_upload_is_described_like_any_call(aws_conn: str,
                               [(str(tmp_path / "f"), "no-such-bucket-z", "k", None)])
     assert is_boto_error(info.value)
     assert describe(info.value).kind is FailureKind.NO_BUCKET
+
+
+@pytest.mark.parametrize("value", ["2026-12-05T19:30:00.000Z", "2026-12-05T19:30:00Z",
+                                   "2026-12-05T19:30:00.123456+02:00",
+                                   "Sat, 05 Dec 2026 19:30:00 GMT", "1700000000", 1700000000])
+def test_the_fast_timestamp_parser_agrees_with_botocores(value: object) -> None:
+    from botocore.utils import parse_timestamp as botocore_parse
+
+    from mlpipe.s3.client import parse_timestamp
+
+    parsed = parse_timestamp(value)
+    assert parsed == botocore_parse(value)
+    assert parsed.tzinfo is not None and parsed.utcoffset() == botocore_parse(value).utcoffset()

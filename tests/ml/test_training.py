@@ -230,3 +230,34 @@ def test_yaml_config_path_is_accepted(data: Path, tmp_path: Path) -> None:
     path = tmp_path / "train.yaml"
     path.write_text("train:\n  epochs: 1\n  batch_size: 64\n  device: cpu\n")
     assert run(str(path), data, tmp_path / "ckpt").epochs_run == 1
+
+
+def test_torch_threads_follow_the_config_or_the_free_cores_and_are_restored(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from mlpipe.ml.training import cpu_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
+    assert cpu_threads(config()) == 8
+    assert cpu_threads(config(num_workers=3)) == 5  # each DataLoader worker takes a core
+    assert cpu_threads(config(num_workers=2), world_size=2) == 2  # 4 cores per process
+    assert cpu_threads(config(num_workers=12)) == 1  # never below one
+    assert cpu_threads(config(num_threads=3, num_workers=6)) == 3  # explicit wins
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert cpu_threads(config()) is None  # the user's environment decides
+    monkeypatch.delenv("OMP_NUM_THREADS")
+
+    seen: list[int] = []
+
+    def spy(x: Any) -> Any:  # runs in this process (num_workers=0) for every sample
+        seen.append(torch.get_num_threads())
+        return x.float() / 255
+
+    before = torch.get_num_threads()
+    want = 2 if before != 2 else 3
+    run(config(epochs=1, num_threads=want), data, tmp_path, train_transform=spy)
+    assert set(seen) == {want}
+    assert torch.get_num_threads() == before

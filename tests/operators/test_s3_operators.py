@@ -154,6 +154,27 @@ def test_second_run_downloads_nothing_and_says_so(bucket: str) -> None:
     assert second.uri == first.uri
 
 
+def test_a_no_change_run_keeps_the_manifest_file_and_a_changed_source_rewrites_it(
+        bucket: str, s3: Any, tmp_path: Path) -> None:
+    dest = str(tmp_path / "mirror")
+    first, _ = _download(bucket, dest=dest)
+    manifest = _local(first) / "manifest.json"
+    before = manifest.stat()
+
+    second, _ = _download(bucket, dest=dest)  # nothing changed: the manifest is not rewritten
+    after = manifest.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert second.sha256 == first.sha256 == FileArtifactStore().stat(second.uri).sha256
+
+    s3.put_object(Bucket=bucket, Key="images/cats/003.png", Body=b"another cat")
+    third, _ = _download(bucket, dest=dest)
+    assert manifest.stat().st_ino != before.st_ino  # replaced atomically
+    entry = next(o for o in json.loads(manifest.read_text())["objects"]
+                 if o["path"] == "cats/003.png")
+    assert entry["sha256"] == hashlib.sha256(b"another cat").hexdigest()
+    assert third.sha256 == FileArtifactStore().stat(third.uri).sha256 != first.sha256
+
+
 def test_a_changed_object_is_downloaded_again_and_a_deleted_one_removed(
         bucket: str, s3: Any) -> None:
     first, _ = _download(bucket)
