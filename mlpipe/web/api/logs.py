@@ -41,9 +41,15 @@ def log_path(ctx: WebContext, key: TIKey, try_number: int) -> Path | bytes:
     if not path.is_file():
         remote = ctx.settings.remote_log_uri
         if remote:
+            from mlpipe.errors import ArtifactError
             from mlpipe.runtime.remote_logs import read_remote_log
 
-            text = read_remote_log(remote, key, try_number)
+            try:
+                text = read_remote_log(remote, key, try_number)
+            except (ArtifactError, OSError) as exc:
+                raise HTTPException(502, redact(f"the log of try {try_number} of {key} is "
+                                                f"not on this machine and its remote copy "
+                                                f"could not be read: {exc}")) from None
             if text is not None:
                 return text.encode()
         where = " nor in MLPIPE_REMOTE_LOG_URI" if remote else ""

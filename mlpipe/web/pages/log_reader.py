@@ -34,6 +34,8 @@ class LogPiece:
     #: where the text came from: the local file, or the remote copy's URI ('' if not found)
     source: str = ""
     remote: bool = False
+    #: why the remote copy could not be read ('' when it could, or was not needed)
+    error: str = ""
 
 
 def log_file(logs_root: Path, record: TaskInstanceRecord, try_number: int) -> Path | None:
@@ -88,9 +90,14 @@ def read_try_log(logs_root: Path, remote_root: str | None, record: TaskInstanceR
     path = log_file(logs_root, record, try_number)
     if (path is not None and path.exists()) or not remote_root or try_number < 1:
         return read_piece(path, offset, writing=writing, tail=tail)
+    from mlpipe.errors import ArtifactError
     from mlpipe.runtime.remote_logs import read_remote_log, remote_log_uri
 
-    text = read_remote_log(remote_root, record.key, try_number)
+    try:
+        text = read_remote_log(remote_root, record.key, try_number)
+    except (ArtifactError, OSError) as exc:  # the store is unreachable or refuses
+        return LogPiece("", offset, found=False, error=f"the remote copy under "
+                        f"MLPIPE_REMOTE_LOG_URI could not be read: {exc}")
     if text is None:
         return LogPiece("", offset, found=False)
     return read_bytes_piece(text.encode(), offset, writing=writing, tail=tail,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,16 +51,22 @@ def test_a_log_missing_locally_is_read_from_the_remote_copy_and_says_so(
     assert body["content"] == text.text and rest["content"] == ""
 
 
+def _ingest_without_local_log(site: Site) -> tuple[str, Path]:
+    """A new finished ingest run whose local log is gone: its id and its remote copy."""
+    dag = site.engine.get_dag("gaps_ingest")
+    run = site.engine.trigger(dag).run_id
+    assert site.engine.run(dag, run).state == "success"
+    _local_log(site, run, "land").unlink()
+    root = site.settings.remote_log_uri.removeprefix("file://")
+    remote = Path(remote_log_uri(root, TIKey("gaps_ingest", run, "land"), 1))
+    assert remote.is_file()
+    return run, remote
+
+
 def test_a_log_neither_local_nor_remote_is_a_clear_404(gaps_site: Site) -> None:
     browser = gaps_site.session("viewer")
-    run = gaps_site.engine.trigger(gaps_site.engine.get_dag("gaps_ingest")).run_id
-    assert gaps_site.engine.run(gaps_site.engine.get_dag("gaps_ingest"), run).state == "success"
-    _local_log(gaps_site, run, "land").unlink()
-    root = gaps_site.settings.remote_log_uri.removeprefix("file://")
-    key = TIKey("gaps_ingest", run, "land")
-    remote_file = remote_log_uri(root, key, 1)
-    import os
-    os.unlink(remote_file)
+    run, remote = _ingest_without_local_log(gaps_site)
+    remote.unlink()
 
     page = browser.page(f"/dags/gaps_ingest/runs/{run}/tasks/land")
     api = gaps_site.api(f"/api/v1/dags/gaps_ingest/dagRuns/{run}/taskInstances/land/logs/1")
@@ -67,6 +74,22 @@ def test_a_log_neither_local_nor_remote_is_a_clear_404(gaps_site: Site) -> None:
     assert "The log of try 1 is missing" in page.text and "log-source" not in page.text
     assert api.status_code == 404
     assert "missing on this machine nor in MLPIPE_REMOTE_LOG_URI" in api.json()["detail"]
+
+
+def test_an_unreadable_remote_copy_is_named_on_the_page_and_a_502_in_the_api(
+        gaps_site: Site) -> None:
+    browser = gaps_site.session("viewer")
+    run, remote = _ingest_without_local_log(gaps_site)
+    remote.unlink()
+    remote.mkdir()  # the store refuses to read it
+
+    page = browser.page(f"/dags/gaps_ingest/runs/{run}/tasks/land")
+    api = gaps_site.api(f"/api/v1/dags/gaps_ingest/dagRuns/{run}/taskInstances/land/logs/1")
+
+    assert page.status_code == 200  # the rest of the task page is still there
+    error = re.search(r'id="log-error">([^<]+)', page.text)
+    assert error and "remote copy under MLPIPE_REMOTE_LOG_URI could not be read" in error.group(1)
+    assert api.status_code == 502 and "could not be read" in api.json()["detail"]
 
 
 def test_the_datasets_page_lists_updates_producers_consumers_and_changed_keys(
