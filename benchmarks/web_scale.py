@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -201,8 +202,13 @@ def _browser(server: Any) -> Any:
     from api_support import PASSWORDS
 
     session = requests.Session()
-    session.post(f"{server.url}/login", data={"username": "viewer",
-                                              "password": PASSWORDS["viewer"]})
+    form = session.get(f"{server.url}/login", timeout=30)  # its cookie and CSRF token
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form.text)
+    assert token, "the login form has no CSRF token"
+    done = session.post(f"{server.url}/login", allow_redirects=False, timeout=30,
+                        data={"username": "viewer", "password": PASSWORDS["viewer"],
+                              "csrf_token": token.group(1)})
+    assert done.status_code == 303, f"logging in failed: {done.status_code}"
     return session
 
 

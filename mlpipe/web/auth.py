@@ -10,6 +10,10 @@ Every route but ``/health``, ``/login`` and ``/static`` depends on ``require_rol
   or the ``X-CSRF-Token`` header); Basic and bearer requests need none (a browser never
   adds those on its own).
 
+The login form itself carries a CSRF token (login CSRF: another site must not log a browser
+in as the attacker): ``GET /login`` sets the ``mlpipe_login`` cookie (a random nonce) and puts
+the nonce's HMAC in the form; ``POST /login`` without the matching token gets 403.
+
 No credentials: 401 with ``WWW-Authenticate`` for the API, a redirect to
 ``/login?next=...`` for a browser asking for a page. Too low a role: 403. Failed logins
 (form or Basic) are limited per name and address (``rate_limit.py``): 429.
@@ -37,10 +41,14 @@ from mlpipe.web.sessions import (
     COOKIE,
     CSRF_FIELD,
     CSRF_HEADER,
+    LOGIN_COOKIE,
+    LOGIN_MAX_AGE_S,
     MAX_AGE_S,
     Session,
     fingerprint,
+    new_login_nonce,
     same_token,
+    valid_login_nonce,
 )
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -181,35 +189,40 @@ def safe_next(target: str | None) -> str:
 
 
 def login_router() -> APIRouter:
-    from mlpipe.web.templating import templates
 
     router = APIRouter(include_in_schema=False)
 
     @router.get("/login")
     def login_form(request: Request, next: str = "/") -> Response:
-        page: Response = templates().TemplateResponse(
-            request, "login.html", {"next": safe_next(next), "error": None})
-        return page
+        return _login_page(request, next, None, 200)
 
     @router.post("/login")
     def login(request: Request, username: Annotated[str, Form(max_length=200)],
               password: Annotated[str, Form(max_length=1024)],
-              next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
+              next: Annotated[str, Form(max_length=2000)] = "/",
+              csrf_token: Annotated[str, Form(max_length=128)] = "") -> Response:
         ctx = context(request)
+        nonce = request.cookies.get(LOGIN_COOKIE)
+        if not valid_login_nonce(nonce) or not same_token(
+                csrf_token, ctx.sessions.login_token(str(nonce))):
+            return _login_page(request, next, "The login form's CSRF token is missing or "
+                                              "wrong: reload the login page and try again.",
+                               403)
         address = client_address(request)
         wait = ctx.limiter.retry_after(username, address)
         if wait:
-            return _form_error(request, next, f"Too many failed logins; try again in {wait} s.",
+            return _login_page(request, next, f"Too many failed logins; try again in {wait} s.",
                                429, {"Retry-After": str(wait)})
         record = ctx.passwords.check(username, password)
         if record is None:
             ctx.limiter.failed(username, address)
-            return _form_error(request, next, "Wrong user name or password.", 401)
+            return _login_page(request, next, "Wrong user name or password.", 401)
         ctx.limiter.succeeded(username, address)
         value, _ = ctx.sessions.dumps(record.name, record.password_hash)
         response = RedirectResponse(safe_next(next), status_code=303)
         response.set_cookie(COOKIE, value, max_age=MAX_AGE_S, httponly=True, samesite="lax",
                             secure=request.url.scheme == "https", path="/")
+        response.delete_cookie(LOGIN_COOKIE, path="/login", httponly=True, samesite="lax")
         return response
 
     @router.post("/logout")
@@ -221,11 +234,22 @@ def login_router() -> APIRouter:
     return router
 
 
-def _form_error(request: Request, next_url: str, message: str, status: int,
+def _login_page(request: Request, next_url: str, message: str | None, status: int,
                 headers: dict[str, str] | None = None) -> Response:
+    """The login form (with ``message`` as its error), its CSRF token, and the login cookie
+    the token belongs to (the browser's own when it has a well-formed one)."""
     from mlpipe.web.templating import templates
 
+    nonce = request.cookies.get(LOGIN_COOKIE)
+    fresh = not valid_login_nonce(nonce)
+    if fresh:
+        nonce = new_login_nonce()
+    token = context(request).sessions.login_token(str(nonce))
     page: Response = templates().TemplateResponse(
-        request, "login.html", {"next": safe_next(next_url), "error": message},
+        request, "login.html", {"next": safe_next(next_url), "error": message,
+                                "login_csrf": token},
         status_code=status, headers=headers)
+    if fresh:
+        page.set_cookie(LOGIN_COOKIE, str(nonce), max_age=LOGIN_MAX_AGE_S, httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https", path="/login")
     return page

@@ -22,6 +22,9 @@ COOKIE = "mlpipe_session"
 MAX_AGE_S = 12 * 3600
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
+#: the login form's CSRF cookie (a random nonce; the form carries its HMAC)
+LOGIN_COOKIE = "mlpipe_login"
+LOGIN_MAX_AGE_S = 3600
 
 
 def secret_key(settings: Settings) -> str:
@@ -52,12 +55,18 @@ class SessionCodec:
         from itsdangerous import URLSafeTimedSerializer
 
         self._serializer = URLSafeTimedSerializer(key, salt="mlpipe-session")
+        self._login_key = hashlib.sha256(b"mlpipe-login-csrf:" + key.encode()).digest()
 
     def dumps(self, name: str, password_hash: str) -> tuple[str, Session]:
         session = Session(name, secrets.token_urlsafe(24), fingerprint(password_hash))
         value = self._serializer.dumps({"u": session.name, "c": session.csrf,
                                         "p": session.fingerprint})
         return str(value), session
+
+    def login_token(self, nonce: str) -> str:
+        """The login form's CSRF token for the login cookie ``nonce`` (an HMAC of it with
+        the server's key: a page on another site can neither read nor make it)."""
+        return hmac.new(self._login_key, nonce.encode(), hashlib.sha256).hexdigest()
 
     def loads(self, value: str) -> Session | None:
         """The session in a cookie value, or None if it is forged, malformed or expired."""
@@ -73,6 +82,16 @@ class SessionCodec:
                                                  for k in ("u", "c", "p")):
             return None
         return Session(data["u"], data["c"], data["p"])
+
+
+def new_login_nonce() -> str:
+    """The value of a fresh login CSRF cookie."""
+    return secrets.token_urlsafe(24)
+
+
+def valid_login_nonce(value: str | None) -> bool:
+    return bool(value) and 16 <= len(str(value)) <= 64 and \
+        all(c.isalnum() or c in "-_" for c in str(value))
 
 
 def same_token(given: str | None, expected: str) -> bool:

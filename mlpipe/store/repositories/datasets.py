@@ -248,6 +248,35 @@ class DatasetRepository(Database):
                                          producing.get(row.id, []), consuming.get(row.id, [])))
         return result
 
+    def dataset_ids(self) -> dict[str, tuple[int, datetime]]:
+        """``uri -> (id, created_at)`` of every dataset (the web API's ``Dataset.id``)."""
+        with self.engine.connect() as conn:
+            return {r.uri: (int(r.id), _as_utc(r.created_at)) for r in conn.execute(
+                select(DATASET.c.uri, DATASET.c.id, DATASET.c.created_at)).all()}
+
+    def page_dataset_events(self, *, limit: int, offset: int = 0, uri: str | None = None,
+                            source_dag_id: str | None = None,
+                            source_task_id: str | None = None,
+                            source_run_id: str | None = None,
+                            source_map_index: int | None = None,
+                            newest_first: bool = True
+                            ) -> tuple[list[DatasetEventRecord], int]:
+        """One page of events matching the filters, and how many match in all."""
+        conditions = [c for c in (
+            DATASET.c.uri == uri if uri is not None else None,
+            EVENT.c.source_dag_id == source_dag_id if source_dag_id is not None else None,
+            EVENT.c.source_task_id == source_task_id if source_task_id is not None else None,
+            EVENT.c.source_run_id == source_run_id if source_run_id is not None else None,
+            EVENT.c.source_map_index == source_map_index
+            if source_map_index is not None else None) if c is not None]
+        query = _EVENTS.where(*conditions).order_by(
+            EVENT.c.id.desc() if newest_first else EVENT.c.id).limit(limit).offset(offset)
+        count = select(func.count()).select_from(
+            EVENT.join(DATASET, DATASET.c.id == EVENT.c.dataset_id)).where(*conditions)
+        with self.engine.connect() as conn:
+            return ([_event(r) for r in conn.execute(query).all()],
+                    int(conn.execute(count).scalar_one()))
+
 
 _EVENTS = select(EVENT.c.id, DATASET.c.uri, EVENT.c.extra, EVENT.c.source_dag_id,
                  EVENT.c.source_task_id, EVENT.c.source_run_id, EVENT.c.source_map_index,

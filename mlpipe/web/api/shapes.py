@@ -23,6 +23,8 @@ def schedule_interval(dag: DAG | None) -> dict[str, Any] | None:
                 "microseconds": schedule.microseconds}
     if isinstance(schedule, str):
         return {"__type": "CronExpression", "value": schedule}
+    if hasattr(dag.timetable, "uris"):  # a dataset schedule: Airflow writes "Dataset"
+        return {"__type": "CronExpression", "value": "Dataset"}
     return {"__type": "CronExpression", "value": str(schedule)}
 
 

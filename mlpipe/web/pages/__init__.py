@@ -14,10 +14,11 @@ __all__ = ["build_router"]
 
 
 def build_router() -> APIRouter:
-    """Every page route (DAG list, grid, graph, run, task instance, trigger, clear, mark)."""
-    from mlpipe.web.pages import actions, dags, grid, runs, trigger
+    """Every page route (DAG list, grid, graph, run, task instance, trigger, clear, mark,
+    datasets)."""
+    from mlpipe.web.pages import actions, dags, datasets, grid, runs, trigger
 
     router = APIRouter(include_in_schema=False)
-    for module in (dags, grid, runs, trigger, actions):
+    for module in (dags, grid, runs, trigger, actions, datasets):
         module.register(router)
     return router

@@ -17,7 +17,7 @@ from mlpipe.web.accounts import User
 from mlpipe.web.auth import require_role
 from mlpipe.web.context import WebContext, context
 from mlpipe.web.templating import templates
-from mlpipe.web.views.states import css_class, label
+from mlpipe.web.views.states import LEGEND, abbreviation, css_class, label
 
 Viewer = Annotated[User, Depends(require_role("viewer"))]
 Op = Annotated[User, Depends(require_role("op"))]
@@ -31,7 +31,8 @@ def render(request: Request, name: str, user: User | None, status: int = 200,
     env = templates().env
     if "state_label" not in env.filters:
         env.filters.update(state_label=label, state_class=css_class, when=when,
-                           seconds=seconds, masked=redact)
+                           seconds=seconds, masked=redact, state_abbr=abbreviation)
+        env.globals["state_legend"] = LEGEND
     response: Response = templates().TemplateResponse(request, name, {"user": user, **data},
                                                       status_code=status)
     return response

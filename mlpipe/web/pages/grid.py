@@ -20,6 +20,9 @@ from mlpipe.web.views.states import summary_state
 GRID_RUNS = 25
 MAX_GRID_RUNS = 100
 _ACTIVE = (DagRunState.QUEUED, DagRunState.RUNNING)
+#: dataset-triggered runs whose triggering events the DAG page lists, and SLA misses shown
+TRIGGERED_SHOWN = 5
+SLA_MISSES_SHOWN = 20
 
 
 def register(router: APIRouter) -> None:
@@ -50,10 +53,14 @@ def grid(request: Request, user: Viewer, dag_id: str,
     collapsed = {g for g in collapse.split(",") if g}
     view = build_grid(dag, runs, by_run, collapsed=collapsed)
     paused = ctx.store.get_dag(dag_id)
+    triggered = [(r, r.conf.get("triggering_dataset_events") or []) for r in reversed(runs)
+                 if r.run_type == "dataset_triggered" and isinstance(r.conf, dict)]
     return render(request, "pages/grid.html", user, dag=dag, grid=view,
                   page=Page(offset, limit, total), collapsed=collapsed,
                   live=any(r.state in _ACTIVE for r in runs),
-                  is_paused=bool(paused and paused.is_paused))
+                  is_paused=bool(paused and paused.is_paused),
+                  triggered=triggered[:TRIGGERED_SHOWN],
+                  sla_misses=ctx.store.list_sla_misses(dag_id)[::-1][:SLA_MISSES_SHOWN])
 
 
 @page_errors

@@ -2,11 +2,15 @@
 
 A piece ends at a line end while the try still writes (a line, an escape sequence or a
 multi-byte character is never cut in two); the page asks again from ``next_offset``. Only
-files inside the logs root are read.
+files inside the logs root are read. When the local file is absent (the try ran on another
+machine) and ``MLPIPE_REMOTE_LOG_URI`` is set, the remote copy is read instead
+(``read_try_log``), and the piece says which source it came from.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,11 @@ class LogPiece:
     #: where the piece starts, when the start of the file was left out (a big log's tail)
     skipped_to: int = 0
     found: bool = True
+    #: where the text came from: the local file, or the remote copy's URI ('' if not found)
+    source: str = ""
+    remote: bool = False
+    #: why the remote copy could not be read ('' when it could, or was not needed)
+    error: str = ""
 
 
 def log_file(logs_root: Path, record: TaskInstanceRecord, try_number: int) -> Path | None:
@@ -58,10 +67,50 @@ def read_piece(path: Path | None, offset: int, *, writing: bool,
         offset = min(offset, size)
         log.seek(offset)
         data = log.read(limit)
+    return _finish(data, offset, skipped, writing, limit, str(path))
+
+
+def read_bytes_piece(data: bytes, offset: int, *, writing: bool, tail: bool = False,
+                     limit: int = CHUNK_BYTES, source: str = "") -> LogPiece:
+    """``read_piece`` over a log already in memory (a remote copy)."""
+    log = io.BytesIO(data)
+    skipped = 0
+    if tail and len(data) - offset > limit:
+        offset = skipped = _line_start(log, len(data) - limit)
+    offset = min(offset, len(data))
+    piece = _finish(data[offset:offset + limit], offset, skipped, writing, limit, source)
+    return dataclasses.replace(piece, remote=True)
+
+
+def read_try_log(logs_root: Path, remote_root: str | None, record: TaskInstanceRecord,
+                 try_number: int, offset: int, *, writing: bool,
+                 tail: bool = False) -> LogPiece:
+    """Try ``try_number``'s log from the local file, else from its remote copy under
+    ``remote_root`` (``MLPIPE_REMOTE_LOG_URI``), else a piece that is not ``found``."""
+    path = log_file(logs_root, record, try_number)
+    if (path is not None and path.exists()) or not remote_root or try_number < 1:
+        return read_piece(path, offset, writing=writing, tail=tail)
+    from mlpipe.errors import ArtifactError
+    from mlpipe.runtime.remote_logs import read_remote_log, remote_log_uri
+
+    try:
+        text = read_remote_log(remote_root, record.key, try_number)
+    except (ArtifactError, OSError) as exc:  # the store is unreachable or refuses
+        return LogPiece("", offset, found=False, error=f"the remote copy under "
+                        f"MLPIPE_REMOTE_LOG_URI could not be read: {exc}")
+    if text is None:
+        return LogPiece("", offset, found=False)
+    return read_bytes_piece(text.encode(), offset, writing=writing, tail=tail,
+                            source=remote_log_uri(remote_root, record.key, try_number))
+
+
+def _finish(data: bytes, offset: int, skipped: int, writing: bool, limit: int,
+            source: str) -> LogPiece:
     if writing or len(data) == limit:
         end = data.rfind(b"\n")
         data = data[:end + 1] if end >= 0 else (data if len(data) == limit else b"")
-    return LogPiece(data.decode("utf-8", errors="replace"), offset + len(data), skipped)
+    return LogPiece(data.decode("utf-8", errors="replace"), offset + len(data), skipped,
+                    source=source)
 
 
 def _line_start(log: BinaryIO, position: int) -> int:

@@ -16,7 +16,7 @@ from mlpipe.runtime.lineage_report import lineage_tree
 from mlpipe.store.entities import TaskInstanceRecord, TIKey
 from mlpipe.web.context import WebContext
 from mlpipe.web.pages.common import Viewer, page_errors, render, web
-from mlpipe.web.pages.log_reader import log_file, read_piece
+from mlpipe.web.pages.log_reader import read_try_log
 from mlpipe.web.views.ansi import ansi_to_html
 from mlpipe.web.views.mlflow_links import links_for_uris, run_url
 
@@ -102,7 +102,8 @@ def task_page(request: Request, user: Viewer, dag_id: str, run_id: str, task_id:
                       message=f"{record.key} has tries 1..{record.try_number}; there is no "
                               f"try {shown}")
     writing = shown == record.try_number and record.state in _WRITING
-    piece = read_piece(log_file(ctx.engine.logs_root, record, shown), 0, writing=writing, tail=True)
+    piece = read_try_log(ctx.engine.logs_root, ctx.settings.remote_log_uri, record, shown, 0,
+                         writing=writing, tail=True)
     artifacts = _artifacts(ctx, dag_id, run_id, task_id=task_id, map_index=map_index)
     links = links_for_uris(ctx.settings.mlflow_ui_url,
                            [a["uri"] for a in artifacts]
@@ -123,7 +124,8 @@ def log_tail(request: Request, user: Viewer, dag_id: str, run_id: str, task_id: 
     ctx = web(request)
     record = _instance(ctx, dag_id, run_id, task_id, map_index)
     writing = try_number == record.try_number and record.state in _WRITING
-    piece = read_piece(log_file(ctx.engine.logs_root, record, try_number), offset, writing=writing)
+    piece = read_try_log(ctx.engine.logs_root, ctx.settings.remote_log_uri, record, try_number,
+                         offset, writing=writing)
     return render(request, "pages/_log_tail.html", user, record=record, try_shown=try_number,
                   piece=piece, log_html=ansi_to_html(piece.text), writing=writing)
 

@@ -36,3 +36,21 @@ def css_class(state: str | None) -> str:
 
 
 _RUN_STATES = {"queued", "running", "success", "failed"}
+
+#: two letters a grid cell shows, distinct for every state (``state[:2]`` would give "UP"
+#: to up_for_retry, up_for_reschedule and upstream_failed alike)
+ABBREVIATIONS = {
+    "success": "SU", "failed": "FA", "running": "RU", "queued": "QU", "scheduled": "SC",
+    "up_for_retry": "RT", "up_for_reschedule": "RS", "upstream_failed": "UF",
+    "skipped": "SK", "removed": "RM", "none": "",
+}
+
+#: every state the legends show, in the grid's order
+LEGEND = ("success", "failed", "running", "queued", "scheduled", "up_for_retry",
+          "up_for_reschedule", "upstream_failed", "skipped", "removed", "none")
+
+
+def abbreviation(state: str | None) -> str:
+    """The two letters a grid cell shows for ``state`` (``RS`` for up_for_reschedule)."""
+    value = state or "none"
+    return ABBREVIATIONS.get(value, value[:2].upper())

@@ -47,3 +47,24 @@ def test_trigger_page_and_clear_on_postgres(pg_web: WebServer) -> None:
     assert pg_web.get("/api/v1/dags", "viewer").status_code == 200
     assert pg_web.call("POST", "/api/v1/dags/api_demo/dagRuns", "viewer", json={}
                        ).status_code == 403
+
+
+def test_datasets_and_their_events_on_postgres(pg_web: WebServer) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    store = pg_web.store
+    store.record_dataset_events({"s3://pg/raw/": {}}, source=("api_demo", "extract", "r1", -1))
+    start = datetime.now(UTC)
+    store.apply_listing("s3://pg/labels/", {}, {"a": ("e1", 1)}, listed_at=start)
+    store.apply_listing("s3://pg/labels/", {}, {"a": ("e2", 1)},
+                        listed_at=start + timedelta(seconds=1))
+
+    found = pg_web.get("/api/v1/datasets?order_by=-updated_at").json()
+    events = pg_web.get("/api/v1/datasets/events?limit=1").json()
+    by_task = pg_web.get("/api/v1/datasets/events?source_task_id=extract").json()
+
+    assert [d["uri"] for d in found["datasets"]] == ["s3://pg/labels/", "s3://pg/raw/"]
+    assert all(d["created_at"].endswith("+00:00") for d in found["datasets"])
+    assert events["total_entries"] == 2 and len(events["dataset_events"]) == 1
+    assert events["dataset_events"][0]["extra"]["keys_changed"] == ["a"]
+    assert [e["dataset_uri"] for e in by_task["dataset_events"]] == ["s3://pg/raw/"]

@@ -3,6 +3,7 @@ rate limiting, redirects to the login form."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import requests
@@ -18,11 +19,21 @@ from mlpipe.web.sessions import COOKIE
 PAUSE = "/api/v1/dags/nothing?update_mask=is_paused"
 
 
+def login_csrf(html: str) -> str:
+    """The CSRF token of a login form page."""
+    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
+    assert found, "the login form has no CSRF token"
+    return found.group(1)
+
+
 def log_in(web: WebServer, name: str, password: str | None = None,
            next_url: str = "/") -> tuple[requests.Session, requests.Response]:
+    """Log in as a browser does: load the form (its cookie and token), then post it."""
     session = requests.Session()
-    response = session.post(f"{web.url}/login", allow_redirects=False, data={
-        "username": name, "password": password or PASSWORDS[name], "next": next_url})
+    form = session.get(f"{web.url}/login", timeout=30)
+    response = session.post(f"{web.url}/login", allow_redirects=False, timeout=30, data={
+        "username": name, "password": password or PASSWORDS[name], "next": next_url,
+        "csrf_token": login_csrf(form.text)})
     return session, response
 
 
@@ -148,3 +159,31 @@ def test_roles_order_viewer_below_op_below_admin(web: WebServer) -> None:
     assert {u["username"]: u["roles"] for u in users["users"]} == {
         "admin": [{"name": "admin"}], "op": [{"name": "op"}], "viewer": [{"name": "viewer"}]}
     assert "hash" not in str(users) and "argon2" not in str(users)
+
+
+def test_the_login_form_needs_its_csrf_token(web: WebServer) -> None:
+    data = {"username": "viewer", "password": PASSWORDS["viewer"], "next": "/"}
+    bare = requests.post(f"{web.url}/login", data=data, allow_redirects=False, timeout=30)
+    browser = requests.Session()
+    form = browser.get(f"{web.url}/login", timeout=30)
+    token = login_csrf(form.text)
+    wrong = browser.post(f"{web.url}/login", data={**data, "csrf_token": "0" * len(token)},
+                         allow_redirects=False, timeout=30)
+    # a token from another browser's form does not fit this browser's login cookie
+    other = requests.Session()
+    other_token = login_csrf(other.get(f"{web.url}/login", timeout=30).text)
+    foreign = browser.post(f"{web.url}/login", data={**data, "csrf_token": other_token},
+                           allow_redirects=False, timeout=30)
+    right = browser.post(f"{web.url}/login", data={**data, "csrf_token": token},
+                         allow_redirects=False, timeout=30)
+
+    login_cookie = form.headers["set-cookie"]
+    assert "mlpipe_login=" in login_cookie and "HttpOnly" in login_cookie
+    for refused in (bare, wrong, foreign):
+        assert refused.status_code == 403, refused.status_code
+        assert "CSRF token is missing or wrong" in refused.text
+        assert COOKIE + "=" not in refused.headers.get("set-cookie", "")
+    assert right.status_code == 303 and COOKIE + "=" in right.headers["set-cookie"]
+    # the API's Basic and bearer credentials need no token
+    assert web.get("/api/v1/dags", None, auth=("viewer", PASSWORDS["viewer"])).status_code == 200
+    assert web.get("/api/v1/dags").status_code == 200

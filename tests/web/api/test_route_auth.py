@@ -71,6 +71,8 @@ def test_every_route_but_the_open_ones_needs_a_user_and_its_role(web: WebServer)
                 assert web.call(method, url, "op", json={}).status_code == 403
             checked += 1
     assert checked >= 12  # the API alone has that many
+    walked = {path for path, _, _ in routes(web.app)}
+    assert {"/api/v1/datasets", "/api/v1/datasets/events", "/datasets"} <= walked
 
 
 def test_the_open_routes_are_only_health_login_and_static(web: WebServer) -> None:

@@ -104,9 +104,14 @@ def test_standalone_logs_in_with_the_shown_password_and_ends_every_child(
         assert ui_url.startswith("http://127.0.0.1:")
         wait_for_mlflow(proc.pid)
 
-        login = requests.post(f"{web_url}/login", data={"username": "admin",
-                                                        "password": password},
-                              allow_redirects=False, timeout=10)
+        browser = requests.Session()
+        form = browser.get(f"{web_url}/login", timeout=10)
+        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form.text)
+        assert token, "the login form has no CSRF token"
+        login = browser.post(f"{web_url}/login", data={"username": "admin",
+                                                       "password": password,
+                                                       "csrf_token": token.group(1)},
+                             allow_redirects=False, timeout=10)
         dags_seen = requests.get(f"{web_url}/api/v1/dags", auth=("admin", password), timeout=10)
         children = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(signal.SIGTERM)

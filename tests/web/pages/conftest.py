@@ -142,3 +142,80 @@ def demo_secret() -> str:
 def browser_as(demo_site: DemoSite) -> Callable[[str], Browser]:
     """``browser_as("op")``: a logged-in browser session of that user."""
     return demo_site.session
+
+
+GAPS_DAGS = Path(__file__).resolve().parents[2] / "dags" / "web_gaps" / "gaps_demo.py"
+
+
+@dataclass
+class GapsSite:
+    """A server over ``gaps_demo`` with remote logs under a ``file://`` root: an ingest run
+    whose local log was deleted, dataset events (one from a task, one S3-prefix change),
+    the dataset-triggered run they made, and a rescheduled sensor past its SLA."""
+
+    url: str
+    app: Any
+    engine: Engine
+    settings: Settings
+    ingest_run: str
+    train_run: str
+    sensor_run: str
+    token: str
+
+    def session(self, name: str) -> Browser:
+        return DemoSite.session(self, name)  # type: ignore[arg-type]
+
+    def api(self, path: str, **headers: str) -> requests.Response:
+        return requests.get(self.url + path, timeout=30, allow_redirects=False,
+                            headers={"Authorization": f"Bearer {self.token}", **headers})
+
+
+@pytest.fixture(scope="module")
+def gaps_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GapsSite]:
+    from datetime import UTC, datetime, timedelta
+
+    from mlpipe.scheduler.dataset_triggers import (
+        create_dataset_runs,
+        record_dataset_references,
+    )
+    from mlpipe.scheduler.scheduler_job import Scheduler
+    from mlpipe.web.accounts import issue_token
+    from mlpipe.web.app import create_app
+
+    root = tmp_path_factory.mktemp("gaps")
+    (root / "dags").mkdir()
+    shutil.copy(GAPS_DAGS, root / "dags" / GAPS_DAGS.name)
+    settings = load_settings(home=root / "home", dags_folder=root / "dags", executor="local",
+                             parallelism=2, task_lease_s=5,
+                             remote_log_uri=(root / "remote_logs").as_uri())
+    engine = Engine.from_settings(settings)
+    dags = [engine.get_dag(d) for d in ("gaps_ingest", "gaps_train", "gaps_sensor")]
+    record_dags(engine.store, dags, paused_by_default=False)
+    record_dataset_references(engine.store, dags)
+    # a task's outlet: one event of s3://lake/raw/, and the try's log shipped remotely
+    ingest = engine.trigger(dags[0]).run_id
+    assert engine.run(dags[0], ingest).state == "success"
+    # a change under the S3 prefix, as the scheduler's poller records it
+    start = datetime.now(UTC)
+    engine.store.apply_listing("s3://lake/labels/", {}, {"a.png": ("e1", 1)}, listed_at=start)
+    engine.store.apply_listing("s3://lake/labels/", {}, {"a.png": ("e1", 1),
+                                                          "cats/b.png": ("e2", 2)},
+                               listed_at=start + timedelta(seconds=1))
+    [train] = create_dataset_runs(engine.store, [dags[1]], set())
+    sensor = engine.trigger(dags[2]).run_id
+
+    def sensor_waits_past_its_sla(_: Scheduler) -> bool:
+        [wait] = engine.store.list_tis("gaps_sensor", sensor)
+        return wait.state == "up_for_reschedule" and bool(
+            engine.store.list_sla_misses("gaps_sensor"))
+
+    Scheduler(engine, scan_interval=0.2).run(until=sensor_waits_past_its_sla)
+    app = create_app(settings)
+    for name, role in USERS.items():
+        create_user(app.state.store, name, role, f"{name}-password")
+    url, server, thread = serve(app)
+    yield GapsSite(url, app, engine, settings, ingest, train.run_id, sensor,
+                   issue_token(app.state.store, "viewer"))
+    server.should_exit = True
+    thread.join(timeout=10)
+    engine.store.dispose()
