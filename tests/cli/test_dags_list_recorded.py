@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,10 @@ with DAG({dag_id!r}, schedule={schedule!r}, tags={tags!r}) as dag:
 """
 
 
+#: more variables for one test's home (its PostgreSQL URL)
+EXTRA: dict[Path, dict[str, str]] = {}
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     (tmp_path / "dags").mkdir()
@@ -36,8 +41,9 @@ def home(tmp_path: Path) -> Path:
 
 
 def env(home: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "MLPIPE_HOME": str(home / "h"),
-            "MLPIPE_DAGS_FOLDER": str(home / "dags"), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    return {**os.environ, **EXTRA.get(home, {}), "PYTHONPATH": str(ROOT),
+            "MLPIPE_HOME": str(home / "h"), "MLPIPE_DAGS_FOLDER": str(home / "dags"),
+            "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
 def write_dag(home: Path, name: str, dag_id: str, *, schedule: str = "@daily",
@@ -147,3 +153,41 @@ def test_a_broken_file_is_still_reported_from_the_records(home: Path) -> None:
         done = mlpipe(home, "dags", "list")
         assert done.returncode == 0, done.stderr
         assert "1 DAG file(s) failed to import" in done.stderr
+
+
+@pytest.mark.slow
+def test_on_postgresql_the_recorded_listing_is_read_through_the_store(
+        home: Path, postgres_databases: Callable[[], str]) -> None:
+    EXTRA[home] = {"MLPIPE_DATABASE_URL": postgres_databases()}
+    try:
+        write_dag(home, "a.py", "a")
+        assert mlpipe(home, "db", "migrate").returncode == 0
+        assert [r["dag_id"] for r in listed(home)] == ["a"]
+        parsed = imports(home)
+        assert [r["tags"] for r in listed(home)] == ["t"]
+        assert imports(home) == parsed  # answered from the records
+        write_dag(home, "a.py", "a", tags=("changed",))
+        assert [r["tags"] for r in listed(home)] == ["changed"]
+        assert imports(home) > parsed
+    finally:
+        del EXTRA[home]
+
+
+def test_what_the_scheduler_parsed_is_listed_without_parsing(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlpipe.scheduler.scheduler_job import Scheduler
+    from mlpipe.scheduler.service import Engine
+    from mlpipe.settings import load_settings
+
+    write_dag(home, "a.py", "a", tags=("sched",))
+    for name, value in env(home).items():
+        if name.startswith("MLPIPE_"):
+            monkeypatch.setenv(name, value)
+    engine = Engine.from_settings(load_settings())
+    Scheduler(engine, executor=engine.make_executor("sequential")).run(max_loops=1)
+    parsed = imports(home)
+    assert parsed > 0
+    assert listed(home) == [{"dag_id": "a", "is_paused": False, "schedule": "@daily",
+                             "tasks": 1, "tags": "sched",
+                             "fileloc": str(home / "dags" / "a.py")}]
+    assert imports(home) == parsed
