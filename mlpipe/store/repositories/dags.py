@@ -27,7 +27,7 @@ from mlpipe.store.repositories.common import (
 from mlpipe.store.repositories.common import (
     now as utc_now,
 )
-from mlpipe.store.rows import UTCDateTime
+from mlpipe.store.rows import DagFileRow, DagRow, UTCDateTime
 
 
 class DagRepository(Database):
@@ -53,9 +53,9 @@ class DagRepository(Database):
         ``file_size``; its row already recorded) and every file parsed, by
         ``fileloc -> (mtime_ns, size)``, replacing the files recorded before."""
         with self.writer.begin() as conn:
-            conn.execute(delete(DAG_FILE))
+            conn.execute(delete(DagFileRow))
             if stamps:
-                conn.execute(insert(DAG_FILE), [
+                conn.execute(insert(DagFileRow), [
                     {"fileloc": f, "mtime_ns": m, "size": s} for f, (m, s) in stamps.items()])
             if entries:
                 conn.execute(_UPDATE_LISTING, [{f"b_{k}": v for k, v in e.items()}
@@ -119,7 +119,7 @@ _UPSERT_DAG = text(
 ).bindparams(bindparam("at", type_=UTCDateTime()))
 
 
-_UPDATE_LISTING = update(DAG_TABLE).where(DAG_TABLE.c.dag_id == bindparam("b_dag_id")).values(
+_UPDATE_LISTING = update(DagRow).where(DagRow.dag_id == bindparam("b_dag_id")).values(
     {name: bindparam(f"b_{name}") for name in (
         "schedule", "tags", "task_count", "owners", "file_mtime_ns", "file_size")})
 
