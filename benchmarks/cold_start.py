@@ -152,7 +152,11 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         runs: dict[str, Callable[[], float]] = {}
         for label, env in envs.items():
             cli = [sys.executable, "-m", "mlpipe"]
-            timed([*cli, "dags", "list"], env, root)  # the store made once: not measured
+            # the store made and the folder listed once (recorded): not measured. Before the
+            # recorded listing, `dags list` on a fresh home parsed and made no store, so the
+            # "store already made" case was never measured
+            timed([*cli, "db", "migrate"], env, root)
+            timed([*cli, "dags", "list"], env, root)
             runs |= {
                 f"{label} one": lambda env=env: timed(
                     [sys.executable, "-c", MLPIPE_ONE], env, root),

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mlpipe.cli.output import OutputFormat
 from mlpipe.errors import DagDefinitionError
-from mlpipe.scheduler.service import Engine
 from mlpipe.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # the engine is imported by the commands that open it, not by `dags list`
+    from mlpipe.scheduler.service import Engine
 
 DagsFolder = Annotated[
     Path | None,
@@ -23,6 +25,8 @@ Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="table or j
 def open_engine(dags_folder: Path | None = None, *, check_folder: bool = True,
                 **overrides: Any) -> Engine:
     """Settings from env / mlpipe.toml, the store migrated, the DAGs folder checked."""
+    from mlpipe.scheduler.service import Engine
+
     return Engine.from_settings(folder_settings(dags_folder, check_folder=check_folder,
                                                 **overrides))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -11,53 +11,37 @@ from mlpipe.cli.common import (
     Output,
     fmt_time,
     folder_settings,
-    fresh_home,
     open_engine,
     parse_conf,
 )
 from mlpipe.cli.output import OutputFormat, console, err_console, guarded, print_rows
-from mlpipe.cli.progress import RunProgress
-from mlpipe.core.dag import DAG
-from mlpipe.core.states import DagRunState
 from mlpipe.errors import DagDefinitionError
-from mlpipe.runtime.dagbag import load_dagbag
-from mlpipe.runtime.models import DagRun
-from mlpipe.scheduler.runs import record_dags
-from mlpipe.scheduler.service import Engine
+
+if TYPE_CHECKING:  # imported where used: `dags list` answers without the engine
+    from mlpipe.core.dag import DAG
+    from mlpipe.runtime.models import DagRun
 
 app = typer.Typer(help="List, inspect and run DAGs.", no_args_is_help=True)
 
 
-def _schedule_text(schedule: Any) -> str | None:
-    from mlpipe.core.datasets import dataset_condition, describe
-
-    if schedule is None:
-        return None
-    condition = dataset_condition(schedule)  # a DAG that parsed has a valid one
-    return f"datasets: {describe(condition)}" if condition is not None else str(schedule)
-
-
 @app.command("list")
 @guarded
-def list_dags(dags_folder: DagsFolder = None, output: Output = OutputFormat.table) -> None:
-    """List the DAGs in the dags folder with their paused state, and files that failed."""
-    settings = folder_settings(dags_folder)
-    if fresh_home(settings):  # nothing recorded yet: parse, and leave no empty database
-        bag = load_dagbag(settings.dags_folder, parse_timeout=settings.dag_parse_timeout_s)
-        paused: dict[str, bool] = {}
-    else:
-        engine = Engine.from_settings(settings)
-        bag = engine.dagbag()
-        paused = {d.dag_id: d.is_paused for d in engine.store.list_dags()}
-    rows = [
-        {"dag_id": d.dag_id, "is_paused": paused.get(d.dag_id, False),
-         "schedule": _schedule_text(d.schedule), "tasks": len(d.task_dict),
-         "tags": ",".join(d.tags), "fileloc": d.fileloc}
-        for d in sorted(bag.dags.values(), key=lambda d: d.dag_id)
-    ]
+def list_dags(
+    dags_folder: DagsFolder = None, output: Output = OutputFormat.table,
+    reparse: Annotated[bool, typer.Option(
+        "--reparse", help="Parse every DAG file even if none changed since the last parse "
+                          "recorded")] = False,
+) -> None:
+    """List the DAGs in the dags folder with their paused state, and files that failed.
+
+    Answers from the DAGs recorded in the metadata database (by the scheduler or a previous
+    listing) while no DAG file was added, removed or changed; else parses the folder."""
+    from mlpipe.cli.dag_listing import list_folder
+
+    rows, import_errors = list_folder(folder_settings(dags_folder), reparse=reparse)
     print_rows(rows, ["dag_id", "is_paused", "schedule", "tasks", "tags", "fileloc"], output)
-    if bag.import_errors:
-        err_console.print(f"[yellow]{len(bag.import_errors)} DAG file(s) failed to import[/]: "
+    if import_errors:
+        err_console.print(f"[yellow]{import_errors} DAG file(s) failed to import[/]: "
                           "see 'mlpipe dags list-import-errors'", markup=True)
 
 
@@ -132,6 +116,8 @@ def report_run(run: DagRun) -> None:
         if ti.error:
             index = f"[{ti.map_index}]" if ti.map_index >= 0 else ""
             err_console.print(f"{ti.task_id}{index} failed: {ti.error}", markup=False)
+    from mlpipe.core.states import DagRunState
+
     style = "green" if run.state is DagRunState.SUCCESS else "red"
     console.print(f"DAG run {run.run_id}: [{style}]{run.state.value}[/]", markup=True)
     if run.state is not DagRunState.SUCCESS:
@@ -152,6 +138,9 @@ def trigger(
     dags_folder: DagsFolder = None,
 ) -> None:
     """Create a manual run of a DAG; with --wait, execute it and show its progress."""
+    from mlpipe.cli.progress import RunProgress
+    from mlpipe.scheduler.runs import record_dags
+
     run_conf = parse_conf(conf)
     engine = open_engine(dags_folder)
     dag = engine.get_dag(dag_id)
@@ -218,6 +207,8 @@ def list_runs(dag_id: str, output: Output = OutputFormat.table,
                   "--limit", min=1, help="At most this many of the newest runs")] = 25,
               dags_folder: DagsFolder = None) -> None:
     """The newest runs of a DAG (--limit, default 25), oldest of them first."""
+    from mlpipe.core.states import DagRunState
+
     states = [s.value for s in DagRunState]
     if state is not None and state not in states:
         raise DagDefinitionError(f"--state {state!r} is not a run state; valid: {states}")
@@ -269,6 +260,8 @@ def backfill(
     dags_folder: DagsFolder = None,
 ) -> None:
     """Run every interval whose logical date is between START and END (both inclusive)."""
+    from mlpipe.cli.progress import RunProgress
+    from mlpipe.core.states import DagRunState
     from mlpipe.scheduler.backfill import backfill_intervals, prepare_backfill, run_backfill
 
     engine = open_engine(dags_folder)

@@ -13,6 +13,9 @@ from pathlib import Path
 from mlpipe.core.authoring_context import collecting_dags
 from mlpipe.core.dag import DAG
 from mlpipe.errors import DagImportError, DagNotFoundError
+from mlpipe.runtime.dag_files import Stamp
+from mlpipe.runtime.dag_files import by_parts as _by_parts
+from mlpipe.runtime.dag_files import dag_file_names as _dag_file_names
 from mlpipe.runtime.dag_parsing import check_files
 
 
@@ -39,22 +42,6 @@ class DagBag:
 def dag_files(folder: Path) -> list[Path]:
     """Python files under ``folder`` that may define DAGs (not private, not caches)."""
     return [Path(name) for name in sorted(_dag_file_names(folder), key=_by_parts)]
-
-
-def _by_parts(name: str) -> list[str]:
-    """Sort key: the order of the names' ``Path``s (by component), without making them."""
-    return name.split(os.sep)
-
-
-def _dag_file_names(folder: Path) -> list[str]:
-    """``dag_files`` as strings, unsorted: ``os.walk`` costs a fraction of ``Path.rglob``
-    (the scheduler lists the folder every scan: 1,000 files took ~60% of a tick)."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
-        found += [os.path.join(root, f) for f in files
-                  if f.endswith(".py") and not f.startswith((".", "_"))]
-    return found
 
 
 def load_file(path: Path) -> list[DAG]:
@@ -141,6 +128,10 @@ class DagFolderWatcher:
         self._files: dict[str, tuple[int, int, list[DAG] | str]] = {}
         self.bag = DagBag(folder)
         self.parses = 0  # files imported so far (for benchmarks and tests)
+
+    def stamps(self) -> dict[str, Stamp]:
+        """Each file parsed (with or without DAGs) and its stamp when it was parsed."""
+        return {name: (mtime, size) for name, (mtime, size, _) in self._files.items()}
 
     def refresh(self) -> bool:
         """Re-import new and modified files, forget deleted ones; True if anything changed."""

@@ -89,6 +89,34 @@ def record_dags(store: MetadataStore, dags: Iterable[DAG], *, paused_by_default:
         store.sync_dags(files, paused_on_creation=paused)
 
 
+def schedule_text(schedule: Any) -> str | None:
+    """A parsed DAG's schedule as ``mlpipe dags list`` shows it (datasets described)."""
+    from mlpipe.core.datasets import dataset_condition, describe
+
+    if schedule is None:
+        return None
+    condition = dataset_condition(schedule)  # a DAG that parsed has a valid one
+    return f"datasets: {describe(condition)}" if condition is not None else str(schedule)
+
+
+def record_listing(store: MetadataStore, dags: Iterable[DAG],
+                   stamps: dict[str, tuple[int, int]]) -> None:
+    """Record what ``mlpipe dags list`` shows without parsing (the DAGs already recorded by
+    ``record_dags``), with the stamps of the files parsed (``DagFolderWatcher.stamps``)."""
+    import json
+
+    entries = []
+    for dag in dags:
+        stamp = stamps.get(dag.fileloc)
+        entries.append({
+            "dag_id": dag.dag_id, "schedule": schedule_text(dag.schedule),
+            "tags": json.dumps(list(dag.tags)), "task_count": len(dag.task_dict),
+            "owners": ",".join(sorted({t.owner for t in dag.task_dict.values()})),
+            "file_mtime_ns": stamp[0] if stamp else None,
+            "file_size": stamp[1] if stamp else None})
+    store.record_listing(stamps, entries)
+
+
 def is_scheduled(dag: DAG) -> bool:
     """False for a DAG whose runs are only triggered."""
     return dag.start_date is not None and (dag.timetable.periodic or dag.schedule == "@once")

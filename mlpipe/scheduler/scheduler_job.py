@@ -36,7 +36,7 @@ from mlpipe.scheduler.dataset_triggers import (
     create_dataset_runs,
     record_dataset_references,
 )
-from mlpipe.scheduler.runs import create_dag_run, record_dags
+from mlpipe.scheduler.runs import create_dag_run, record_dags, record_listing
 from mlpipe.scheduler.service import Engine
 
 log = logging.getLogger("mlpipe.scheduler")
@@ -213,6 +213,7 @@ class Scheduler:
             bag = self.watcher.bag
             record_dags(self.store, bag.dags.values(),
                         paused_by_default=self.engine.settings.dags_paused_at_creation)
+            record_listing(self.store, bag.dags.values(), self.watcher.stamps())
             self.store.replace_import_errors(bag.import_errors)
             for path, error in sorted(bag.import_errors.items()):
                 if self._logged_errors.get(path) != error:

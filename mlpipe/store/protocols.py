@@ -175,3 +175,7 @@ class SchedulerStore(DriverStore, Protocol):
 
     def replace_import_errors(self, errors: dict[str, str]) -> None:
         ...
+
+    def record_listing(self, stamps: dict[str, tuple[int, int]],
+                       entries: list[dict[str, Any]]) -> None:
+        ...

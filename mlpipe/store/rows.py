@@ -63,6 +63,23 @@ class DagRow(Base):
     is_paused: Mapped[bool] = mapped_column(Boolean, default=False)
     fileloc: Mapped[str | None] = mapped_column(Text)
     last_parsed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # what `mlpipe dags list` shows without parsing, recorded with the file's stamp
+    schedule: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[str | None] = mapped_column(Text)  # a JSON list
+    task_count: Mapped[int | None] = mapped_column(Integer)
+    owners: Mapped[str | None] = mapped_column(Text)  # comma-separated
+    file_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    file_size: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class DagFileRow(Base):
+    """Each file of the DAGs folder at its last recorded parse (mtime and size)."""
+
+    __tablename__ = "dag_file"
+
+    fileloc: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
 
 
 class ImportErrorRow(Base):

@@ -37,4 +37,4 @@ def test_the_protocols_cover_what_the_driver_needs() -> None:
             "claim_runs"} <= names
     assert len(_members(protocols.TryStore)) == 17
     assert len(_members(protocols.DriverStore)) == 12
-    assert len(_members(protocols.SchedulerStore)) == 12
+    assert len(_members(protocols.SchedulerStore)) == 13

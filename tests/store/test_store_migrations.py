@@ -19,7 +19,8 @@ from mlpipe.store.rows import Base
 TABLES = {"api_token", "artifact", "artifact_input", "connection", "dag", "dag_run",
           "import_error", "pool", "sla_misses", "state_transition", "task_instance", "variable",
           "web_user", "xcom",
-          "dataset", "dataset_event", "dataset_object", "dataset_reference", "dataset_watermark"}
+          "dataset", "dataset_event", "dataset_object", "dataset_reference", "dataset_watermark",
+          "dag_file"}
 
 
 @pytest.fixture

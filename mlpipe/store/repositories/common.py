@@ -15,6 +15,7 @@ from mlpipe.store.rows import (
     ApiTokenRow,
     ArtifactInputRow,
     ArtifactRow,
+    DagFileRow,
     DagRow,
     DagRunRow,
     ImportErrorRow,
@@ -32,6 +33,7 @@ RUN = DagRunRow.__table__
 XCOM = XComRow.__table__
 TRANSITION = StateTransitionRow.__table__
 DAG_TABLE = DagRow.__table__
+DAG_FILE = DagFileRow.__table__
 IMPORT_ERROR = ImportErrorRow.__table__
 POOL = PoolRow.__table__
 ARTIFACT = ArtifactRow.__table__

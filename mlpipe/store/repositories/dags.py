@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     bindparam,
     delete,
@@ -11,11 +13,13 @@ from sqlalchemy import (
     update,
 )
 
+from mlpipe.store.dag_listing import DAG_COLUMNS, ListedDag, RecordedListing
 from mlpipe.store.database import Database
 from mlpipe.store.entities import (
     DagRecord,
 )
 from mlpipe.store.repositories.common import (
+    DAG_FILE,
     DAG_TABLE,
     IMPORT_ERROR,
     record_of,
@@ -23,7 +27,7 @@ from mlpipe.store.repositories.common import (
 from mlpipe.store.repositories.common import (
     now as utc_now,
 )
-from mlpipe.store.rows import UTCDateTime
+from mlpipe.store.rows import DagFileRow, DagRow, UTCDateTime
 
 
 class DagRepository(Database):
@@ -41,6 +45,30 @@ class DagRepository(Database):
             conn.execute(_UPSERT_DAG, [
                 {"dag_id": d, "fileloc": f, "paused": paused_on_creation, "at": now}
                 for d, f in files.items()])
+
+    def record_listing(self, stamps: dict[str, tuple[int, int]],
+                       entries: list[dict[str, Any]]) -> None:
+        """Record what ``mlpipe dags list`` shows without parsing: each DAG's listing fields
+        (``dag_id``, ``schedule``, ``tags``, ``task_count``, ``owners``, ``file_mtime_ns``,
+        ``file_size``; its row already recorded) and every file parsed, by
+        ``fileloc -> (mtime_ns, size)``, replacing the files recorded before."""
+        with self.writer.begin() as conn:
+            conn.execute(delete(DagFileRow))
+            if stamps:
+                conn.execute(insert(DagFileRow), [
+                    {"fileloc": f, "mtime_ns": m, "size": s} for f, (m, s) in stamps.items()])
+            if entries:
+                conn.execute(_UPDATE_LISTING, [{f"b_{k}": v for k, v in e.items()}
+                                               for e in entries])
+
+    def recorded_listing(self) -> RecordedListing:
+        """What the last recorded parse saw (``record_listing``), for ``mlpipe dags list``."""
+        with self.engine.connect() as conn:
+            files = {r.fileloc: (r.mtime_ns, r.size) for r in conn.execute(select(DAG_FILE))}
+            dags = [ListedDag.of(tuple(r)) for r in conn.execute(
+                select(*(DAG_TABLE.c[c] for c in DAG_COLUMNS)).order_by(DAG_TABLE.c.dag_id))]
+            errors = {r.filename: r.error for r in conn.execute(select(IMPORT_ERROR))}
+        return RecordedListing(files, dags, errors)
 
     def set_paused(self, dag_id: str, paused: bool) -> None:
         with self.writer.begin() as conn:
@@ -89,6 +117,11 @@ _UPSERT_DAG = text(
     "VALUES (:dag_id, :paused, :fileloc, :at) ON CONFLICT (dag_id) DO UPDATE SET "
     "fileloc = excluded.fileloc, last_parsed_at = excluded.last_parsed_at"
 ).bindparams(bindparam("at", type_=UTCDateTime()))
+
+
+_UPDATE_LISTING = update(DagRow).where(DagRow.dag_id == bindparam("b_dag_id")).values(
+    {name: bindparam(f"b_{name}") for name in (
+        "schedule", "tags", "task_count", "owners", "file_mtime_ns", "file_size")})
 
 
 _UPSERT_IMPORT_ERROR = text(
