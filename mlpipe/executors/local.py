@@ -42,7 +42,7 @@ from mlpipe.executors.local_worker import (
     try_command,
     worker_main,
 )
-from mlpipe.executors.resources import Grant, SlotAllocator, local_slots
+from mlpipe.executors.resources import Grant, SlotAllocator, first_fitting, local_slots
 from mlpipe.store.entities import TIKey
 
 if TYPE_CHECKING:
@@ -179,7 +179,7 @@ class LocalExecutor(Executor):
         """Give pending tries to idle workers; fork workers (driver's thread) up to the limit."""
         changed = False
         while self._pending:
-            fitting = self._first_fitting()
+            fitting = first_fitting((w for w, _ in self._pending), self.slots)
             if fitting is None:
                 break  # every pending try waits for resources running tries hold
             index, grant = fitting
@@ -196,18 +196,6 @@ class LocalExecutor(Executor):
             self._give(worker, workload)
         if changed:
             os.write(self._wake_w, b"x")  # the reaper waits on the new pipes and sentinels
-
-    def _first_fitting(self) -> tuple[int, Grant] | None:
-        """The first pending try whose resources are free now, and its grant.
-
-        A try that cannot fit yet keeps its place: CPU tries pass a waiting GPU try, which
-        starts as soon as its GPUs are released.
-        """
-        for index, (workload, _) in enumerate(self._pending):
-            grant = self.slots.try_acquire(workload.resources)
-            if grant is not None:
-                return index, grant
-        return None
 
     def _live_workers(self) -> int:
         return sum(1 for w in self._workers.values() if not w.stopping)

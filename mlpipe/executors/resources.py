@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -168,9 +168,9 @@ class SlotAllocator:
             self._changed.notify_all()
 
 
-def take_fitting(pending: deque[Workload], slots: SlotAllocator
-                 ) -> tuple[Workload, Grant] | None:
-    """Pop the first pending workload whose resources fit now, with its grant (else None).
+def first_fitting(pending: Iterable[Workload], slots: SlotAllocator
+                  ) -> tuple[int, Grant] | None:
+    """The index of the first pending workload whose resources fit now, and its grant.
 
     A workload that cannot fit yet keeps its place: a later, smaller one may start before it
     (GPU tasks do not hold up CPU tasks), and it starts as soon as its slots are free.
@@ -178,9 +178,20 @@ def take_fitting(pending: deque[Workload], slots: SlotAllocator
     for index, workload in enumerate(pending):
         grant = slots.try_acquire(workload.resources)
         if grant is not None:
-            del pending[index]
-            return workload, grant
+            return index, grant
     return None
+
+
+def take_fitting(pending: deque[Workload], slots: SlotAllocator
+                 ) -> tuple[Workload, Grant] | None:
+    """Pop the first pending workload whose resources fit now, with its grant (else None)."""
+    found = first_fitting(pending, slots)
+    if found is None:
+        return None
+    index, grant = found
+    workload = pending[index]
+    del pending[index]
+    return workload, grant
 
 
 def local_slots(gpus: str | None) -> SlotAllocator:
