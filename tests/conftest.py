@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from mlpipe.masking import secrets_masker
+
 pytest_plugins = ["model_fixtures"]
 
 # Read on import: the autouse ``isolated_env`` fixture removes MLPIPE_* before each test.
@@ -29,7 +31,12 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("MLPIPE_HOME", str(home))
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.chdir(tmp_path)
+    # Secrets one test registers stay its own: the masker is process-wide, and a short secret
+    # left by another test (a session token "tok") would mask inside words of later logs.
+    masker = secrets_masker()
+    secrets, pattern = set(masker._secrets), masker._pattern
     yield home
+    masker._secrets, masker._pattern = secrets, pattern
 
 
 @pytest.fixture(scope="session")

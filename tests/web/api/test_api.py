@@ -141,9 +141,6 @@ def test_runs_are_paged_with_limit_offset_and_order(web: WebServer) -> None:
     assert too_big.status_code == 400
 
 
-@pytest.mark.xfail(reason="known bug, issue 16 open: after another test registered a short "
-                   "secret ('tok'), a secret the task registers with mask_secret reaches the "
-                   "log unmasked ('using ***en s3cr3t-value-42'); passes alone", strict=False)
 def test_a_tries_log_comes_as_text_or_json_with_a_continuation_token(web: WebServer) -> None:
     trigger(web, dag_run_id="logged", conf={"rows": 4, "token": "s3cr3t-value-42"})
     run_to_end(web, "logged")
