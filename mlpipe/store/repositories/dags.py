@@ -12,6 +12,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from mlpipe.store.dag_listing import DAG_COLUMNS, ListedDag, RecordedListing
 from mlpipe.store.database import Database
@@ -51,15 +52,23 @@ class DagRepository(Database):
         """Record what ``mlpipe dags list`` shows without parsing: each DAG's listing fields
         (``dag_id``, ``schedule``, ``tags``, ``task_count``, ``owners``, ``file_mtime_ns``,
         ``file_size``; its row already recorded) and every file parsed, by
-        ``fileloc -> (mtime_ns, size)``, replacing the files recorded before."""
-        with self.writer.begin() as conn:
-            conn.execute(delete(DagFileRow))
-            if stamps:
-                conn.execute(insert(DagFileRow), [
-                    {"fileloc": f, "mtime_ns": m, "size": s} for f, (m, s) in stamps.items()])
-            if entries:
-                conn.execute(_UPDATE_LISTING, [{f"b_{k}": v for k, v in e.items()}
-                                               for e in entries])
+        ``fileloc -> (mtime_ns, size)``, replacing the files recorded before.
+
+        Two schedulers recording the same scan at once collide on the file rows: the one that
+        loses keeps the other's listing (its next scan records again if anything changed).
+        """
+        try:
+            with self.writer.begin() as conn:
+                conn.execute(delete(DagFileRow))
+                if stamps:
+                    conn.execute(insert(DagFileRow), [
+                        {"fileloc": f, "mtime_ns": m, "size": s}
+                        for f, (m, s) in stamps.items()])
+                if entries:
+                    conn.execute(_UPDATE_LISTING, [{f"b_{k}": v for k, v in e.items()}
+                                                   for e in entries])
+        except IntegrityError:
+            return
 
     def recorded_listing(self) -> RecordedListing:
         """What the last recorded parse saw (``record_listing``), for ``mlpipe dags list``."""
